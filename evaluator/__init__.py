@@ -1,0 +1,1 @@
+"""video-evaluator: evaluate video ML models and record every evaluation in MLflow."""
