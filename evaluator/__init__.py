@@ -1,1 +1,26 @@
-"""video-evaluator: evaluate video ML models and record every evaluation in MLflow."""
+"""video-evaluator: evaluate video ML models and record every evaluation in MLflow.
+
+Public API:
+    evaluate_poster, PosterSettings, PosterResult: the pure poster-frame evaluation.
+    Frames: the array container it takes.
+    run_poster: one evaluation end to end (files -> numbers -> outputs -> MLflow run).
+    InputError, TrackingError: the errors a user can act on.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from evaluator.core.frames import Frames
+from evaluator.core.poster import PosterResult, PosterSettings, evaluate_poster
+from evaluator.errors import InputError, TrackingError
+
+__all__ = [
+    "Frames",
+    "InputError",
+    "PosterResult",
+    "PosterSettings",
+    "TrackingError",
+    "__version__",
+    "evaluate_poster",
+]

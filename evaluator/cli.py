@@ -1,0 +1,78 @@
+"""Hydra entry points: compose the config, call one function, report.
+
+A data or config error (`InputError`) prints one paragraph and exits with status 2; an MLflow
+failure (`TrackingError`) exits with status 3 after the local outputs were written. Anything
+else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from evaluator.config import register_configs
+from evaluator.errors import InputError, TrackingError
+from evaluator.poster_run import PosterOutcome, run_poster
+from evaluator.tracking.mlflow_run import ui_hint
+
+register_configs()
+
+EXIT_INPUT_ERROR = 2
+EXIT_TRACKING_ERROR = 3
+
+
+def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
+    """The printed summary: headline metrics, counts, where the run and files are."""
+    m = outcome.result.metrics
+    k = outcome.result.settings.k_max
+    ks = outcome.result.settings.report_ks
+    head = "  ".join(f"recall@{j} {m[f'recall_at_{j}']:.4f}" for j in ks)
+    lines = [
+        f"video-eval poster: {Path(str(cfg.data.predictions)).name} vs "
+        f"{Path(str(cfg.data.experts)).name}",
+        f"  {head}  mrr@{k} {m[f'mrr_at_{k}']:.4f}",
+        f"  precision@{k} {m[f'precision_at_{k}']:.4f}  expert_coverage@{k} "
+        f"{m[f'expert_coverage_at_{k}']:.4f}",
+        f"  videos: {int(m['n_videos_eligible'])} eligible, {int(m['n_videos_excluded'])} "
+        f"excluded (< {outcome.result.settings.min_expert_frames} expert frames), "
+        f"{int(m['n_videos_without_predictions'])} without predictions, "
+        f"{int(m['n_prediction_videos_unknown'])} unknown to the experts",
+        f"  frames: {int(m['n_predictions_truncated'])} predictions past k_max ignored, "
+        f"{int(m['n_expert_duplicates_dropped'])} duplicate expert rows dropped",
+        f"  outputs: {outcome.output_dir}",
+    ]
+    if outcome.run is not None:
+        lines.append(
+            f"  MLflow run {outcome.run.run_id} in experiment '{cfg.mlflow.experiment}' "
+            f"({outcome.run.tracking_uri})"
+        )
+        run = outcome.run
+        lines.append(f"  view: {ui_hint(run.tracking_uri, run.experiment_id, run.run_id)}")
+    return "\n".join(lines)
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"video-eval: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base=None)
+def main(cfg: DictConfig) -> None:
+    """``video-eval``: evaluate a predictions file and record the evaluation in MLflow."""
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        if cfg.task.name != "poster":
+            raise InputError(f"config: task={cfg.task.name} is not available; use task=poster.")
+        outcome = run_poster(cfg, output_dir)
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT_ERROR)
+        return
+    except TrackingError as exc:
+        _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
+        return
+    if cfg.print_summary:
+        print(format_summary(outcome, cfg))

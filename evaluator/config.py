@@ -1,0 +1,133 @@
+"""Config schemas (dataclasses) registered in Hydra's ConfigStore.
+
+The YAML files under ``conf/`` build on these schemas, so a misspelt key fails with Hydra's own
+"Did you mean" error and every value is type-checked when the config is composed. The names here
+are a public interface: users script against them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from evaluator.core.poster import DEFAULT_SWEEP_MIN_COSINES, DEFAULT_SWEEP_TIME_TOLERANCES_S
+
+
+@dataclass
+class TaskConfig:
+    """Which model family is evaluated: ``poster`` (default) or ``episode``."""
+
+    name: str = "poster"
+
+
+@dataclass
+class DataConfig:
+    """Input files (SPEC section 2). Relative paths are relative to the working directory."""
+
+    experts: str | None = None
+    predictions: str | None = None
+    image_root: str | None = None
+    episodes: str | None = None
+
+
+@dataclass
+class MatchingConfig:
+    """The match rule (SPEC section 3); ``min_cosine: null`` = time-only matching."""
+
+    time_tolerance_s: float = 3.0
+    min_cosine: float | None = 0.5
+
+
+@dataclass
+class BootstrapConfig:
+    """Percentile bootstrap over videos (SPEC section 4)."""
+
+    n_resamples: int = 1000
+    confidence: float = 0.95
+    seed: int = 0
+
+
+@dataclass
+class MetricsConfig:
+    """The test set and the cut-offs (SPEC sections 3-4)."""
+
+    min_expert_frames: int = 5
+    k_max: int = 10
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+
+
+@dataclass
+class SweepConfig:
+    """Threshold sweep grid (SPEC section 6)."""
+
+    enabled: bool = True
+    time_tolerances_s: list[float] = field(
+        default_factory=lambda: list(DEFAULT_SWEEP_TIME_TOLERANCES_S)
+    )
+    min_cosines: list[float] = field(default_factory=lambda: list(DEFAULT_SWEEP_MIN_COSINES))
+
+
+@dataclass
+class EmbedderConfig:
+    """Where frame vectors come from: ``precomputed`` (the ``embedding`` column)."""
+
+    name: str = "precomputed"
+
+
+@dataclass
+class MLflowConfig:
+    """Where the evaluation is recorded (SPEC section 7)."""
+
+    tracking_uri: str = "${oc.env:MLFLOW_TRACKING_URI,'sqlite:///mlflow.db'}"
+    experiment: str = "poster-frames"
+    # Artifact root for an experiment this tool creates; null = next to a sqlite:/// store
+    # (<db dir>/mlartifacts), or the server's default for http(s):// URIs.
+    artifact_location: str | None = None
+    log_table: bool = True
+    log_dataset: bool = True
+
+
+@dataclass
+class ModelConfig:
+    """The model version whose predictions are evaluated (tags ``model.name``/``model.version``)."""
+
+    name: str | None = None
+    version: str | None = None
+
+
+@dataclass
+class EvaluateConfig:
+    """The whole ``video-eval`` config."""
+
+    task: TaskConfig = field(default_factory=TaskConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    matching: MatchingConfig = field(default_factory=MatchingConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    mlflow: MLflowConfig = field(default_factory=MLflowConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    run_name: str | None = None
+    plots: bool = True
+    print_summary: bool = True
+
+
+_GROUPS: dict[str, Any] = {
+    "task": TaskConfig,
+    "data": DataConfig,
+    "matching": MatchingConfig,
+    "metrics": MetricsConfig,
+    "sweep": SweepConfig,
+    "embedder": EmbedderConfig,
+    "mlflow": MLflowConfig,
+}
+
+
+def register_configs() -> None:
+    """Store the schemas in Hydra's ConfigStore (idempotent)."""
+    cs = ConfigStore.instance()
+    cs.store(name="base_evaluate", node=EvaluateConfig)
+    for group, node in _GROUPS.items():
+        cs.store(group=group, name=f"base_{group}", node=node)

@@ -1,0 +1,281 @@
+"""Poster-frame evaluation: the test set, the match rule and every metric of SPEC sections 3-6.
+
+`evaluate_poster` is the one function that turns validated frames into numbers. It does no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from evaluator.core.frames import Frames, exact_duplicate_mask, group_by_video
+from evaluator.core.matching import VideoMatches, match_videos
+
+DEFAULT_SWEEP_TIME_TOLERANCES_S = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
+DEFAULT_SWEEP_MIN_COSINES = tuple(round(0.05 * i, 2) for i in range(21))
+
+
+@dataclass(frozen=True)
+class PosterSettings:
+    """Settings that change the numbers (SPEC section 3).
+
+    Attributes:
+        time_tolerance_s: max |t_model - t_expert| in seconds, inclusive.
+        min_cosine: min cosine similarity, inclusive; None = time-only matching.
+        min_expert_frames: expert frames a video needs to be scored (>= 1).
+        k_max: model frames considered per video (>= 1).
+        sweep_time_tolerances_s: tolerances of the threshold sweep (empty = no sweep).
+        sweep_min_cosines: cosines of the threshold sweep (ignored when time-only).
+    """
+
+    time_tolerance_s: float = 3.0
+    min_cosine: float | None = 0.5
+    min_expert_frames: int = 5
+    k_max: int = 10
+    sweep_time_tolerances_s: tuple[float, ...] = ()
+    sweep_min_cosines: tuple[float, ...] = DEFAULT_SWEEP_MIN_COSINES
+
+    def __post_init__(self) -> None:
+        if not np.isfinite(self.time_tolerance_s) or self.time_tolerance_s < 0:
+            raise ValueError(
+                f"matching.time_tolerance_s must be a finite number >= 0, got "
+                f"{self.time_tolerance_s!r}"
+            )
+        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
+            raise ValueError(
+                f"matching.min_cosine must be in [-1, 1] or null, got {self.min_cosine!r}"
+            )
+        if int(self.min_expert_frames) != self.min_expert_frames or self.min_expert_frames < 1:
+            raise ValueError(
+                f"metrics.min_expert_frames must be an integer >= 1, got {self.min_expert_frames!r}"
+            )
+        if int(self.k_max) != self.k_max or self.k_max < 1:
+            raise ValueError(f"metrics.k_max must be an integer >= 1, got {self.k_max!r}")
+        for tau in self.sweep_time_tolerances_s:
+            if not np.isfinite(tau) or tau < 0:
+                raise ValueError(f"sweep.time_tolerances_s must be finite and >= 0, got {tau!r}")
+        for theta in self.sweep_min_cosines:
+            if not -1.0 <= theta <= 1.0:
+                raise ValueError(f"sweep.min_cosines must lie in [-1, 1], got {theta!r}")
+
+    @property
+    def report_ks(self) -> tuple[int, ...]:
+        """The cut-offs with their own columns and intervals: 1, 5 and k_max (those <= k_max)."""
+        return tuple(sorted({k for k in (1, 5, self.k_max) if k <= self.k_max}))
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Recall@k over a grid of thresholds (SPEC section 6).
+
+    Attributes:
+        time_tolerances_s: the tau grid, shape (n_tau,).
+        min_cosines: the theta grid, shape (n_theta,); a single NaN when matching is time-only.
+        recall: recall[i, j, k - 1] = recall@k at (tau_i, theta_j), shape (n_tau, n_theta, K).
+    """
+
+    time_tolerances_s: np.ndarray
+    min_cosines: np.ndarray
+    recall: np.ndarray
+
+
+@dataclass(frozen=True)
+class PosterResult:
+    """Everything one poster evaluation reports.
+
+    Attributes:
+        settings: the settings used.
+        metrics: metric name -> value (SPEC section 4 names), counts included.
+        recall_curve: recall@k for k = 1..k_max, shape (k_max,).
+        n_videos: number of video codes (every video in either table).
+        eligible: bool per video code.
+        n_expert_frames: expert frames per video code after dropping exact duplicates.
+        n_model_frames: model frames considered per video code (at most k_max).
+        n_model_frames_truncated: model frames beyond k_max per video code.
+        matches: per-video match results for the eligible videos.
+        sweep: the threshold sweep, or None when no sweep grid was given.
+        expert_keep: bool per input expert row: False for exact duplicates dropped.
+    """
+
+    settings: PosterSettings
+    metrics: dict[str, float]
+    recall_curve: np.ndarray
+    n_videos: int
+    eligible: np.ndarray
+    n_expert_frames: np.ndarray
+    n_model_frames: np.ndarray
+    n_model_frames_truncated: np.ndarray
+    matches: VideoMatches
+    sweep: SweepResult | None
+    expert_keep: np.ndarray = field(repr=False)
+
+    @property
+    def hits(self) -> np.ndarray:
+        """(n_eligible, k_max) bool: hit within the first k frames, for k = 1..k_max."""
+        fh = self.matches.first_hit_rank
+        ks = np.arange(1, self.settings.k_max + 1)
+        return (fh[:, None] >= 1) & (fh[:, None] <= ks[None, :])
+
+
+def recall_from_first_hit(first_hit_rank: np.ndarray, k_max: int) -> np.ndarray:
+    """recall@k for k = 1..k_max from first-hit ranks (0 = miss).
+
+    recall@k = |{videos with 1 <= first_hit_rank <= k}| / |videos|.
+    """
+    n = first_hit_rank.shape[0]
+    if n == 0:
+        return np.full(k_max, np.nan)
+    counts = np.bincount(first_hit_rank, minlength=k_max + 1)[1 : k_max + 1]
+    return np.cumsum(counts) / n
+
+
+def sweep_recall(
+    sweep_best: np.ndarray, min_cosines: Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Recall@k over the theta grid from the running best cosine per tau, video and rank.
+
+    A video hits within k frames at (tau, theta) iff the running maximum, over the first k
+    ranks, of the best cosine among expert frames within tau is >= theta; the same comparisons
+    a full evaluation makes, so every grid value equals a full evaluation's.
+
+    Args:
+        sweep_best: (n_tau, n_videos, K) from `match_videos`.
+        min_cosines: the theta grid, or None for time-only matching.
+
+    Returns:
+        (thetas, recall) with recall of shape (n_tau, n_theta, K).
+    """
+    n_tau, n_videos, k = sweep_best.shape
+    if min_cosines is None:
+        thetas = np.array([np.nan])
+        hit = (sweep_best > -np.inf)[:, None]
+    else:
+        thetas = np.asarray(min_cosines, dtype=np.float64)
+        hit = sweep_best[:, None, :, :] >= thetas[None, :, None, None]
+    if n_videos == 0:
+        return thetas, np.full((n_tau, thetas.shape[0], k), np.nan)
+    return thetas, hit.mean(axis=2)
+
+
+def evaluate_poster(
+    experts: Frames, model: Frames, n_videos: int, settings: PosterSettings
+) -> PosterResult:
+    """Score model frames against expert frames (SPEC sections 3-6).
+
+    Steps: drop exact duplicate expert rows; a video with >= min_expert_frames expert frames is
+    eligible; model frames of videos without expert frames are ignored and counted; model
+    frames are taken in rank order and only the first k_max count; every pair of an eligible
+    video is tested with the match rule.
+
+    Metrics over the N eligible videos, with K = k_max and r_v the rank of the first hit:
+        recall_at_k = (1/N) sum_v [r_v <= k];  mrr_at_K = (1/N) sum_v 1/r_v (0 for a miss);
+        precision_at_K = (1/N) sum_v matched model frames / considered model frames (0 when
+        the video has none); expert_coverage_at_K = (1/N) sum_v matched expert frames /
+        expert frames.
+
+    Args:
+        experts: expert frames (``rank`` unused).
+        model: model frames with ``rank`` set.
+        n_videos: number of video codes; codes index ``0 .. n_videos - 1``.
+        settings: thresholds and cut-offs.
+
+    Returns:
+        A PosterResult.
+
+    Raises:
+        ValueError: when embeddings are needed but missing, or have different lengths.
+    """
+    k_max = settings.k_max
+    if settings.min_cosine is not None:
+        if experts.embedding is None or model.embedding is None:
+            raise ValueError("min_cosine is set, so both tables need embeddings")
+        if experts.embedding.shape[1] != model.embedding.shape[1]:
+            raise ValueError(
+                f"embedding lengths differ: experts {experts.embedding.shape[1]}, "
+                f"predictions {model.embedding.shape[1]}"
+            )
+    else:
+        experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
+        model = Frames(model.video, model.timestamp, None, model.rank, None)
+    if model.rank is None:
+        raise ValueError("model frames need ranks")
+
+    drop = exact_duplicate_mask(experts)
+    kept = experts.take(~drop)
+    exp_grouped = group_by_video(kept, n_videos, kept.timestamp)
+    n_expert = exp_grouped.count
+    eligible = n_expert >= settings.min_expert_frames
+    has_experts = n_expert > 0
+
+    mod_grouped_all = group_by_video(model, n_videos, model.rank)
+    mf = mod_grouped_all.frames
+    position = np.arange(len(mf)) - mod_grouped_all.start[mf.video] if len(mf) else np.zeros(0, int)
+    keep_model = has_experts[mf.video] & (position < k_max)
+    truncated_rows = has_experts[mf.video] & (position >= k_max)
+    mod_grouped = group_by_video(mf.take(keep_model), n_videos, position[keep_model])
+    n_model = mod_grouped.count
+    n_truncated = np.bincount(mf.video[truncated_rows], minlength=n_videos)
+    n_prediction_videos = mod_grouped_all.count > 0
+
+    videos = np.flatnonzero(eligible)
+    taus = settings.sweep_time_tolerances_s
+    matches = match_videos(
+        exp_grouped,
+        mod_grouped,
+        videos,
+        time_tolerance_s=settings.time_tolerance_s,
+        min_cosine=settings.min_cosine,
+        k_max=k_max,
+        sweep_time_tolerances_s=taus,
+    )
+
+    curve = recall_from_first_hit(matches.first_hit_rank, k_max)
+    n_elig = videos.shape[0]
+    fh = matches.first_hit_rank
+    considered = n_model[videos]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reciprocal = np.where(fh > 0, 1.0 / np.maximum(fh, 1), 0.0)
+        precision = np.where(considered > 0, matches.n_matched_model_frames / considered, 0.0)
+        coverage = matches.n_matched_expert_frames / n_expert[videos]
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if n_elig else float("nan")
+
+    metrics: dict[str, float] = {f"recall_at_{k}": float(curve[k - 1]) for k in range(1, k_max + 1)}
+    metrics[f"mrr_at_{k_max}"] = mean(reciprocal)
+    metrics[f"precision_at_{k_max}"] = mean(precision)
+    metrics[f"expert_coverage_at_{k_max}"] = mean(coverage)
+    metrics.update(
+        n_videos_eligible=float(n_elig),
+        n_videos_excluded=float((has_experts & ~eligible).sum()),
+        n_videos_without_predictions=float((considered == 0).sum()),
+        n_prediction_videos_unknown=float((n_prediction_videos & ~has_experts).sum()),
+        n_predictions_truncated=float(n_truncated.sum()),
+        n_expert_duplicates_dropped=float(drop.sum()),
+        n_expert_frames_eligible=float(n_expert[videos].sum()),
+        n_model_frames_considered=float(considered.sum()),
+    )
+
+    sweep = None
+    if matches.sweep_best is not None:
+        thetas, recall = sweep_recall(
+            matches.sweep_best,
+            None if settings.min_cosine is None else settings.sweep_min_cosines,
+        )
+        sweep = SweepResult(np.asarray(taus, dtype=np.float64), thetas, recall)
+
+    return PosterResult(
+        settings=settings,
+        metrics=metrics,
+        recall_curve=curve,
+        n_videos=n_videos,
+        eligible=eligible,
+        n_expert_frames=n_expert,
+        n_model_frames=n_model,
+        n_model_frames_truncated=n_truncated,
+        matches=matches,
+        sweep=sweep,
+        expert_keep=~drop,
+    )

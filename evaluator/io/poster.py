@@ -1,0 +1,251 @@
+"""Loading the poster task's two tables (SPEC section 2) into validated frames."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from evaluator.core.frames import Frames, ranks_from_scores
+from evaluator.errors import InputError
+from evaluator.io.tables import (
+    column_error,
+    embedding_column,
+    numeric_column,
+    read_table,
+    require_columns,
+    video_ids,
+)
+
+IMAGE_COLUMNS = ("image", "video_path")
+_KNOWN = {"video_id", "timestamp", "rank", "score", "embedding", *IMAGE_COLUMNS}
+
+# Computes embeddings for a table that has image / video columns but no embedding column:
+# (path of the table, the table as pandas) -> (n, D) float32.
+ImageEmbedder = Callable[[Path, pd.DataFrame], np.ndarray]
+
+
+@dataclass(frozen=True)
+class LoadedTable:
+    """One validated table.
+
+    Attributes:
+        path: the file it came from.
+        frame: its scalar columns as pandas (embeddings removed), in file order.
+        video_id: the video ids as str, shape (n,).
+        timestamp: float64 seconds, shape (n,).
+        embedding: (n, D) float32 or None.
+        rank: int64 ranks (predictions only; derived from `score` when there is no `rank`).
+        rank_source: "rank", "score" or "" (experts).
+    """
+
+    path: Path
+    frame: pd.DataFrame
+    video_id: np.ndarray
+    timestamp: np.ndarray
+    embedding: np.ndarray | None
+    rank: np.ndarray | None
+    rank_source: str
+
+
+@dataclass(frozen=True)
+class PosterInputs:
+    """Both tables, with video ids turned into shared integer codes.
+
+    Attributes:
+        experts: expert frames (codes index `video_ids`).
+        model: model frames, ranked.
+        video_ids: the str id of each code, shape (n_videos,).
+        expert_table / prediction_table: the validated tables.
+    """
+
+    experts: Frames
+    model: Frames
+    video_ids: np.ndarray
+    expert_table: LoadedTable
+    prediction_table: LoadedTable
+
+    @property
+    def n_videos(self) -> int:
+        return int(self.video_ids.shape[0])
+
+
+def _scalar_frame(table: pa.Table) -> pd.DataFrame:
+    keep = [c for c in table.column_names if c != "embedding"]
+    return table.select(keep).to_pandas()
+
+
+def load_table(
+    path: str | Path,
+    *,
+    role: str,
+    need_embeddings: bool,
+    image_embedder: ImageEmbedder | None = None,
+    embedder_hint: str = "embedder=torchvision",
+) -> LoadedTable:
+    """Read and validate one poster table.
+
+    Args:
+        path: the file (.parquet, .csv or .jsonl).
+        role: "experts" or "predictions".
+        need_embeddings: whether the match rule uses cosine similarity.
+        image_embedder: turns `image` / `video_path` rows into vectors, or None.
+        embedder_hint: the config override that enables an image embedder, for messages.
+
+    Returns:
+        The validated table.
+
+    Raises:
+        InputError: for every bad-input class of SPEC section 2.
+    """
+    path = Path(path)
+    table = read_table(path)
+    required = ["video_id", "timestamp"]
+    require_columns(path, table, required, role)
+    if (
+        role == "predictions"
+        and "rank" not in table.column_names
+        and ("score" not in table.column_names)
+    ):
+        raise InputError(
+            f"{path}: missing column 'rank' or 'score' required in the predictions table (rank: "
+            f"integer >= 1, 1 = best; or score: higher is better); found columns "
+            f"{', '.join(repr(c) for c in table.column_names)}."
+        )
+    frame = _scalar_frame(table)
+    ids = video_ids(path, table)
+    frame["video_id"] = ids
+    ts = numeric_column(path, table, "timestamp", frame, "seconds (a number)")
+    bad = ~np.isfinite(ts) | (ts < 0)
+    if bad.any():
+        raise column_error(
+            path,
+            "timestamp",
+            "timestamp must be finite and >= 0 (seconds from "
+            "the start of the video); found NaN, inf or a negative value",
+            np.flatnonzero(bad),
+            frame,
+        )
+
+    embedding = None
+    if need_embeddings:
+        if "embedding" in table.column_names:
+            embedding = embedding_column(path, table, frame).values
+        elif any(c in table.column_names for c in IMAGE_COLUMNS):
+            if image_embedder is None:
+                col = next(c for c in IMAGE_COLUMNS if c in table.column_names)
+                raise InputError(
+                    f"{path}: column '{col}' holds frames but no 'embedding' column is given and "
+                    f"the embedder is 'precomputed'. Enable an image embedder to compute the "
+                    f"vectors (for example `{embedder_hint}`), add an 'embedding' column, or set "
+                    f"matching.min_cosine=null for time-only matching."
+                )
+            embedding = image_embedder(path, frame)
+        else:
+            raise InputError(
+                f"{path}: missing column 'embedding' required in the {role} table because "
+                f"matching.min_cosine is set (cosine similarity needs a vector per frame); add "
+                f"an 'embedding' column (or an 'image' column with {embedder_hint}), or set "
+                f"matching.min_cosine=null for time-only matching."
+            )
+
+    rank = None
+    rank_source = ""
+    if role == "predictions":
+        if "rank" in table.column_names:
+            rank = _ranks(path, table, frame, ids)
+            rank_source = "rank"
+        else:
+            score = numeric_column(path, table, "score", frame, "a number (higher is better)")
+            bad = ~np.isfinite(score)
+            if bad.any():
+                raise column_error(
+                    path, "score", "score must be a finite number", np.flatnonzero(bad), frame
+                )
+            codes = pd.factorize(ids)[0]
+            rank = ranks_from_scores(codes, score, ts)
+            rank_source = "score"
+    return LoadedTable(path, frame, ids, ts, embedding, rank, rank_source)
+
+
+def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
+    values = numeric_column(path, table, "rank", frame, "an integer >= 1")
+    bad = ~np.isfinite(values) | (values != np.round(values))
+    if bad.any():
+        raise column_error(
+            path, "rank", "wrong type: rank must be a whole number", np.flatnonzero(bad), frame
+        )
+    bad = values < 1
+    if bad.any():
+        raise column_error(
+            path,
+            "rank",
+            "rank must be >= 1 (1 = the model's best frame)",
+            np.flatnonzero(bad),
+            frame,
+        )
+    rank = values.astype(np.int64)
+    dup = pd.DataFrame({"v": ids, "r": rank}).duplicated(keep=False).to_numpy()
+    if dup.any():
+        raise column_error(
+            path, "rank", "duplicate rank within a video", np.flatnonzero(dup), frame
+        )
+    return rank
+
+
+def _row_key(frame: pd.DataFrame) -> np.ndarray | None:
+    """Integer code of each row's other columns (annotator, frame_id, ...)."""
+    other = [c for c in frame.columns if c not in _KNOWN]
+    if not other:
+        return None
+    sub = frame[other].map(lambda v: repr(v) if isinstance(v, list | dict | np.ndarray) else v)
+    return sub.groupby(other, dropna=False, sort=False).ngroup().to_numpy(dtype=np.int64)
+
+
+def load_poster_inputs(
+    experts_path: str | Path,
+    predictions_path: str | Path,
+    *,
+    need_embeddings: bool,
+    image_embedder: ImageEmbedder | None = None,
+    embedder_hint: str = "embedder=torchvision",
+) -> PosterInputs:
+    """Read, validate and align the expert and prediction tables.
+
+    Raises:
+        InputError: any bad input (SPEC section 2), including embeddings whose length differs
+            between the two files.
+    """
+    kw = {
+        "need_embeddings": need_embeddings,
+        "image_embedder": image_embedder,
+        "embedder_hint": embedder_hint,
+    }
+    exp = load_table(experts_path, role="experts", **kw)  # type: ignore[arg-type]
+    pred = load_table(predictions_path, role="predictions", **kw)  # type: ignore[arg-type]
+    if exp.embedding is not None and pred.embedding is not None:
+        if exp.embedding.shape[1] != pred.embedding.shape[1]:
+            raise InputError(
+                f"{pred.path}: column 'embedding': embeddings of different lengths: this file "
+                f"has {pred.embedding.shape[1]}, the experts file {exp.path} has "
+                f"{exp.embedding.shape[1]}; both tables need one length D."
+            )
+    codes, uniques = pd.factorize(np.concatenate([exp.video_id, pred.video_id]))
+    n_exp = exp.video_id.shape[0]
+    experts = Frames(
+        video=codes[:n_exp].astype(np.int64),
+        timestamp=exp.timestamp,
+        embedding=exp.embedding,
+        row_key=_row_key(exp.frame),
+    )
+    model = Frames(
+        video=codes[n_exp:].astype(np.int64),
+        timestamp=pred.timestamp,
+        embedding=pred.embedding,
+        rank=pred.rank,
+    )
+    return PosterInputs(experts, model, np.asarray(uniques, dtype=object), exp, pred)

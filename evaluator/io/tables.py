@@ -1,0 +1,343 @@
+"""Reading input tables (.parquet, .csv, .jsonl) and checking their columns.
+
+Every problem is reported as an `InputError` whose one-paragraph message names the file, the
+column, what was expected and up to five offending rows. Rows are counted from 1 over the data
+rows (a CSV header is not a row).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+import pyarrow.json as pa_json
+import pyarrow.parquet as pq
+
+from evaluator.errors import InputError
+
+SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl")
+MAX_ROWS_SHOWN = 5
+
+
+def describe_rows(
+    rows: np.ndarray, table: pd.DataFrame | None = None, columns: Sequence[str] = ()
+) -> str:
+    """Describe up to five offending rows (0-based positions) as 'row 3 (video_id='a', ...)'."""
+    rows = np.asarray(rows)
+    parts = []
+    for r in rows[:MAX_ROWS_SHOWN]:
+        detail = ""
+        if table is not None and columns:
+            values = ", ".join(
+                f"{c}={_short(table[c].iloc[int(r)])}" for c in columns if c in table
+            )
+            detail = f" ({values})" if values else ""
+        parts.append(f"row {int(r) + 1}{detail}")
+    more = f" and {len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
+    return ", ".join(parts) + more
+
+
+def _short(value: object) -> str:
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def column_error(
+    path: Path,
+    column: str,
+    problem: str,
+    rows: np.ndarray,
+    table: pd.DataFrame | None = None,
+    context: Sequence[str] = ("video_id",),
+) -> InputError:
+    """Build the standard one-paragraph error: file, column, problem, offending rows."""
+    n = len(rows)
+    shown = describe_rows(rows, table, [column, *[c for c in context if c != column]])
+    return InputError(
+        f"{path}: column '{column}': {problem} in {n} row{'s' if n != 1 else ''}: {shown}."
+    )
+
+
+def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",)) -> pa.Table:
+    """Read a .parquet, .csv or .jsonl file into an Arrow table.
+
+    Args:
+        path: the file; its extension selects the format.
+        string_columns: columns read as text in CSV files (so "007" keeps its zeros).
+
+    Returns:
+        The table as read, before any column checks.
+
+    Raises:
+        InputError: the file is missing, has an unsupported extension, cannot be parsed, or
+            has no data rows.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"{path}: unsupported file type '{path.suffix}'; expected one of "
+            f"{', '.join(SUPPORTED_SUFFIXES)}."
+        )
+    if not path.is_file():
+        raise InputError(f"{path}: file not found (looked in {path.resolve().parent}).")
+    try:
+        if suffix == ".parquet":
+            table = pq.read_table(path)
+        elif suffix == ".csv":
+            header = _csv_header(path)
+            types = {c: pa.string() for c in (*string_columns, "embedding") if c in header}
+            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
+        else:
+            table = _read_jsonl(path)
+    except InputError:
+        raise
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
+    if table.num_rows == 0:
+        raise InputError(f"{path}: the table is empty (no data rows).")
+    return table
+
+
+def _csv_header(path: Path) -> list[str]:
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        first = handle.readline()
+    if not first.strip():
+        raise InputError(f"{path}: the file is empty (no header, no data rows).")
+    return [c.strip().strip('"') for c in first.rstrip("\r\n").split(",")]
+
+
+def _read_jsonl(path: Path) -> pa.Table:
+    try:
+        return pa_json.read_json(path)
+    except pa.ArrowInvalid:
+        pass
+    # Arrow refuses a column whose JSON type changes between rows (7 and "007"); read the
+    # lines one by one so such files still load and a broken line is reported by number.
+    records = []
+    with path.open("r", encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}: line {number} is not valid JSON: {exc}.") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}: line {number} is not a JSON object.")
+            if "video_id" in record and record["video_id"] is not None:
+                record["video_id"] = _json_id(record["video_id"])
+            records.append(record)
+    return pa.Table.from_pylist(records) if records else pa.table({})
+
+
+def _json_id(value: object) -> object:
+    # Integers become their decimal text; anything else is checked later as a wrong type.
+    if isinstance(value, bool):
+        return value
+    return str(value) if isinstance(value, int) else value
+
+
+def require_columns(path: Path, table: pa.Table, columns: Sequence[str], role: str) -> None:
+    """Raise an InputError naming every required column that is missing."""
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise InputError(
+            f"{path}: missing column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(repr(c) for c in missing)} required in the {role} table; found "
+            f"columns {', '.join(repr(c) for c in table.column_names)}."
+        )
+
+
+def video_ids(path: Path, table: pa.Table) -> np.ndarray:
+    """The `video_id` column as an object array of str (integers become their decimal text).
+
+    Raises:
+        InputError: missing values, or a type other than text or integer.
+    """
+    col = table["video_id"]
+    if pa.types.is_integer(col.type):
+        col = col.cast(pa.string())
+    elif pa.types.is_dictionary(col.type):
+        col = col.cast(pa.string())
+    elif not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+        raise InputError(
+            f"{path}: column 'video_id': expected text (or integers), got {col.type}; video ids "
+            f'are always read as text, e.g. "007".'
+        )
+    null = col.is_null().to_numpy(zero_copy_only=False)
+    if null.any():
+        raise column_error(path, "video_id", "missing video id", np.flatnonzero(null))
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def numeric_column(
+    path: Path, table: pa.Table, column: str, frame: pd.DataFrame, what: str
+) -> np.ndarray:
+    """A numeric column as float64, refusing non-numbers and missing values.
+
+    Raises:
+        InputError: a value that is not a number, or a missing value.
+    """
+    col = table[column]
+    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+        values = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+        missing = col.is_null().to_numpy(zero_copy_only=False)
+        if missing.any():
+            raise column_error(
+                path, column, f"missing value (expected {what})", np.flatnonzero(missing), frame
+            )
+        return values
+    if (
+        pa.types.is_string(col.type)
+        or pa.types.is_large_string(col.type)
+        or pa.types.is_null(col.type)
+    ):
+        raw = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
+        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(values) & ~raw.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy()
+        if bad.any():
+            raise column_error(
+                path,
+                column,
+                f"wrong type: expected {what}, got text or nothing",
+                np.flatnonzero(bad),
+                frame,
+            )
+        return values
+    raise InputError(f"{path}: column '{column}': wrong type: expected {what}, got {col.type}.")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Embedding vectors of one table: (n, D) float32."""
+
+    values: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.values.shape[1])
+
+
+def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embeddings:
+    """Parse the `embedding` column: a list of numbers per row (in CSV, a JSON array as text).
+
+    Raises:
+        InputError: a missing vector, a value that is not a number, NaN/inf, an empty vector,
+            or vectors of different lengths within the file.
+    """
+    col = table["embedding"]
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+        col = _parse_text_vectors(path, col, frame)
+    if not (
+        pa.types.is_list(col.type)
+        or pa.types.is_large_list(col.type)
+        or pa.types.is_fixed_size_list(col.type)
+    ):
+        raise InputError(
+            f"{path}: column 'embedding': wrong type: expected a list of numbers per row, got "
+            f"{col.type}."
+        )
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if isinstance(arr, pa.ChunkedArray):  # an empty chunked array combines to a chunked array
+        arr = pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
+    null = arr.is_null().to_numpy(zero_copy_only=False)
+    if null.any():
+        raise column_error(
+            path, "embedding", "missing embedding vector", np.flatnonzero(null), frame
+        )
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = lengths == 0
+    if empty.any():
+        raise column_error(
+            path, "embedding", "empty embedding vector", np.flatnonzero(empty), frame
+        )
+    dim = int(np.bincount(lengths).argmax())
+    odd = lengths != dim
+    if odd.any():
+        raise column_error(
+            path,
+            "embedding",
+            f"embeddings of different lengths (most rows have {dim}; these have "
+            f"{sorted(set(lengths[odd].tolist()))[:5]})",
+            np.flatnonzero(odd),
+            frame,
+        )
+    flat = arr.flatten()
+    if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)):
+        raise InputError(
+            f"{path}: column 'embedding': wrong type: expected numbers inside the vectors, got "
+            f"{flat.type}."
+        )
+    inner_null = flat.is_null().to_numpy(zero_copy_only=False)
+    values = flat.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    values = values.reshape(len(arr), dim)
+    bad = inner_null.reshape(len(arr), dim).any(axis=1) | ~np.isfinite(values).all(axis=1)
+    if not bad.any():
+        as32 = values.astype(np.float32)
+        bad = ~np.isfinite(as32).all(axis=1)
+        if not bad.any():
+            return Embeddings(as32)
+    raise column_error(
+        path,
+        "embedding",
+        "embedding with a missing, NaN or infinite number (or one too large for float32)",
+        np.flatnonzero(bad),
+        frame,
+    )
+
+
+def _parse_text_vectors(path: Path, col: pa.ChunkedArray, frame: pd.DataFrame) -> pa.Array:
+    text = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    stripped = pc.utf8_trim_whitespace(text)
+    shaped = pc.and_(pc.starts_with(stripped, "["), pc.ends_with(stripped, "]"))
+    bad = ~shaped.fill_null(True).to_numpy(zero_copy_only=False)
+    bad &= ~text.is_null().to_numpy(zero_copy_only=False)
+    if bad.any():
+        raise column_error(
+            path,
+            "embedding",
+            "expected a JSON array of numbers such as [0.1, 0.2]",
+            np.flatnonzero(bad),
+            frame,
+        )
+    inner = pc.utf8_slice_codeunits(stripped, 1, -1)
+    parts = pc.split_pattern(inner, ",")
+    items = pc.utf8_trim_whitespace(parts.flatten())
+    # "[]" splits into one empty item; keep such rows empty so the length check reports them.
+    offsets = parts.offsets.to_numpy()
+    try:
+        numbers = items.cast(pa.float64())
+    except pa.ArrowInvalid:
+        numbers = None
+    if numbers is None or (pc.sum(pc.equal(items, "")).as_py() or 0):
+        rows = []
+        for i, cell in enumerate(text.to_pylist()):
+            if cell is None:
+                continue
+            try:
+                vec = json.loads(cell)
+                ok = isinstance(vec, list) and all(
+                    isinstance(x, int | float) and not isinstance(x, bool) for x in vec
+                )
+            except json.JSONDecodeError:
+                ok = False
+            if not ok or (isinstance(vec, list) and len(vec) == 0):
+                rows.append(i)
+        if not rows:
+            raise InputError(f"{path}: column 'embedding': some vector items are not numbers.")
+        raise column_error(
+            path,
+            "embedding",
+            "expected a non-empty JSON array of numbers such as [0.1, 0.2]",
+            np.array(rows, dtype=np.int64),
+            frame,
+        )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), numbers, mask=text.is_null())

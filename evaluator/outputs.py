@@ -1,0 +1,81 @@
+"""Writing result files into the output directory all-or-nothing.
+
+Files are written into a hidden staging folder next to their destination and moved into place
+only when every one of them was written, so a failure never leaves a partial result behind.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from evaluator.report.tables import json_ready
+
+Writer = Callable[[Path], None]
+
+
+def write_json(data: Mapping[str, Any]) -> Writer:
+    """A writer of ``data`` as indented JSON (NaN written as null)."""
+
+    def write(path: Path) -> None:
+        path.write_text(json.dumps(json_ready(dict(data)), indent=2, sort_keys=False) + "\n")
+
+    return write
+
+
+def write_parquet(frame: pd.DataFrame) -> Writer:
+    """A writer of ``frame`` as parquet (no index)."""
+
+    def write(path: Path) -> None:
+        frame.to_parquet(path, index=False)
+
+    return write
+
+
+def write_text(text: str) -> Writer:
+    """A writer of a text file."""
+
+    def write(path: Path) -> None:
+        path.write_text(text)
+
+    return write
+
+
+@contextmanager
+def staged_outputs(output_dir: Path) -> Iterator[Path]:
+    """Yield a staging folder; on success move its contents into ``output_dir``.
+
+    On an exception the staging folder is removed and nothing in ``output_dir`` changes.
+    """
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir))
+    try:
+        yield staging
+        for item in sorted(staging.rglob("*")):
+            if item.is_file():
+                target = output_dir / item.relative_to(staging)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                item.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def write_all(output_dir: Path, files: Mapping[str, Writer]) -> list[Path]:
+    """Write ``files`` (relative path -> writer) into ``output_dir`` all-or-nothing.
+
+    Returns:
+        The written paths, in the order given.
+    """
+    with staged_outputs(output_dir) as staging:
+        for rel, writer in files.items():
+            path = staging / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer(path)
+    return [output_dir / rel for rel in files]

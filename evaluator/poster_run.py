@@ -1,0 +1,251 @@
+"""One poster evaluation, end to end: config -> io -> core -> report -> outputs -> MLflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from evaluator import __version__
+from evaluator.core.digest import dataset_digest
+from evaluator.core.poster import PosterResult, PosterSettings, evaluate_poster
+from evaluator.errors import InputError
+from evaluator.io.poster import PosterInputs, load_poster_inputs
+from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.report.tables import match_table, sweep_table
+from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
+
+COUNT_METRICS = (
+    "n_videos_eligible",
+    "n_videos_excluded",
+    "n_videos_without_predictions",
+    "n_prediction_videos_unknown",
+    "n_predictions_truncated",
+    "n_expert_duplicates_dropped",
+    "n_expert_frames_eligible",
+    "n_model_frames_considered",
+)
+
+
+@dataclass(frozen=True)
+class PosterOutcome:
+    """What one evaluation produced.
+
+    Attributes:
+        result: the numbers (core result).
+        summary: the content of summary.json.
+        match_table: the per-video match table.
+        output_dir: where the result files were written.
+        files: the result files written.
+        run: the MLflow run, or None when tracking was off.
+    """
+
+    result: PosterResult
+    summary: dict[str, Any]
+    match_table: pd.DataFrame
+    output_dir: Path
+    files: list[Path]
+    run: RecordedRun | None
+
+
+def settings_from_config(cfg: DictConfig) -> PosterSettings:
+    """Turn the composed config into plain, checked settings.
+
+    Raises:
+        InputError: a value outside its allowed range, naming the config key.
+    """
+    sweep = cfg.sweep
+    try:
+        return PosterSettings(
+            time_tolerance_s=float(cfg.matching.time_tolerance_s),
+            min_cosine=None if cfg.matching.min_cosine is None else float(cfg.matching.min_cosine),
+            min_expert_frames=int(cfg.metrics.min_expert_frames),
+            k_max=int(cfg.metrics.k_max),
+            sweep_time_tolerances_s=tuple(float(t) for t in sweep.time_tolerances_s)
+            if sweep.enabled
+            else (),
+            sweep_min_cosines=tuple(float(t) for t in sweep.min_cosines),
+        )
+    except ValueError as exc:
+        raise InputError(f"config: {exc}") from None
+
+
+def default_run_name(cfg: DictConfig) -> str:
+    """``<model.name>-v<model.version>``, ``<model.name>``, else the predictions file's stem."""
+    if cfg.run_name:
+        return str(cfg.run_name)
+    if cfg.model.name:
+        return f"{cfg.model.name}-v{cfg.model.version}" if cfg.model.version else cfg.model.name
+    return Path(str(cfg.data.predictions)).stem
+
+
+def _required_path(cfg: DictConfig, key: str) -> Path:
+    value = OmegaConf.select(cfg, key)
+    if not value:
+        raise InputError(
+            f"config: {key} is required: pass {key}=PATH (a .parquet, .csv or .jsonl file)."
+        )
+    return Path(str(value))
+
+
+def build_summary(
+    result: PosterResult, inputs: PosterInputs, digest: str, cfg: DictConfig
+) -> dict[str, Any]:
+    """summary.json: every metric by name, plus what was evaluated and how."""
+    metrics = {k: (int(v) if k in COUNT_METRICS else v) for k, v in result.metrics.items()}
+    return {
+        "task": "poster",
+        "metrics": metrics,
+        "recall_at_k": [float(v) for v in result.recall_curve],
+        "dataset_digest": digest,
+        "experts": str(inputs.expert_table.path),
+        "predictions": str(inputs.prediction_table.path),
+        "rank_source": inputs.prediction_table.rank_source,
+        "model": {"name": cfg.model.name, "version": cfg.model.version},
+        "settings": {
+            "time_tolerance_s": result.settings.time_tolerance_s,
+            "min_cosine": result.settings.min_cosine,
+            "min_expert_frames": result.settings.min_expert_frames,
+            "k_max": result.settings.k_max,
+        },
+        "evaluator_version": __version__,
+    }
+
+
+def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        else:
+            flat[prefix] = "null" if node is None else str(node)
+
+    container = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(container, dict)
+    for group in ("matching", "metrics", "sweep", "embedder", "data"):
+        walk(group, container.get(group, {}))
+    flat["data.experts_resolved"] = str(inputs.expert_table.path.resolve())
+    flat["data.predictions_resolved"] = str(inputs.prediction_table.path.resolve())
+    flat["predictions.rank_source"] = inputs.prediction_table.rank_source
+    emb = inputs.experts.embedding
+    flat["embedding.dim"] = "null" if emb is None else str(emb.shape[1])
+    return flat
+
+
+def local_source(path: str) -> object:
+    """MLflow's dataset source for a local file (its class is generated at import time)."""
+    from mlflow.data.dataset_source_registry import get_registered_sources
+
+    cls = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
+    return cls(path)
+
+
+def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> object:
+    """The eligible expert set as an MLflow dataset: source, digest, schema; no rows copied."""
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types.schema import ColSpec, Schema
+
+    frame = inputs.expert_table.frame
+    cols = [ColSpec("string", "video_id"), ColSpec("double", "timestamp")]
+    if inputs.experts.embedding is not None:
+        cols.append(ColSpec("string", f"embedding[{inputs.experts.embedding.shape[1]}]"))
+    cols.extend(
+        ColSpec("string", str(c)) for c in frame.columns if c not in ("video_id", "timestamp")
+    )
+    return MetaDataset(
+        source=local_source(str(inputs.expert_table.path.resolve())),
+        name=f"{inputs.expert_table.path.stem} ({int(keep_rows.sum())} eligible expert frames)",
+        digest=digest[:32],
+        schema=Schema(cols),
+    )
+
+
+def run_poster(cfg: DictConfig, output_dir: Path, *, track: bool = True) -> PosterOutcome:
+    """Evaluate one predictions file against the expert set and record it.
+
+    Args:
+        cfg: the composed ``video-eval`` config.
+        output_dir: where summary.json, match_table.parquet, ... are written.
+        track: record an MLflow run (False: local outputs only).
+
+    Returns:
+        The outcome; ``outcome.run`` names the MLflow run.
+
+    Raises:
+        InputError: bad config or input files (nothing written, no run created).
+        TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
+    """
+    settings = settings_from_config(cfg)
+    experts_path = _required_path(cfg, "data.experts")
+    predictions_path = _required_path(cfg, "data.predictions")
+    if cfg.embedder.name != "precomputed":
+        raise InputError(
+            f"config: embedder={cfg.embedder.name} is not available; use embedder=precomputed."
+        )
+    inputs = load_poster_inputs(
+        experts_path, predictions_path, need_embeddings=settings.min_cosine is not None
+    )
+    result = evaluate_poster(inputs.experts, inputs.model, inputs.n_videos, settings)
+    if result.metrics["n_videos_eligible"] == 0:
+        most = int(result.n_expert_frames.max(initial=0))
+        raise InputError(
+            f"{experts_path}: no video has at least metrics.min_expert_frames="
+            f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
+            f"there is nothing to score; lower metrics.min_expert_frames or check the file."
+        )
+
+    # The digest covers the eligible expert set, after exact duplicates are dropped.
+    exp = inputs.experts
+    keep_rows = result.expert_keep & result.eligible[exp.video]
+    digest = dataset_digest(
+        inputs.video_ids[exp.video[keep_rows]],
+        exp.timestamp[keep_rows],
+        None if exp.embedding is None else exp.embedding[keep_rows],
+    )
+    table = match_table(result, inputs.video_ids)
+    summary = build_summary(result, inputs, digest, cfg)
+    files: dict[str, Writer] = {
+        "summary.json": write_json(summary),
+        "match_table.parquet": write_parquet(table),
+        "config.yaml": write_text(OmegaConf.to_yaml(cfg, resolve=True)),
+    }
+    if result.sweep is not None:
+        files["sweep.parquet"] = write_parquet(sweep_table(result.sweep))
+    written = write_all(output_dir, files)
+
+    run = None
+    if track:
+        tags = {
+            "evaluator.task": "poster",
+            "evaluator.version": __version__,
+            "dataset.digest": digest,
+            "dataset.name": experts_path.name,
+        }
+        if cfg.model.name:
+            tags["model.name"] = str(cfg.model.name)
+        if cfg.model.version is not None:
+            tags["model.version"] = str(cfg.model.version)
+        stepped = {"recall_at_k": [(k + 1, float(v)) for k, v in enumerate(result.recall_curve)]}
+        record = RunRecord(
+            params=_params(cfg, inputs),
+            tags=tags,
+            metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
+            stepped=stepped,
+            artifacts=artifact_list(written, output_dir),
+            tables={"match_table.json": table} if cfg.mlflow.log_table else {},
+            dataset=_dataset(inputs, digest, keep_rows) if cfg.mlflow.log_dataset else None,
+        )
+        run = record_run(
+            tracking_uri=str(cfg.mlflow.tracking_uri),
+            experiment=str(cfg.mlflow.experiment),
+            run_name=default_run_name(cfg),
+            record=record,
+            artifact_location=cfg.mlflow.artifact_location,
+        )
+    return PosterOutcome(result, summary, table, output_dir, written, run)

@@ -1,0 +1,224 @@
+"""The only code that talks to MLflow: experiments, runs, batched metrics, artifacts, tables.
+
+A run is created only after the inputs are validated and the numbers computed, and it always
+ends: FINISHED when everything was recorded, FAILED (with the error text in the tag
+``evaluator.error``) otherwise. It is never left RUNNING.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+
+from evaluator.errors import TrackingError
+
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_PARAM_LENGTH = 6000
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (relative to the working directory), or None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(uri[len("sqlite:///") :])
+
+
+def default_artifact_location(uri: str) -> str | None:
+    """Artifact root for new experiments: ``<db dir>/mlartifacts`` next to a sqlite store.
+
+    MLflow's own default is ``./mlruns`` relative to whatever directory the experiment happens
+    to be created from; tying it to the database keeps a store and its artifacts together.
+    For a tracking server, None lets the server decide (its ``--artifacts-destination``).
+    """
+    db = sqlite_path(uri)
+    if db is None:
+        return None
+    return (db.resolve().parent / "mlartifacts").as_uri()
+
+
+def ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
+    """How to look at a run: the `mlflow ui` command for a local store, the URL for a server."""
+    path = f"#/experiments/{experiment_id}/runs/{run_id}"
+    if urlparse(uri).scheme in ("http", "https"):
+        return f"{uri.rstrip('/')}/{path}"
+    return f"mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{path}"
+
+
+@dataclass
+class RunRecord:
+    """Everything one run records.
+
+    Attributes:
+        params: flat param name -> value (stringified; long values are cut at 6000 chars).
+        tags: tag name -> value.
+        metrics: metric name -> value (step 0).
+        stepped: metric name -> [(step, value)] (curves such as ``recall_at_k``).
+        artifacts: (local file, artifact folder or None for the root) to log.
+        tables: artifact file name -> frame, logged with ``mlflow.log_table``.
+        dataset: an MLflow dataset to record as the run's input, or None.
+    """
+
+    params: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    stepped: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    dataset: object | None = None
+
+
+def artifact_list(files: Sequence[Path], root: Path) -> list[tuple[Path, str | None]]:
+    """(file, artifact folder) pairs that mirror the files' layout under ``root``."""
+    out: list[tuple[Path, str | None]] = []
+    for f in files:
+        folder = f.relative_to(root).parent.as_posix()
+        out.append((f, None if folder == "." else folder))
+    return out
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of experiment ``name``, creating it (with ``artifact_location``) when missing."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        if exp.lifecycle_stage == "deleted":
+            client.restore_experiment(exp.experiment_id)
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException:
+        # Another process created it between our lookup and create.
+        exp = client.get_experiment_by_name(name)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+@contextlib.contextmanager
+def _tracking_uri(uri: str) -> Iterator[None]:
+    # mlflow.log_table has no client form; point the fluent API at our store for the call.
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+@dataclass(frozen=True)
+class RecordedRun:
+    """Where a run landed."""
+
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+
+
+def record_run(
+    *,
+    tracking_uri: str,
+    experiment: str,
+    run_name: str,
+    record: RunRecord,
+    artifact_location: str | None = None,
+    parent_run_id: str | None = None,
+) -> RecordedRun:
+    """Create a run and record everything in a few batched calls.
+
+    Args:
+        tracking_uri: where to record (``sqlite:///...``, ``http(s)://...``).
+        experiment: experiment name; created when missing.
+        run_name: the run's display name.
+        record: what to record.
+        artifact_location: artifact root for a new experiment (None = see
+            `default_artifact_location`).
+        parent_run_id: makes this a nested run of that run.
+
+    Returns:
+        The run's id and experiment id.
+
+    Raises:
+        TrackingError: the store could not be reached or refused a write; the run (if one
+            was created) is marked FAILED with the error text.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        exp_id = get_or_create_experiment(
+            client, experiment, artifact_location or default_artifact_location(tracking_uri)
+        )
+        tags = dict(record.tags)
+        if parent_run_id:
+            tags["mlflow.parentRunId"] = parent_run_id
+        run = client.create_run(exp_id, run_name=run_name, tags=tags)
+    except Exception as exc:
+        raise TrackingError(f"cannot start an MLflow run at {tracking_uri}: {exc}") from exc
+    run_id = run.info.run_id
+    try:
+        log_record(client, run_id, record, tracking_uri)
+        client.set_terminated(run_id, "FINISHED")
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            client.set_tag(run_id, "evaluator.error", f"{type(exc).__name__}: {exc}"[:5000])
+        with contextlib.suppress(Exception):
+            client.set_terminated(run_id, "FAILED")
+        if not isinstance(exc, Exception):
+            raise
+        raise TrackingError(
+            f"MLflow run {run_id} at {tracking_uri} could not be completed and was marked "
+            f"FAILED: {type(exc).__name__}: {exc}"
+        ) from exc
+    return RecordedRun(run_id, exp_id, tracking_uri)
+
+
+def log_record(client: MlflowClient, run_id: str, record: RunRecord, tracking_uri: str) -> None:
+    """Log params, metrics, artifacts, tables and the dataset input of ``record``."""
+    params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in record.params.items()]
+    for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, params=chunk)
+    now = int(time.time() * 1000)
+    metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
+    for name, points in record.stepped.items():
+        metrics.extend(Metric(name, float(v), now, int(step)) for step, v in points)
+    for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+        client.log_batch(run_id, metrics=chunk)
+    for local, folder in record.artifacts:
+        client.log_artifact(run_id, str(local), folder)
+    if record.tables:
+        with _tracking_uri(tracking_uri):
+            for artifact_file, frame in record.tables.items():
+                mlflow.log_table(data=frame, artifact_file=artifact_file, run_id=run_id)
+    if record.dataset is not None:
+        log_dataset(client, run_id, record.dataset)
+
+
+def log_dataset(client: MlflowClient, run_id: str, dataset: object) -> None:
+    """Record an MLflow dataset as the run's evaluation input (metadata only, no rows)."""
+    from mlflow.entities import DatasetInput, InputTag
+
+    entity = dataset._to_mlflow_entity()  # type: ignore[attr-defined]
+    client.log_inputs(
+        run_id,
+        datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "evaluation")])],
+    )
+
+
+def set_tags(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags on an existing run in one batched call."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    items = [RunTag(k, str(v)) for k, v in tags.items()]
+    for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+        client.log_batch(run_id, tags=chunk)
