@@ -233,33 +233,33 @@ def match_videos(
             if block.cosine is not None:
                 out_float["best_cosine"][hit_rows] = best_cos[has_hit]
 
-            # The nearest pair, for plots: the best hit; else among pairs close enough in time
-            # the most similar; else among similar-enough pairs the closest in time; else the
-            # most similar pair overall.
+            # The nearest pair, for plots: for a hit the pair behind the first hit; for a miss,
+            # among pairs close enough in time the most similar; else among similar-enough
+            # pairs the closest in time; else the most similar pair overall.
             any_time = time_ok.any(axis=(1, 2))
             any_sim = sim_ok.any(axis=(1, 2))
-            by_cos_set = np.where(
-                (has_hit | any_time)[:, None, None],
-                np.where(has_hit[:, None, None], match, time_ok),
-                valid,
-            )
-            use_dt_first = ~has_hit & ~any_time & any_sim
+            by_cos_set = np.where(any_time[:, None, None], time_ok, valid)
+            use_dt_first = ~any_time & any_sim
             flat = (len(rows), -1)
             cos_key = np.where(by_cos_set, cos_for_choice, -np.inf).reshape(flat)
             dt_in_sim = np.where(sim_ok, dt, np.inf).reshape(flat)
             dt_flat, cos_flat = dt.reshape(flat), cos_for_choice.reshape(flat)
             # Lexicographic choice: primary key, then the other one as tie-break.
             pri_cos = cos_key.max(axis=1)
-            tie_dt = np.where(cos_key == pri_cos[:, None], dt_flat, np.inf)
+            in_set = by_cos_set.reshape(flat)
+            tie_dt = np.where(in_set & (cos_key == pri_cos[:, None]), dt_flat, np.inf)
             idx_cos_first = np.argmin(tie_dt, axis=1)
             pri_dt = dt_in_sim.min(axis=1)
-            tie_cos = np.where(dt_in_sim == pri_dt[:, None], cos_flat, -np.inf)
+            tie_cos = np.where(
+                sim_ok.reshape(flat) & (dt_in_sim == pri_dt[:, None]), cos_flat, -np.inf
+            )
             idx_dt_first = np.argmax(tie_cos, axis=1)
             nearest = np.where(use_dt_first, idx_dt_first, idx_cos_first)
             sel = rows[has_model]
-            out_float["nearest_dt"][sel] = _pick(dt_flat, nearest)[has_model]
+            near_dt = np.where(has_hit, _pick(row_dt, best_e), _pick(dt_flat, nearest))
+            out_float["nearest_dt"][sel] = near_dt[has_model]
             if block.cosine is not None:
-                near_cos = _pick(block.cosine.reshape(flat), nearest)
+                near_cos = np.where(has_hit, best_cos, _pick(block.cosine.reshape(flat), nearest))
                 out_float["nearest_cosine"][sel] = near_cos[has_model]
 
             out_float["min_dt"][sel] = np.where(valid, dt, np.inf).min(axis=(1, 2))[has_model]
