@@ -129,22 +129,45 @@ def exact_duplicate_mask(frames: Frames) -> np.ndarray:
 class Grouped:
     """Frames sorted by video with per-video offsets.
 
+    Embeddings are not copied: ``rows`` maps each sorted position to its row in the original
+    table, and ``embedding`` is the original (n, D) array (None when time-only).
+
     Attributes:
-        frames: the rows, sorted by video (then by timestamp for experts, rank for models).
-        start: int64 offset of each video's first row, shape (n_videos,).
+        video: int64 video code per sorted row.
+        timestamp: float64 timestamp per sorted row.
+        rows: int64 original row index per sorted row.
+        start: int64 offset of each video's first sorted row, shape (n_videos,).
         count: int64 number of rows per video, shape (n_videos,).
+        embedding: the original embedding array, indexed by ``rows``.
     """
 
-    frames: Frames
+    video: np.ndarray
+    timestamp: np.ndarray
+    rows: np.ndarray
     start: np.ndarray
     count: np.ndarray
+    embedding: np.ndarray | None
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
 
 
-def group_by_video(frames: Frames, n_videos: int, order_key: np.ndarray) -> Grouped:
-    """Sort frames by (video, order_key, row order) and compute per-video offsets."""
-    n = len(frames)
-    order = np.lexsort((np.arange(n), order_key, frames.video))
-    count = np.bincount(frames.video, minlength=n_videos).astype(np.int64)
+def group_by_video(
+    frames: Frames, n_videos: int, order_key: np.ndarray, subset: np.ndarray | None = None
+) -> Grouped:
+    """Sort rows ``subset`` (default: all) by (video, order_key, row) with per-video offsets.
+
+    Args:
+        frames: the table.
+        n_videos: number of video codes.
+        order_key: per-row sort key within a video (timestamp, rank, position), shape (n,).
+        subset: original row indices to keep, or None for all rows.
+    """
+    idx = np.arange(len(frames)) if subset is None else np.asarray(subset, dtype=np.int64)
+    order = np.lexsort((idx, order_key[idx], frames.video[idx]))
+    rows = idx[order]
+    video = frames.video[rows]
+    count = np.bincount(video, minlength=n_videos).astype(np.int64)
     start = np.zeros(n_videos, dtype=np.int64)
     np.cumsum(count[:-1], out=start[1:])
-    return Grouped(frames=frames.take(order), start=start, count=count)
+    return Grouped(video, frames.timestamp[rows], rows, start, count, frames.embedding)

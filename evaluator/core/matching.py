@@ -108,8 +108,8 @@ def _blocks(
 ) -> Iterator[_Block]:
     order = np.argsort(experts.count[videos], kind="stable")
     dim = 1
-    if use_embeddings and experts.frames.embedding is not None:
-        dim = experts.frames.embedding.shape[1]
+    if use_embeddings and experts.embedding is not None:
+        dim = experts.embedding.shape[1]
     for lo, hi in _chunk_bounds(experts.count[videos[order]], dim):
         rows = order[lo:hi]
         vids = videos[rows]
@@ -117,14 +117,15 @@ def _blocks(
         m_count = model.count[vids]
         e_idx, e_valid = _padded_index(experts.start[vids], e_count, int(e_count.max()))
         m_idx, m_valid = _padded_index(model.start[vids], m_count, int(m_count.max(initial=0)))
-        e_ts = experts.frames.timestamp[e_idx] if len(experts.frames) else np.zeros(e_idx.shape)
-        m_ts = model.frames.timestamp[m_idx] if len(model.frames) else np.zeros(m_idx.shape)
+        e_ts = experts.timestamp[e_idx] if len(experts) else np.zeros(e_idx.shape)
+        m_ts = model.timestamp[m_idx] if len(model) else np.zeros(m_idx.shape)
         dt = np.abs(m_ts[:, :, None] - e_ts[:, None, :])
         cosine = None
         if use_embeddings:
-            assert experts.frames.embedding is not None and model.frames.embedding is not None
-            if len(model.frames):
-                cosine = _cosines(model.frames.embedding[m_idx], experts.frames.embedding[e_idx])
+            if len(model) and model.embedding is not None and experts.embedding is not None:
+                cosine = _cosines(
+                    model.embedding[model.rows[m_idx]], experts.embedding[experts.rows[e_idx]]
+                )
             else:
                 cosine = np.full(dt.shape, np.nan)
         yield _Block(rows, m_valid, e_valid, m_ts, e_ts, dt, cosine)

@@ -159,6 +159,13 @@ def sweep_recall(
     return thetas, hit.mean(axis=2)
 
 
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """An (n,) array with ``values`` placed at ``rows`` (back to original row order)."""
+    out = np.zeros(n, dtype=values.dtype)
+    out[rows] = values
+    return out
+
+
 def evaluate_poster(
     experts: Frames, model: Frames, n_videos: int, settings: PosterSettings
 ) -> PosterResult:
@@ -203,21 +210,25 @@ def evaluate_poster(
         raise ValueError("model frames need ranks")
 
     drop = exact_duplicate_mask(experts)
-    kept = experts.take(~drop)
-    exp_grouped = group_by_video(kept, n_videos, kept.timestamp)
+    exp_grouped = group_by_video(experts, n_videos, experts.timestamp, np.flatnonzero(~drop))
     n_expert = exp_grouped.count
     eligible = n_expert >= settings.min_expert_frames
     has_experts = n_expert > 0
 
-    mod_grouped_all = group_by_video(model, n_videos, model.rank)
-    mf = mod_grouped_all.frames
-    position = np.arange(len(mf)) - mod_grouped_all.start[mf.video] if len(mf) else np.zeros(0, int)
-    keep_model = has_experts[mf.video] & (position < k_max)
-    truncated_rows = has_experts[mf.video] & (position >= k_max)
-    mod_grouped = group_by_video(mf.take(keep_model), n_videos, position[keep_model])
+    all_model = group_by_video(model, n_videos, model.rank)
+    position = np.arange(len(all_model)) - all_model.start[all_model.video]
+    known = has_experts[all_model.video]
+    keep_model = known & (position < k_max)
+    truncated_rows = known & (position >= k_max)
+    mod_grouped = group_by_video(
+        model,
+        n_videos,
+        _scatter(position, all_model.rows, len(model)),
+        all_model.rows[keep_model],
+    )
     n_model = mod_grouped.count
-    n_truncated = np.bincount(mf.video[truncated_rows], minlength=n_videos)
-    n_prediction_videos = mod_grouped_all.count > 0
+    n_truncated = np.bincount(all_model.video[truncated_rows], minlength=n_videos)
+    n_prediction_videos = all_model.count > 0
 
     videos = np.flatnonzero(eligible)
     taus = settings.sweep_time_tolerances_s

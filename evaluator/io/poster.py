@@ -126,7 +126,7 @@ def load_table(
             path,
             "timestamp",
             "timestamp must be finite and >= 0 (seconds from "
-            "the start of the video); found NaN, inf or a negative value",
+            "the start of the video); found a missing, NaN, inf or negative value",
             np.flatnonzero(bad),
             frame,
         )
@@ -177,7 +177,11 @@ def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) ->
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         raise column_error(
-            path, "rank", "wrong type: rank must be a whole number", np.flatnonzero(bad), frame
+            path,
+            "rank",
+            "rank must be a whole number (found a missing, NaN or fractional value)",
+            np.flatnonzero(bad),
+            frame,
         )
     bad = values < 1
     if bad.any():

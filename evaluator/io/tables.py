@@ -94,7 +94,8 @@ def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",
         elif suffix == ".csv":
             header = _csv_header(path)
             types = {c: pa.string() for c in (*string_columns, "embedding") if c in header}
-            table = pa_csv.read_csv(path, convert_options=pa_csv.ConvertOptions(column_types=types))
+            options = pa_csv.ConvertOptions(column_types=types, strings_can_be_null=True)
+            table = pa_csv.read_csv(path, convert_options=options)
         else:
             table = _read_jsonl(path)
     except InputError:
@@ -135,7 +136,25 @@ def _read_jsonl(path: Path) -> pa.Table:
             if "video_id" in record and record["video_id"] is not None:
                 record["video_id"] = _json_id(record["video_id"])
             records.append(record)
-    return pa.Table.from_pylist(records) if records else pa.table({})
+    if not records:
+        return pa.table({})
+    columns: dict[str, list] = {name: [] for rec in records for name in rec}
+    for rec in records:
+        for name, values in columns.items():
+            values.append(rec.get(name))
+    return pa.table({name: _arrow_column(values) for name, values in columns.items()})
+
+
+def _arrow_column(values: list) -> pa.Array:
+    # A column mixing types (1.5 and "noon") becomes text, so the column checks can name the
+    # offending rows instead of the reader failing on the whole file.
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):
+        return pa.array(
+            [None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values],
+            pa.string(),
+        )
 
 
 def _json_id(value: object) -> object:
@@ -181,20 +200,16 @@ def video_ids(path: Path, table: pa.Table) -> np.ndarray:
 def numeric_column(
     path: Path, table: pa.Table, column: str, frame: pd.DataFrame, what: str
 ) -> np.ndarray:
-    """A numeric column as float64, refusing non-numbers and missing values.
+    """A numeric column as float64 (missing values as NaN), refusing values that are not numbers.
+
+    The caller's range check reports missing values together with NaN and inf.
 
     Raises:
-        InputError: a value that is not a number, or a missing value.
+        InputError: a value that is not a number.
     """
     col = table[column]
     if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
-        values = col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-        missing = col.is_null().to_numpy(zero_copy_only=False)
-        if missing.any():
-            raise column_error(
-                path, column, f"missing value (expected {what})", np.flatnonzero(missing), frame
-            )
-        return values
+        return col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     if (
         pa.types.is_string(col.type)
         or pa.types.is_large_string(col.type)
@@ -202,12 +217,13 @@ def numeric_column(
     ):
         raw = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
         values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isnan(values) & ~raw.astype(str).str.strip().str.lower().isin(["nan"]).to_numpy()
+        text = raw.astype(str).str.strip().str.lower()
+        bad = np.isnan(values) & ~(raw.isna() | text.isin(["nan", ""])).to_numpy()
         if bad.any():
             raise column_error(
                 path,
                 column,
-                f"wrong type: expected {what}, got text or nothing",
+                f"wrong type: expected {what}, got text",
                 np.flatnonzero(bad),
                 frame,
             )
@@ -276,15 +292,22 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
             f"{path}: column 'embedding': wrong type: expected numbers inside the vectors, got "
             f"{flat.type}."
         )
-    inner_null = flat.is_null().to_numpy(zero_copy_only=False)
-    values = flat.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
-    values = values.reshape(len(arr), dim)
-    bad = inner_null.reshape(len(arr), dim).any(axis=1) | ~np.isfinite(values).all(axis=1)
+    n = len(arr)
+    bad = np.zeros(n, dtype=bool)
+    if flat.null_count:
+        bad |= flat.is_null().to_numpy(zero_copy_only=False).reshape(n, dim).any(axis=1)
+        flat = flat.fill_null(0)
+    # One conversion to float32 (zero-copy when the file already stores float32); values too
+    # large for float32 become inf and are refused with the NaN/inf check.
+    if flat.type != pa.float32():
+        with np.errstate(over="ignore"):
+            values = np.asarray(flat.to_numpy(zero_copy_only=False), dtype=np.float32)
+    else:
+        values = flat.to_numpy(zero_copy_only=False)
+    values = values.reshape(n, dim)
+    bad |= ~np.isfinite(values).all(axis=1)
     if not bad.any():
-        as32 = values.astype(np.float32)
-        bad = ~np.isfinite(as32).all(axis=1)
-        if not bad.any():
-            return Embeddings(as32)
+        return Embeddings(values)
     raise column_error(
         path,
         "embedding",

@@ -71,14 +71,22 @@ def assert_matches_reference(experts, predictions, s: PosterSettings) -> None:
     ex, mo, ids = build(experts, predictions, with_emb=True)
     res = evaluate_poster(ex, mo, len(ids), s)
     ref = reference_evaluate(
-        experts, predictions, tau=s.time_tolerance_s, theta=s.min_cosine,
-        min_expert=s.min_expert_frames, k_max=s.k_max, sweep_taus=s.sweep_time_tolerances_s,
+        experts,
+        predictions,
+        tau=s.time_tolerance_s,
+        theta=s.min_cosine,
+        min_expert=s.min_expert_frames,
+        k_max=s.k_max,
+        sweep_taus=s.sweep_time_tolerances_s,
         sweep_thetas=s.sweep_min_cosines,
     )
     for name, value in ref.metrics.items():
         got = res.metrics[name]
         assert (math.isnan(value) and math.isnan(got)) or got == pytest.approx(value, abs=1e-12), (
-            name, got, value)
+            name,
+            got,
+            value,
+        )
     m = res.matches
     row_of = {int(v): i for i, v in enumerate(m.videos)}
     for code, vid in enumerate(ids):
@@ -94,8 +102,16 @@ def assert_matches_reference(experts, predictions, s: PosterSettings) -> None:
         assert m.n_matched_model_frames[i] == rv.n_matched_model, vid
         assert m.n_matched_expert_frames[i] == rv.n_matched_expert, vid
         assert m.best_model_rank[i] == rv.best_model_rank, vid
-        for name in ("best_model_timestamp", "best_expert_timestamp", "best_dt", "best_cosine",
-                     "nearest_dt", "nearest_cosine", "min_dt", "max_cosine"):
+        for name in (
+            "best_model_timestamp",
+            "best_expert_timestamp",
+            "best_dt",
+            "best_cosine",
+            "nearest_dt",
+            "nearest_cosine",
+            "min_dt",
+            "max_cosine",
+        ):
             got, want = getattr(m, name)[i], getattr(rv, name)
             assert (math.isnan(got) and math.isnan(want)) or got == want, (vid, name, got, want)
         assert MISS_REASONS[m.miss_reason[i]] == rv.miss_reason, vid
@@ -132,8 +148,14 @@ def test_core_equals_reference_on_random_sets(seed: int) -> None:
 def test_core_equals_reference_hypothesis(seed, tau, theta, min_expert, k_max) -> None:
     rng = np.random.default_rng(seed)
     experts, predictions = random_set(rng, n_videos=int(rng.integers(1, 8)), dim=2)
-    s = PosterSettings(tau, theta, min_expert, k_max, sweep_time_tolerances_s=(0.5, tau),
-                       sweep_min_cosines=(0.0, 0.5, 1.0))
+    s = PosterSettings(
+        tau,
+        theta,
+        min_expert,
+        k_max,
+        sweep_time_tolerances_s=(0.5, tau),
+        sweep_min_cosines=(0.0, 0.5, 1.0),
+    )
     assert_matches_reference(experts, predictions, s)
 
 
@@ -145,8 +167,10 @@ def test_shuffling_rows_changes_nothing() -> None:
     base = evaluate_poster(ex, mo, len(ids), s)
     for shuffle_seed in range(3):
         r = np.random.default_rng(shuffle_seed)
-        ex2, mo2, ids2 = build(list(r.permutation(np.array(experts, dtype=object))),
-                               list(r.permutation(np.array(predictions, dtype=object))))
+        ex2, mo2, ids2 = build(
+            list(r.permutation(np.array(experts, dtype=object))),
+            list(r.permutation(np.array(predictions, dtype=object))),
+        )
         other = evaluate_poster(ex2, mo2, len(ids2), s)
         assert other.metrics == base.metrics
         np.testing.assert_array_equal(other.sweep.recall, base.sweep.recall)
@@ -190,8 +214,9 @@ def test_just_over_the_time_tolerance_does_not_match() -> None:
 
 
 def test_cosine_just_under_the_threshold_does_not_match() -> None:
-    res, _ = evaluate(five_experts(), [("a", 13.0, ONE, 1)],
-                      min_cosine=float(np.nextafter(0.5, 1.0)))
+    res, _ = evaluate(
+        five_experts(), [("a", 13.0, ONE, 1)], min_cosine=float(np.nextafter(0.5, 1.0))
+    )
     assert res.metrics["recall_at_1"] == 0.0
     assert MISS_REASONS[res.matches.miss_reason[0]] == "similarity"
     just_under = (1.0, 1.0, 1.0, 1.0001)
@@ -298,15 +323,17 @@ def test_time_only_matching_needs_no_embeddings() -> None:
     codes, _ = pd.factorize(np.array(ids, dtype=object))
     ex = Frames(codes[:2].astype(np.int64), np.array([10.0, 20.0]))
     mo = Frames(codes[2:].astype(np.int64), np.array([12.0]), rank=np.array([1]))
-    res = evaluate_poster(ex, mo, 1, PosterSettings(time_tolerance_s=2.0, min_cosine=None,
-                                                     min_expert_frames=1))
+    res = evaluate_poster(
+        ex, mo, 1, PosterSettings(time_tolerance_s=2.0, min_cosine=None, min_expert_frames=1)
+    )
     assert res.metrics["recall_at_1"] == 1.0
     assert experts and preds  # the rows above document the case
 
 
 def test_tolerance_zero_matches_only_identical_timestamps() -> None:
-    res, _ = evaluate(five_experts(), [("a", 10.0, ALL, 2), ("a", 10.5, ALL, 1)],
-                      time_tolerance_s=0.0)
+    res, _ = evaluate(
+        five_experts(), [("a", 10.0, ALL, 2), ("a", 10.5, ALL, 1)], time_tolerance_s=0.0
+    )
     assert res.matches.first_hit_rank[0] == 2
 
 
@@ -316,12 +343,20 @@ def test_sweep_point_equals_full_evaluation() -> None:
     taus = (0.0, 0.5, 1.0, 3.0, 4.5)
     thetas = (0.0, 0.25, 0.5, 0.7, 1.0)
     ex, mo, ids = build(experts, predictions)
-    full = evaluate_poster(ex, mo, len(ids), PosterSettings(
-        min_expert_frames=2, sweep_time_tolerances_s=taus, sweep_min_cosines=thetas))
+    full = evaluate_poster(
+        ex,
+        mo,
+        len(ids),
+        PosterSettings(min_expert_frames=2, sweep_time_tolerances_s=taus, sweep_min_cosines=thetas),
+    )
     for i, tau in enumerate(taus):
         for j, theta in enumerate(thetas):
-            point = evaluate_poster(ex, mo, len(ids), PosterSettings(
-                time_tolerance_s=tau, min_cosine=theta, min_expert_frames=2))
+            point = evaluate_poster(
+                ex,
+                mo,
+                len(ids),
+                PosterSettings(time_tolerance_s=tau, min_cosine=theta, min_expert_frames=2),
+            )
             np.testing.assert_array_equal(full.sweep.recall[i, j], point.recall_curve)
 
 
