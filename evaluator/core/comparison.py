@@ -47,8 +47,9 @@ def mcnemar_exact(n_gained: int, n_lost: int) -> float:
     With b = ``n_gained``, c = ``n_lost``, N = b + c, k = min(b, c) and X ~ Binomial(N, 1/2):
     ``p = min(1, 2 * P(X <= k))``, which is the two-sided exact binomial test of k successes
     in N trials at p = 0.5. ``P(X <= k) = 2**-N * sum_{i<=k} C(N, i)`` is summed in log
-    space, so it stays accurate for counts in the millions; p-values below about 1e-308
-    underflow to 0.0.
+    space without a loop, so it stays accurate (relative error about 1e-12, checked against
+    scipy.stats.binomtest) for counts in the thousands and beyond; p-values below about
+    1e-308 underflow to 0.0.
 
     Args:
         n_gained: Videos the candidate gets right and the champion wrong (b).
