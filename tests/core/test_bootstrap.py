@@ -196,3 +196,11 @@ def test_bad_input(kwargs: dict, message: str) -> None:
 def test_resample_counts_bad_input(args: tuple, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         resample_counts(*args)
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import evaluator.core.bootstrap as module
+
+    assert doctest.testmod(module).failed == 0

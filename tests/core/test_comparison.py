@@ -310,3 +310,11 @@ def test_equal_models_are_rarely_promoted() -> None:
 
 def test_a_ten_point_gain_is_promoted() -> None:
     assert promotion_rate(0.10, 60, n_videos=400, seed=1) >= 0.9
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import evaluator.core.comparison as module
+
+    assert doctest.testmod(module).failed == 0

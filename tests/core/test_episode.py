@@ -383,3 +383,11 @@ GOOD = {
 def test_bad_input(changes: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         evaluate_episodes(**{**GOOD, **changes})
+
+
+def test_docstring_examples() -> None:
+    import doctest
+
+    import evaluator.core.episode as module
+
+    assert doctest.testmod(module).failed == 0
