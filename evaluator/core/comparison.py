@@ -85,7 +85,9 @@ class PairedDelta:
     """Paired difference candidate - base per column, with bootstrap intervals.
 
     Attributes:
-        delta: ``mean(cand) - mean(base)`` per column, shape (m,).
+        cand_mean: ``mean(cand)`` per column, shape (m,).
+        base_mean: ``mean(base)`` per column, shape (m,).
+        delta: ``cand_mean - base_mean`` per column, shape (m,).
         ci_low: Lower end of the two-sided percentile interval of the paired bootstrap, (m,).
         ci_high: Upper end of that interval, (m,).
         lower_bound: One-sided (1 - alpha) lower bound, the alpha quantile of the resampled
@@ -100,6 +102,8 @@ class PairedDelta:
         one_sided_alpha: Alpha of ``lower_bound``, or None.
     """
 
+    cand_mean: np.ndarray
+    base_mean: np.ndarray
     delta: np.ndarray
     ci_low: np.ndarray
     ci_high: np.ndarray
@@ -185,8 +189,11 @@ def paired_delta(
         ],
         dtype=np.float64,
     )
+    cand_mean, base_mean = cand_m.mean(axis=0), base_m.mean(axis=0)
     return PairedDelta(
-        delta=cand_m.mean(axis=0) - base_m.mean(axis=0),
+        cand_mean=cand_mean,
+        base_mean=base_mean,
+        delta=cand_mean - base_mean,
         ci_low=ci_low,
         ci_high=ci_high,
         lower_bound=lower,
@@ -329,13 +336,13 @@ def decide_promotion(
         relation = ">" if ok else "<="
         checks.append(
             PromotionCheck(
-                "primary",
-                primary_metric,
-                bound,
-                margin,
-                ok,
-                f"{primary_metric} {point:+.3f} ({_percent(1.0 - a)} lower bound {bound:+.3f} "
-                f"{relation} {margin:.3f})",
+                kind="primary",
+                metric=primary_metric,
+                value=bound,
+                limit=margin,
+                passed=ok,
+                detail=f"{primary_metric} {point:+.3f} ({_percent(1.0 - a)} lower bound "
+                f"{bound:+.3f} {relation} {margin:.3f})",
             )
         )
         guard_values = dict(guardrail_deltas or {})
@@ -353,12 +360,12 @@ def decide_promotion(
             words = "within guardrail" if ok else "drops more than guardrail"
             checks.append(
                 PromotionCheck(
-                    "guardrail",
-                    metric,
-                    value,
-                    -drop,
-                    ok,
-                    f"{metric} {value:+.3f} {words} {drop:.3f}",
+                    kind="guardrail",
+                    metric=metric,
+                    value=value,
+                    limit=-drop,
+                    passed=ok,
+                    detail=f"{metric} {value:+.3f} {words} {drop:.3f}",
                 )
             )
     else:
@@ -375,7 +382,12 @@ def decide_promotion(
             words = ">= floor" if ok else "below floor"
             checks.append(
                 PromotionCheck(
-                    "floor", metric, value, limit, ok, f"{metric} {value:.3f} {words} {limit:.3f}"
+                    kind="floor",
+                    metric=metric,
+                    value=value,
+                    limit=limit,
+                    passed=ok,
+                    detail=f"{metric} {value:.3f} {words} {limit:.3f}",
                 )
             )
 

@@ -91,6 +91,8 @@ def test_paired_delta_equals_naive_loop(seed: int) -> None:
     np.testing.assert_array_equal(r.ci_high, np.quantile(deltas, 0.975, axis=0))
     np.testing.assert_array_equal(r.lower_bound, np.quantile(deltas, 0.05, axis=0))
     np.testing.assert_array_equal(r.delta, cand.mean(axis=0) - base.mean(axis=0))
+    np.testing.assert_array_equal(r.cand_mean, cand.mean(axis=0))
+    np.testing.assert_array_equal(r.base_mean, base.mean(axis=0))
     gained = ((cand == 1) & (base == 0)).sum(axis=0)
     lost = ((cand == 0) & (base == 1)).sum(axis=0)
     np.testing.assert_array_equal(r.n_gained, gained)
@@ -265,9 +267,12 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
+
+
 def expected_recall(ability: float, spread: float) -> float:
     """E[sigmoid(ability - d)] for d ~ Normal(0, spread), by Gauss-Hermite quadrature."""
-    nodes, weights = np.polynomial.hermite_e.hermegauss(80)
+    nodes, weights = NODES, WEIGHTS
     return float(np.sum(weights * sigmoid(ability - spread * nodes)) / np.sqrt(2 * np.pi))
 
 
