@@ -1,0 +1,46 @@
+# video-evaluator: `make help` lists the targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint bench ui clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the project with dev dependencies
+
+demo: $(STAMP) ## generate the demo data and evaluate both demo models into ./mlflow.db
+	$(PY) scripts/make_demo_data.py --out demo_data
+	$(VENV)/bin/video-eval data.experts=demo_data/experts.parquet data.predictions=demo_data/baseline.parquet model.name=poster-ranker model.version=1 hydra.run.dir=outputs/demo/baseline
+	$(VENV)/bin/video-eval data.experts=demo_data/experts.parquet data.predictions=demo_data/candidate.parquet model.name=poster-ranker model.version=2 hydra.run.dir=outputs/demo/candidate
+	@echo
+	@echo "Look at both runs:  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)"
+
+test: $(STAMP) ## run the whole test suite (slow tests included)
+	$(PY) -m pytest
+
+test-fast: $(STAMP) ## run the tests not marked slow
+	$(PY) -m pytest -m "not slow"
+
+lint: $(STAMP) ## ruff (lint + format check) and mypy
+	$(VENV)/bin/ruff check evaluator tests scripts
+	$(VENV)/bin/ruff format --check evaluator tests scripts
+	$(VENV)/bin/mypy
+
+bench: $(STAMP) ## benchmark load / core / MLflow logging at 20k videos against a pandas baseline
+	$(PY) scripts/bench.py
+
+ui: $(STAMP) ## open the MLflow UI on ./mlflow.db
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+clean: ## remove generated data, outputs and the local MLflow store
+	rm -rf demo_data outputs multirun mlflow.db mlartifacts

@@ -1,0 +1,122 @@
+"""Shared fixtures: small demo sets on disk, composed configs, a real MLflow server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig
+
+from evaluator.config import register_configs
+from evaluator.demo_data import make_demo_set
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 120-video demo set: experts.parquet, baseline.parquet (rank), candidate.parquet (score)."""
+    out = tmp_path_factory.mktemp("demo")
+    demo = make_demo_set(120, dim=64, seed=3)
+    paths = {"experts": out / "experts.parquet"}
+    demo.experts.to_parquet(paths["experts"], index=False)
+    for name, table in demo.models.items():
+        paths[name] = out / f"{name}.parquet"
+        table.to_parquet(paths[name], index=False)
+    return paths
+
+
+def compose_config(overrides: list[str], config_name: str = "evaluate") -> DictConfig:
+    """The config `video-eval` would run with these command-line overrides."""
+    register_configs()
+    with initialize_config_module(config_module="evaluator.conf", version_base=None):
+        return compose(config_name=config_name, overrides=overrides)
+
+
+def run_cli(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None, module: str = "evaluator"
+) -> subprocess.CompletedProcess:
+    """Run ``python -m <module> ARGS`` in ``cwd`` as a user would (a real process)."""
+    full_env = dict(os.environ)
+    full_env.pop("MLFLOW_TRACKING_URI", None)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts); yields its URL."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                log.flush()
+                raise RuntimeError(
+                    f"mlflow server did not start: {(root / 'server.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
