@@ -7,15 +7,18 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
 from evaluator.errors import InputError, TrackingError
+from evaluator.multirun import PARENT_ENV, report_job_failure
 from evaluator.poster_run import PosterOutcome, run_poster
 from evaluator.tracking.mlflow_run import ui_hint
 
@@ -63,15 +66,21 @@ def _fail(message: str, code: int) -> None:
 @hydra.main(config_path="conf", config_name="evaluate", version_base=None)
 def main(cfg: DictConfig) -> None:
     """``video-eval``: evaluate a predictions file and record the evaluation in MLflow."""
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    output_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    parent = os.environ.get(PARENT_ENV) if multirun else None
     try:
         if cfg.task.name != "poster":
             raise InputError(f"config: task={cfg.task.name} is not available; use task=poster.")
-        outcome = run_poster(cfg, output_dir)
-    except InputError as exc:
-        _fail(str(exc), EXIT_INPUT_ERROR)
-        return
-    except TrackingError as exc:
+        outcome = run_poster(cfg, output_dir, parent_run_id=parent)
+    except (InputError, TrackingError) as exc:
+        if multirun:
+            # Reported here and counted by the multirun callback; the other jobs go on.
+            report_job_failure(" ".join(hydra_cfg.overrides.task), exc)
+            return
+        if isinstance(exc, InputError):
+            _fail(str(exc), EXIT_INPUT_ERROR)
         _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
         return
     if cfg.print_summary:

@@ -57,11 +57,13 @@ class _World:
         scene = self.scene_of(video, t)
         drift = (t / np.maximum(self.duration[video], 1.0)).astype(np.float32)[:, None]
         noise = self.rng.standard_normal((video.shape[0], self.dim), dtype=np.float32)
+        # Frame-to-frame variation (lighting, motion) spreads same-scene cosines over ~0.5-0.95.
+        jitter = self.rng.uniform(0.2, 0.9, (video.shape[0], 1)).astype(np.float32)
         vec = (
             0.55 * self.pool[self.video_vec[video]]
             + 0.75 * self.pool[self.scene_vec[scene]]
-            + 0.25 * drift * self.pool[self.drift_vec[video]]
-            + 0.3 / np.sqrt(self.dim) * noise
+            + 0.6 * drift * self.pool[self.drift_vec[video]]
+            + jitter / np.sqrt(self.dim) * noise
         )
         return vec.astype(np.float32)
 

@@ -11,11 +11,13 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator import __version__
+from evaluator.core.bootstrap import BootstrapResult, bootstrap_mean_ci
 from evaluator.core.digest import dataset_digest
 from evaluator.core.poster import PosterResult, PosterSettings, evaluate_poster
 from evaluator.errors import InputError
 from evaluator.io.poster import PosterInputs, load_poster_inputs
 from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
 from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
 
@@ -52,6 +54,13 @@ class PosterOutcome:
     run: RecordedRun | None
 
 
+def _grid(values: Any, configured: float | None) -> tuple[float, ...]:
+    grid = {float(v) for v in values}
+    if configured is not None:
+        grid.add(float(configured))
+    return tuple(sorted(grid))
+
+
 def settings_from_config(cfg: DictConfig) -> PosterSettings:
     """Turn the composed config into plain, checked settings.
 
@@ -65,13 +74,97 @@ def settings_from_config(cfg: DictConfig) -> PosterSettings:
             min_cosine=None if cfg.matching.min_cosine is None else float(cfg.matching.min_cosine),
             min_expert_frames=int(cfg.metrics.min_expert_frames),
             k_max=int(cfg.metrics.k_max),
-            sweep_time_tolerances_s=tuple(float(t) for t in sweep.time_tolerances_s)
+            # The configured point is always on the grid, so the sweep curves pass through it.
+            sweep_time_tolerances_s=_grid(sweep.time_tolerances_s, cfg.matching.time_tolerance_s)
             if sweep.enabled
             else (),
-            sweep_min_cosines=tuple(float(t) for t in sweep.min_cosines),
+            sweep_min_cosines=_grid(sweep.min_cosines, cfg.matching.min_cosine),
         )
     except ValueError as exc:
         raise InputError(f"config: {exc}") from None
+
+
+def recall_intervals(result: PosterResult, cfg: DictConfig) -> BootstrapResult | None:
+    """Percentile bootstrap intervals of recall@k for every k (videos resampled; None = off)."""
+    boot = cfg.metrics.bootstrap
+    if int(boot.n_resamples) <= 0 or result.matches.videos.shape[0] == 0:
+        return None
+    try:
+        return bootstrap_mean_ci(
+            result.hits.astype(np.float64),
+            n_resamples=int(boot.n_resamples),
+            confidence=float(boot.confidence),
+            seed=int(boot.seed),
+        )
+    except ValueError as exc:
+        raise InputError(f"config: metrics.bootstrap: {exc}") from None
+
+
+def sweep_curves(result: PosterResult) -> dict[str, list[tuple[int, float]]]:
+    """The two stepped sweep metrics of SPEC section 6 (UI-overlayable sweep curves).
+
+    ``sweep_recall_at_{K}_by_min_cosine``: step = round(100 * theta), tau at the configured value;
+    ``sweep_recall_at_{K}_by_tolerance``: step = round(10 * tau), theta at the configured value.
+    """
+    sweep, s = result.sweep, result.settings
+    if sweep is None:
+        return {}
+    k = s.k_max
+    i = int(np.flatnonzero(sweep.time_tolerances_s == s.time_tolerance_s)[0])
+    curves = {}
+    if s.min_cosine is None:
+        j = 0
+    else:
+        j = int(np.flatnonzero(sweep.min_cosines == s.min_cosine)[0])
+        curves[f"sweep_recall_at_{k}_by_min_cosine"] = [
+            (round(100 * float(theta)), float(sweep.recall[i, jj, k - 1]))
+            for jj, theta in enumerate(sweep.min_cosines)
+        ]
+    curves[f"sweep_recall_at_{k}_by_tolerance"] = [
+        (round(10 * float(tau)), float(sweep.recall[ii, j, k - 1]))
+        for ii, tau in enumerate(sweep.time_tolerances_s)
+    ]
+    return curves
+
+
+def plot_writers(
+    result: PosterResult, intervals: BootstrapResult | None, label: str, cfg: DictConfig
+) -> dict[str, Writer]:
+    """plots/recall_at_k.png, plots/sweep_recall_at_{K}.png and plots/pairs.png."""
+    s = result.settings
+    nan = np.full(s.k_max, np.nan)
+    curve = Curve(
+        label,
+        result.recall_curve,
+        nan if intervals is None else intervals.low,
+        nan if intervals is None else intervals.high,
+    )
+    confidence = None if intervals is None else float(cfg.metrics.bootstrap.confidence)
+    n = int(result.metrics["n_videos_eligible"])
+    title = f"{label} ({n} eligible videos)"
+    writers: dict[str, Writer] = {
+        "plots/recall_at_k.png": lambda p: plot_recall_curves(
+            [curve], p, title=f"recall@k: {title}", confidence=confidence
+        ),
+        "plots/pairs.png": lambda p: plot_pairs(
+            result.matches,
+            p,
+            time_tolerance_s=s.time_tolerance_s,
+            min_cosine=s.min_cosine,
+            title=title,
+        ),
+    }
+    if result.sweep is not None:
+        sweep = result.sweep
+        writers[f"plots/sweep_recall_at_{s.k_max}.png"] = lambda p: plot_sweep_heatmap(
+            sweep,
+            s.k_max,
+            p,
+            time_tolerance_s=s.time_tolerance_s,
+            min_cosine=s.min_cosine,
+            title=label,
+        )
+    return writers
 
 
 def default_run_name(cfg: DictConfig) -> str:
@@ -93,10 +186,14 @@ def _required_path(cfg: DictConfig, key: str) -> Path:
 
 
 def build_summary(
-    result: PosterResult, inputs: PosterInputs, digest: str, cfg: DictConfig
+    result: PosterResult,
+    inputs: PosterInputs,
+    digest: str,
+    cfg: DictConfig,
+    metrics: dict[str, float],
 ) -> dict[str, Any]:
     """summary.json: every metric by name, plus what was evaluated and how."""
-    metrics = {k: (int(v) if k in COUNT_METRICS else v) for k, v in result.metrics.items()}
+    metrics = {k: (int(v) if k in COUNT_METRICS else v) for k, v in metrics.items()}
     return {
         "task": "poster",
         "metrics": metrics,
@@ -166,13 +263,16 @@ def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> object
     )
 
 
-def run_poster(cfg: DictConfig, output_dir: Path, *, track: bool = True) -> PosterOutcome:
+def run_poster(
+    cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
+) -> PosterOutcome:
     """Evaluate one predictions file against the expert set and record it.
 
     Args:
         cfg: the composed ``video-eval`` config.
         output_dir: where summary.json, match_table.parquet, ... are written.
         track: record an MLflow run (False: local outputs only).
+        parent_run_id: record the run as a child of this run (multirun).
 
     Returns:
         The outcome; ``outcome.run`` names the MLflow run.
@@ -209,7 +309,17 @@ def run_poster(cfg: DictConfig, output_dir: Path, *, track: bool = True) -> Post
         None if exp.embedding is None else exp.embedding[keep_rows],
     )
     table = match_table(result, inputs.video_ids)
-    summary = build_summary(result, inputs, digest, cfg)
+    intervals = recall_intervals(result, cfg)
+    metrics = dict(result.metrics)
+    stepped = {"recall_at_k": [(k + 1, float(v)) for k, v in enumerate(result.recall_curve)]}
+    if intervals is not None:
+        for k in result.settings.report_ks:
+            metrics[f"recall_at_{k}_ci_low"] = float(intervals.low[k - 1])
+            metrics[f"recall_at_{k}_ci_high"] = float(intervals.high[k - 1])
+        stepped["recall_at_k_ci_low"] = [(k + 1, float(v)) for k, v in enumerate(intervals.low)]
+        stepped["recall_at_k_ci_high"] = [(k + 1, float(v)) for k, v in enumerate(intervals.high)]
+    stepped.update(sweep_curves(result))
+    summary = build_summary(result, inputs, digest, cfg, metrics)
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
         "match_table.parquet": write_parquet(table),
@@ -217,6 +327,8 @@ def run_poster(cfg: DictConfig, output_dir: Path, *, track: bool = True) -> Post
     }
     if result.sweep is not None:
         files["sweep.parquet"] = write_parquet(sweep_table(result.sweep))
+    if cfg.plots:
+        files.update(plot_writers(result, intervals, default_run_name(cfg), cfg))
     written = write_all(output_dir, files)
 
     run = None
@@ -231,11 +343,10 @@ def run_poster(cfg: DictConfig, output_dir: Path, *, track: bool = True) -> Post
             tags["model.name"] = str(cfg.model.name)
         if cfg.model.version is not None:
             tags["model.version"] = str(cfg.model.version)
-        stepped = {"recall_at_k": [(k + 1, float(v)) for k, v in enumerate(result.recall_curve)]}
         record = RunRecord(
             params=_params(cfg, inputs),
             tags=tags,
-            metrics={k: v for k, v in result.metrics.items() if np.isfinite(v)},
+            metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
             stepped=stepped,
             artifacts=artifact_list(written, output_dir),
             tables={"match_table.json": table} if cfg.mlflow.log_table else {},
@@ -247,5 +358,6 @@ def run_poster(cfg: DictConfig, output_dir: Path, *, track: bool = True) -> Post
             run_name=default_run_name(cfg),
             record=record,
             artifact_location=cfg.mlflow.artifact_location,
+            parent_run_id=parent_run_id,
         )
     return PosterOutcome(result, summary, table, output_dir, written, run)

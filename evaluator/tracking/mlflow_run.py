@@ -8,6 +8,7 @@ ends: FINISHED when everything was recorded, FAILED (with the error text in the 
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -111,12 +112,19 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
 @contextlib.contextmanager
 def _tracking_uri(uri: str) -> Iterator[None]:
     # mlflow.log_table has no client form; point the fluent API at our store for the call.
+    # set_tracking_uri also writes $MLFLOW_TRACKING_URI (for subprocesses); put both back so
+    # a later config resolution in this process does not see our value as the user's.
     previous = mlflow.get_tracking_uri()
+    previous_env = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(previous)
+        if previous_env is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
 @dataclass(frozen=True)
