@@ -64,7 +64,7 @@ def render_frame(scene_id: int, t: float, size: int = 128, seed: int = 0) -> Ima
             draw.rectangle((cx - r, cy - r, cx + r, cy + r * 0.5), fill=shape["colour"])
         else:
             draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=shape["colour"])
-    noise_rng = np.random.default_rng([seed, scene_id, int(round(t * 1000))])
+    noise_rng = np.random.default_rng([seed, scene_id, round(t * 1000)])
     noisy = np.asarray(image, dtype=np.int16) + noise_rng.normal(0, 4, (size, size, 3))
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
@@ -128,7 +128,7 @@ def write_demo_video(
     Returns:
         The scene id of every frame, in order.
     """
-    n = int(round(duration_s * fps))
+    n = round(duration_s * fps)
     scenes = [int(i / fps / scene_s) for i in range(n)]
     frames = [render_frame(s, i / fps, size=size, seed=seed) for i, s in enumerate(scenes)]
     write_video(path, frames, fps=fps)

@@ -9,8 +9,6 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
-
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))

@@ -78,7 +78,7 @@ def test_weights_path_of_another_model_is_refused(tmp_path):
 
 
 def test_missing_weights_path_says_how_to_supply_weights(tmp_path):
-    with pytest.raises(WeightsUnavailableError, match="does not exist.*embedder.weights_path="):
+    with pytest.raises(WeightsUnavailableError, match=r"does not exist.*embedder\.weights_path="):
         build_embedder(small_spec(weights_path=str(tmp_path / "nope.pt")))
 
 

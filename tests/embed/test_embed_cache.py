@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
 from cache_writer import DIM, key_of, vector_of, write_many
 from embed_testkit import build_quietly, small_spec
+from PIL import Image
 
 from evaluator.embed import EmbeddingCache, EmbedStats, FrameRef, embed_frames
 from evaluator.embed.cache import cache_key, namespace_of
