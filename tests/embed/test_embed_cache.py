@@ -81,7 +81,9 @@ def test_put_get_roundtrip_and_misses(tmp_path):
 @pytest.mark.filterwarnings("error")
 def test_two_concurrent_writers_leave_a_consistent_cache(tmp_path):
     root = str(tmp_path / "cache")
-    ctx = multiprocessing.get_context("spawn")
+    # fork: a spawned child would re-import torch through evaluator.embed, costing seconds; the
+    # children only touch numpy and files, so forking a process that holds torch is safe.
+    ctx = multiprocessing.get_context("fork")
     # Overlapping ranges: keys 100-299 are written by both processes at about the same time.
     writers = [
         ctx.Process(target=write_many, args=(root, "ns", 0, 300, 7)),
