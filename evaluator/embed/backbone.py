@@ -52,20 +52,20 @@ def _strip_head(model: nn.Module) -> int:
     (MobileNet, EfficientNet, ConvNeXt, VGG, MaxViT), ``heads.head`` (ViT), ``head`` (Swin). The
     auxiliary heads of GoogLeNet/Inception are registered before ``fc`` and unused in eval mode.
     """
-    last_name = None
+    last: tuple[str, nn.Linear] | None = None
     for name, module in model.named_modules():
         if isinstance(module, nn.Linear):
-            last_name = name
-    if last_name is None:
+            last = (name, module)
+    if last is None:
         raise ValueError(
             f"{type(model).__name__} has no final Linear layer to remove (e.g. squeezenet ends "
             "in a convolution); choose another embedder.model"
         )
+    last_name, linear = last
     parent_name, _, child = last_name.rpartition(".")
     parent = model.get_submodule(parent_name) if parent_name else model
-    in_features = parent.get_submodule(child).in_features
     setattr(parent, child, nn.Identity())
-    return in_features
+    return linear.in_features
 
 
 def _head_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -131,7 +131,7 @@ class Embedder:
         self.device = device
         self.use_amp = spec.amp and device.type == "cuda"
         self.memory_format = torch.channels_last if spec.channels_last else torch.contiguous_format
-        self.model = model.eval().to(device=device, memory_format=self.memory_format)
+        self.model = model.eval().to(device).to(memory_format=self.memory_format)
         precision = "bf16-autocast" if self.use_amp else "fp32"
         preprocessing = _describe(transform)
         self.identity = (

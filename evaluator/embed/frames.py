@@ -15,6 +15,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -68,6 +69,12 @@ class FrameRef:
                     f"FrameRef timestamp must be finite and >= 0, got {self.timestamp!r} "
                     f"for video {self.video}"
                 )
+
+    @property
+    def path(self) -> str:
+        """The image or video file this frame comes from."""
+        # __post_init__ guarantees that exactly one of the two is set.
+        return cast(str, self.image if self.image is not None else self.video)
 
 
 def read_image(path: str | Path, index: int = -1) -> Image.Image:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -104,7 +105,7 @@ def embed_frames(
     slot_rows: list[int] = []  # first row of each slot, named in errors
     row_slot = np.empty(n, dtype=np.int64)
     for row, ref in enumerate(frames):
-        path = ref.image if ref.image is not None else ref.video
+        path = ref.path
         if path not in digests:
             try:
                 digests[path] = file_sha256(path)
@@ -119,7 +120,7 @@ def embed_frames(
             content = f"image:{digests[path]}"
         else:
             # repr() of a float round-trips exactly, so equal times give equal keys.
-            content = f"video:{digests[path]}@{float(ref.timestamp)!r}"
+            content = f"video:{digests[path]}@{float(cast(float, ref.timestamp))!r}"
         key = cache_key(content, identity)
         slot = slot_of_key.setdefault(key, len(slot_of_key))
         if slot == len(slot_rows):
@@ -150,7 +151,7 @@ def _compute(frames, missing, slot_rows, keys, unique, embedder, cache, namespac
         if ref.image is not None:
             units.append(("image", ref.image, [(slot, row)]))
         else:
-            videos.setdefault(ref.video, []).append((slot, row, float(ref.timestamp)))
+            videos.setdefault(ref.path, []).append((slot, row, float(cast(float, ref.timestamp))))
     units.extend(("video", path, requests) for path, requests in videos.items())
 
     spec = embedder.spec

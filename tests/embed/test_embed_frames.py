@@ -89,3 +89,15 @@ def test_truncated_image_is_a_read_error(tmp_path, scene_images, small_embedder)
 def test_bad_frame_refs(fields, match):
     with pytest.raises(ValueError, match=match):
         FrameRef(**fields)
+
+
+def test_workers_return_rows_in_input_order(index_video, scene_images):
+    refs = [FrameRef(video=str(index_video), timestamp=t) for t in (2.0, 0.1, 1.3, 0.1)]
+    refs += [FrameRef(image=str(p)) for p in scene_images]
+    refs.insert(3, FrameRef(image=str(scene_images[4])))
+    serial, stats = embed_frames(refs, build_quietly(small_spec(num_workers=0)), None)
+    parallel, _ = embed_frames(refs, build_quietly(small_spec(num_workers=2)), None)
+    assert stats.n_computed == 9  # 11 rows, two repeats
+    np.testing.assert_allclose(parallel, serial, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(serial[1], serial[4])  # the repeated video frame
+    np.testing.assert_array_equal(serial[3], serial[9])  # the repeated image
