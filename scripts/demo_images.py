@@ -74,14 +74,19 @@ def write_video(
     frames: Sequence[Image.Image | np.ndarray],
     fps: int = 10,
     gop: int = 5,
+    bframes: int = 0,
+    codec: str = "libx264",
 ) -> Path:
-    """Encode frames as an H.264 mp4 with PyAV.
+    """Encode frames as an mp4 with PyAV.
 
     Args:
         path: Output file.
         frames: RGB images of one size (even width and height).
         fps: Frames per second; frame i is shown at time i / fps.
         gop: Keyframe interval in frames (small, so that seeking is exercised).
+        bframes: Maximum consecutive B-frames; with B-frames, decode order differs from
+            presentation order. (libx264 may decide to use none; ``mpeg4`` uses them.)
+        codec: FFmpeg encoder name; ``libx264`` (H.264) or ``mpeg4``.
 
     Returns:
         The written path.
@@ -91,13 +96,13 @@ def write_video(
     path = Path(path)
     first = np.asarray(frames[0])
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
+        stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = "yuv420p"
         stream.gop_size = gop
-        # No B-frames: decode order equals presentation order, which keeps the file simple;
-        # the decoder handles B-frames too, and the tests seek either way.
-        stream.options = {"bf": "0", "crf": "10"}
+        stream.codec_context.max_b_frames = bframes
+        # High quality keeps flat colours within +-1 grey level, which the tests read back.
+        stream.options = {"crf": "10"} if codec == "libx264" else {"qscale": "1"}
         for image in frames:
             frame = av.VideoFrame.from_ndarray(np.asarray(image, dtype=np.uint8), format="rgb24")
             for packet in stream.encode(frame):
@@ -136,7 +141,11 @@ def write_demo_video(
 
 
 def main(out_dir: str = "demo_data/frames") -> None:
-    """Write three frames of each of four scenes and a 3 s demo video to ``out_dir``."""
+    """Write three frames of each of four scenes and a 3 s demo video.
+
+    Args:
+        out_dir: Destination folder, created if missing.
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for scene in range(4):

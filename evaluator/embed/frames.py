@@ -143,7 +143,7 @@ def decode_nearest_frames(
         return
     first_index = indices[order[0]]
 
-    def fail(reason: str, exc: Exception | None = None) -> FrameReadError:
+    def fail(reason: str) -> FrameReadError:
         return FrameReadError(
             f"cannot read video {path} (frame #{first_index}): {reason}",
             index=first_index,

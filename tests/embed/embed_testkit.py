@@ -9,6 +9,8 @@ import sys
 import warnings
 from pathlib import Path
 
+import numpy as np
+
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 if str(SCRIPTS) not in sys.path:
     sys.path.insert(0, str(SCRIPTS))
@@ -23,9 +25,25 @@ INDEX_FPS = 10
 INDEX_FRAMES = 25
 
 
-def index_level(i: int) -> int:
-    """Grey level that encodes frame index i; steps of 8 survive H.264 at low crf."""
-    return 10 + 8 * i
+INDEX_BITS = 5  # enough for INDEX_FRAMES
+STRIPE = 8  # pixels per bit; frames are INDEX_BITS * STRIPE wide
+
+
+def index_frame(i: int) -> np.ndarray:
+    """A frame that encodes the index i in binary: stripe b is white when bit b is set.
+
+    Black and white stripes survive lossy codecs (and B-frame interpolation) unlike fine grey
+    levels.
+    """
+    bits = [(i >> b) & 1 for b in range(INDEX_BITS)]
+    row = np.repeat(np.array(bits, dtype=np.uint8) * 255, STRIPE)
+    return np.repeat(np.broadcast_to(row, (16, row.size))[:, :, None], 3, axis=2).copy()
+
+
+def read_index(rgb: np.ndarray) -> int:
+    """Inverse of `index_frame` on a decoded frame."""
+    stripes = rgb.mean(axis=(0, 2)).reshape(INDEX_BITS, STRIPE).mean(axis=1)
+    return sum(1 << b for b in range(INDEX_BITS) if stripes[b] > 127)
 
 
 def small_spec(**overrides) -> EmbedderSpec:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from embed_testkit import INDEX_FPS, INDEX_FRAMES, build_quietly, index_level, small_spec
+from embed_testkit import INDEX_FPS, INDEX_FRAMES, build_quietly, read_index, small_spec
 
-from evaluator.embed import FrameReadError, FrameRef, embed_frames
+from evaluator.embed import FrameReadError, FrameRef, embed_frames, frames
 from evaluator.embed.frames import decode_nearest_frames
 
 
@@ -15,11 +15,10 @@ def expected_index(t: float) -> int:
     return min(range(INDEX_FRAMES), key=lambda i: (abs(i / INDEX_FPS - t), i))
 
 
-def decoded_index(rgb: np.ndarray) -> int:
-    return round((float(rgb.mean()) - index_level(0)) / (index_level(1) - index_level(0)))
-
-
-def test_nearest_frame_is_decoded(index_video):
+# seek_ahead_s=0 makes the decoder seek before nearly every request instead of decoding forward.
+@pytest.mark.parametrize("seek_ahead_s", [2.0, 0.0])
+def test_nearest_frame_is_decoded(index_videos, seek_ahead_s, monkeypatch):
+    monkeypatch.setattr(frames, "SEEK_AHEAD_S", seek_ahead_s)
     rng = np.random.default_rng(0)
     # Exact frame times, exact midpoints (ties), the start, past the end, and random times in
     # shuffled order with gaps large enough to force re-seeking.
@@ -28,8 +27,8 @@ def test_nearest_frame_is_decoded(index_video):
     order = rng.permutation(len(times))
     times = [times[i] for i in order]
     seen = {}
-    for index, rgb, frame_time in decode_nearest_frames(index_video, times):
-        seen[index] = (decoded_index(rgb), frame_time)
+    for index, rgb, frame_time in decode_nearest_frames(index_videos, times):
+        seen[index] = (read_index(rgb), frame_time)
     assert sorted(seen) == list(range(len(times)))
     for i, t in enumerate(times):
         want = expected_index(t)
