@@ -8,6 +8,7 @@ from typing import cast
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from evaluator.embed.backbone import Embedder, file_sha256
@@ -65,16 +66,10 @@ class _FrameStream(IterableDataset):
                         path, [t for _, _, t in requests], [row for _, row, _ in requests]
                     )
                     for row, rgb, _time in decoded:
-                        yield slot_of[row], self.transform(_to_pil(rgb)), None
+                        yield slot_of[row], self.transform(Image.fromarray(rgb)), None
             except FrameReadError as exc:
                 yield -1, None, exc
                 return
-
-
-def _to_pil(rgb: np.ndarray):
-    from PIL import Image
-
-    return Image.fromarray(rgb)
 
 
 def embed_frames(
