@@ -1,5 +1,8 @@
 # video-evaluator: `make help` lists the targets.
 PYTHON ?= python3
+# torch/torchvision first and pinned: on this project's machines they come from local disk;
+# elsewhere pip fetches them (override TORCH_SPEC for another build, e.g. a CPU-only wheel).
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
@@ -13,6 +16,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
 	$(PY) -m pip install -q -e ".[dev]"
 	touch $(STAMP)
 

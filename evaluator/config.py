@@ -71,9 +71,25 @@ class SweepConfig:
 
 @dataclass
 class EmbedderConfig:
-    """Where frame vectors come from: ``precomputed`` (the ``embedding`` column)."""
+    """Where frame vectors come from.
+
+    ``precomputed``: the tables' ``embedding`` column. ``torchvision``: a torchvision
+    classification backbone computes them from the ``image`` / ``video_path`` columns (the
+    other keys apply; see `evaluator.embed.EmbedderSpec`).
+    """
 
     name: str = "precomputed"
+    model: str = "resnet50"
+    weights: str | None = "DEFAULT"
+    weights_path: str | None = None
+    batch_size: int = 64
+    num_workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    image_size: int = 224
+    cache_dir: str | None = None
+    progress: bool = True
 
 
 @dataclass

@@ -19,10 +19,15 @@ _POOL = 4096
 
 @dataclass(frozen=True)
 class DemoSet:
-    """Experts and any number of model prediction tables."""
+    """Experts and any number of model prediction tables.
+
+    ``scenes`` maps "experts" and each model name to the scene index of every row (aligned
+    with the table), so frames can be rendered as images (`evaluator.demo_images`).
+    """
 
     experts: pd.DataFrame
     models: dict[str, pd.DataFrame]
+    scenes: dict[str, np.ndarray]
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -116,6 +121,7 @@ def make_demo_set(
     e_t = good_centres[e_video, pick] + rng.normal(0.0, 2.5, e_video.shape[0])
     e_t = np.clip(e_t, 0.0, world.duration[e_video])
     experts = _frames_table(ids, e_video, e_t, world.embed(e_video, e_t))
+    experts["_scene"] = world.scene_of(e_video, e_t)
     # A handful of exact duplicate rows, as real annotation exports have.
     dup = rng.choice(len(experts), size=max(1, n_videos // 100), replace=False)
     experts = pd.concat([experts, experts.iloc[dup]], ignore_index=True)
@@ -135,12 +141,14 @@ def make_demo_set(
         # Score: good frames score higher on average; ranks follow the score.
         score = np.where(near, 0.5 + quality, 0.5) + rng.normal(0.0, 0.35, m_video.shape[0])
         table = _frames_table(ids, m_video, m_t, world.embed(m_video, m_t))
+        table["_scene"] = world.scene_of(m_video, m_t)
         # Predictions for a few videos the experts never saw.
         n_unknown = max(1, n_videos // 150)
         u_video = np.arange(n_unknown)
         u_ids = np.array([f"unknown{i:04d}" for i in range(n_unknown)], dtype=object)
         u_t = rng.uniform(0, 60, n_unknown)
         unknown = _frames_table(u_ids, u_video, u_t, world.embed(u_video, u_t))
+        unknown["_scene"] = world.scene_of(u_video, u_t)
         score = np.concatenate([score, rng.random(n_unknown)])
         table = pd.concat([table, unknown], ignore_index=True)
         if m_index % 2 == 0:
@@ -154,4 +162,7 @@ def make_demo_set(
         else:
             table["score"] = np.round(score, 6)
         models[name] = table.sample(frac=1.0, random_state=seed + m_index).reset_index(drop=True)
-    return DemoSet(experts=experts, models=models)
+    scenes = {"experts": experts.pop("_scene").to_numpy()}
+    for name, table in models.items():
+        scenes[name] = table.pop("_scene").to_numpy()
+    return DemoSet(experts=experts, models=models, scenes=scenes)

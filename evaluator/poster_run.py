@@ -22,6 +22,8 @@ from evaluator.report.tables import match_table, sweep_table
 from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
 
 COUNT_METRICS = (
+    "n_embeddings_computed",
+    "n_embeddings_cached",
     "n_videos_eligible",
     "n_videos_excluded",
     "n_videos_without_predictions",
@@ -176,6 +178,51 @@ def default_run_name(cfg: DictConfig) -> str:
     return Path(str(cfg.data.predictions)).stem
 
 
+def build_table_embedder(cfg: DictConfig) -> Any:
+    """The image embedder of ``cfg.embedder`` (torchvision backbone + embedding cache).
+
+    Raises:
+        InputError: an unknown embedder, model or weights name, or weights that cannot be
+            found (the message says how to supply a local file).
+    """
+    e = cfg.embedder
+    if e.name != "torchvision":
+        raise InputError(
+            f"config: embedder={e.name} is not known; use embedder=precomputed (the 'embedding' "
+            f"column), embedder=torchvision or embedder=mobilenet_v2_deepsort."
+        )
+    # torch is imported only when frames have to be embedded.
+    from evaluator.embed import (
+        EmbedderSpec,
+        EmbeddingCache,
+        WeightsUnavailableError,
+        build_embedder,
+    )
+    from evaluator.io.images import TableEmbedder
+
+    try:
+        spec = EmbedderSpec(
+            model=str(e.model),
+            weights=None if e.weights is None else str(e.weights),
+            weights_path=None if e.weights_path is None else str(e.weights_path),
+            batch_size=int(e.batch_size),
+            num_workers=int(e.num_workers),
+            device=str(e.device),
+            amp=bool(e.amp),
+            channels_last=bool(e.channels_last),
+            image_size=int(e.image_size),
+            cache_dir=None if e.cache_dir is None else str(e.cache_dir),
+            progress=bool(e.progress),
+        )
+        embedder = build_embedder(spec)
+    except (ValueError, WeightsUnavailableError) as exc:
+        raise InputError(f"config: embedder: {exc}") from None
+    root = cfg.data.image_root
+    return TableEmbedder(
+        embedder, EmbeddingCache.from_spec(spec), None if root is None else Path(str(root))
+    )
+
+
 def _required_path(cfg: DictConfig, key: str) -> Path:
     value = OmegaConf.select(cfg, key)
     if not value:
@@ -284,12 +331,14 @@ def run_poster(
     settings = settings_from_config(cfg)
     experts_path = _required_path(cfg, "data.experts")
     predictions_path = _required_path(cfg, "data.predictions")
-    if cfg.embedder.name != "precomputed":
-        raise InputError(
-            f"config: embedder={cfg.embedder.name} is not available; use embedder=precomputed."
-        )
+    table_embedder = None
+    if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
+        table_embedder = build_table_embedder(cfg)
     inputs = load_poster_inputs(
-        experts_path, predictions_path, need_embeddings=settings.min_cosine is not None
+        experts_path,
+        predictions_path,
+        need_embeddings=settings.min_cosine is not None,
+        image_embedder=table_embedder,
     )
     result = evaluate_poster(inputs.experts, inputs.model, inputs.n_videos, settings)
     if result.metrics["n_videos_eligible"] == 0:
@@ -311,6 +360,9 @@ def run_poster(
     table = match_table(result, inputs.video_ids)
     intervals = recall_intervals(result, cfg)
     metrics = dict(result.metrics)
+    if table_embedder is not None:
+        metrics["n_embeddings_computed"] = float(table_embedder.n_computed)
+        metrics["n_embeddings_cached"] = float(table_embedder.n_cached)
     stepped = {"recall_at_k": [(k + 1, float(v)) for k, v in enumerate(result.recall_curve)]}
     if intervals is not None:
         for k in result.settings.report_ks:
@@ -344,7 +396,10 @@ def run_poster(
         if cfg.model.version is not None:
             tags["model.version"] = str(cfg.model.version)
         record = RunRecord(
-            params=_params(cfg, inputs),
+            params={
+                **_params(cfg, inputs),
+                **(table_embedder.embedder.params if table_embedder else {}),
+            },
             tags=tags,
             metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
             stepped=stepped,

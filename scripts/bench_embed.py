@@ -13,7 +13,6 @@ unless --weights-path is given; throughput does not depend on weight values. Wit
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 import warnings
@@ -22,9 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_images import render_frame, write_video
-
+from evaluator.demo_images import render_frame, write_video
 from evaluator.embed import (
     EmbedderSpec,
     EmbeddingCache,

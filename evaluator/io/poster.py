@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -132,19 +132,25 @@ def load_table(
         )
 
     embedding = None
-    if need_embeddings:
+    if need_embeddings and image_embedder is not None:
+        # Vectors are computed from the frames once both tables are valid (load_poster_inputs).
+        if not any(c in table.column_names for c in IMAGE_COLUMNS):
+            raise InputError(
+                f"{path}: missing column 'image' or 'video_path' required in the {role} table "
+                f"because an image embedder is configured (it computes every vector from the "
+                f"frames); add the column, or use embedder=precomputed with an 'embedding' column."
+            )
+    elif need_embeddings:
         if "embedding" in table.column_names:
             embedding = embedding_column(path, table, frame).values
         elif any(c in table.column_names for c in IMAGE_COLUMNS):
-            if image_embedder is None:
-                col = next(c for c in IMAGE_COLUMNS if c in table.column_names)
-                raise InputError(
-                    f"{path}: column '{col}' holds frames but no 'embedding' column is given and "
-                    f"the embedder is 'precomputed'. Enable an image embedder to compute the "
-                    f"vectors (for example `{embedder_hint}`), add an 'embedding' column, or set "
-                    f"matching.min_cosine=null for time-only matching."
-                )
-            embedding = image_embedder(path, frame)
+            col = next(c for c in IMAGE_COLUMNS if c in table.column_names)
+            raise InputError(
+                f"{path}: column '{col}' holds frames but no 'embedding' column is given and "
+                f"the embedder is 'precomputed'. Enable an image embedder to compute the "
+                f"vectors (for example `{embedder_hint}`), add an 'embedding' column, or set "
+                f"matching.min_cosine=null for time-only matching."
+            )
         else:
             raise InputError(
                 f"{path}: missing column 'embedding' required in the {role} table because "
@@ -231,6 +237,9 @@ def load_poster_inputs(
     }
     exp = load_table(experts_path, role="experts", **kw)  # type: ignore[arg-type]
     pred = load_table(predictions_path, role="predictions", **kw)  # type: ignore[arg-type]
+    if need_embeddings and image_embedder is not None:
+        exp = replace(exp, embedding=image_embedder(exp.path, exp.frame))
+        pred = replace(pred, embedding=image_embedder(pred.path, pred.frame))
     if exp.embedding is not None and pred.embedding is not None:
         if exp.embedding.shape[1] != pred.embedding.shape[1]:
             raise InputError(

@@ -5,19 +5,12 @@ Kept out of conftest.py so that tests can import them by a name no other test fo
 
 from __future__ import annotations
 
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-if str(SCRIPTS) not in sys.path:
-    sys.path.insert(0, str(SCRIPTS))
-
-from demo_images import render_frame, write_video  # noqa: E402
-
-from evaluator.embed import EmbedderSpec, build_embedder  # noqa: E402
+from evaluator.demo_images import render_frame, write_video
+from evaluator.embed import EmbedderSpec, build_embedder
 
 __all__ = ["render_frame", "write_video"]
 

@@ -1,0 +1,186 @@
+"""Evaluating from image files and from video files: paths, errors, the embedding cache."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+from evaluator.demo_images import render_frame, write_demo_video
+from evaluator.errors import InputError
+from evaluator.poster_run import run_poster
+from tests.conftest import compose_config
+
+SMALL = [
+    "embedder=torchvision",
+    "embedder.model=resnet18",
+    "embedder.weights=null",
+    "embedder.image_size=32",
+    "embedder.batch_size=16",
+    "embedder.progress=false",
+    "metrics.min_expert_frames=3",
+    "matching.min_cosine=0.9",
+    "metrics.bootstrap.n_resamples=50",
+    "plots=false",
+]
+
+
+@pytest.fixture
+def image_tables(tmp_path: Path) -> dict[str, Path]:
+    """Two videos; experts pick frames of scene 0/1; the model hits video a at rank 1 only."""
+    root = tmp_path / "frames"
+    for scene in range(4):
+        for t in range(4):
+            (root / f"s{scene}").mkdir(parents=True, exist_ok=True)
+            render_frame(scene, float(t), size=40).save(root / f"s{scene}" / f"{t}.png")
+    experts = pd.DataFrame(
+        {
+            "video_id": ["a"] * 3 + ["b"] * 3,
+            "timestamp": [10.0, 11.0, 12.0, 50.0, 51.0, 52.0],
+            "image": ["s0/0.png", "s0/1.png", "s0/2.png", "s1/0.png", "s1/1.png", "s1/2.png"],
+        }
+    )
+    preds = pd.DataFrame(
+        {
+            "video_id": ["a", "a", "b", "b"],
+            "timestamp": [11.5, 90.0, 51.0, 200.0],
+            "rank": [1, 2, 1, 2],
+            "image": ["s0/3.png", "s2/0.png", "s3/0.png", "s2/1.png"],
+        }
+    )
+    paths = {
+        "root": root,
+        "experts": tmp_path / "experts.parquet",
+        "predictions": tmp_path / "preds.parquet",
+    }
+    experts.to_parquet(paths["experts"], index=False)
+    preds.to_parquet(paths["predictions"], index=False)
+    return paths
+
+
+def _cfg(t: dict[str, Path], tmp_path: Path, *extra: str):
+    return compose_config(
+        [
+            f"data.experts={t['experts']}",
+            f"data.predictions={t['predictions']}",
+            f"data.image_root={t['root']}",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'db'}",
+            f"embedder.cache_dir={tmp_path / 'cache'}",
+            *SMALL,
+            *extra,
+        ]
+    )
+
+
+def test_images_are_embedded_once_and_then_come_from_the_cache(image_tables, tmp_path) -> None:
+    with pytest.warns(UserWarning, match="random weights"):
+        first = run_poster(_cfg(image_tables, tmp_path), tmp_path / "o1")
+    m = first.summary["metrics"]
+    assert (m["n_embeddings_computed"], m["n_embeddings_cached"]) == (10, 0)
+    with pytest.warns(UserWarning, match="random weights"):
+        second = run_poster(_cfg(image_tables, tmp_path), tmp_path / "o2")
+    m2 = second.summary["metrics"]
+    assert (m2["n_embeddings_computed"], m2["n_embeddings_cached"]) == (0, 10)
+    assert second.result.metrics == first.result.metrics
+    run = MlflowClient(f"sqlite:///{tmp_path / 'db'}").get_run(second.run.run_id)
+    assert run.data.metrics["n_embeddings_cached"] == 10
+    assert run.data.params["embedder.model"] == "resnet18"
+    assert run.data.params["embedder.dim"] == "512"
+    assert "embedder.identity_sha256" in run.data.params
+
+
+def test_a_path_leaving_the_image_root_is_refused(image_tables, tmp_path) -> None:
+    preds = pd.read_parquet(image_tables["predictions"])
+    preds.loc[2, "image"] = "../../etc/passwd"
+    preds.to_parquet(image_tables["predictions"], index=False)
+    with pytest.raises(
+        InputError,
+        match=r"preds.parquet: column 'image': path leaves the image "
+        r"root .* row 3",
+    ):
+        run_poster(_cfg(image_tables, tmp_path), tmp_path / "o")
+
+
+def test_an_unreadable_image_names_the_file_and_the_row(image_tables, tmp_path) -> None:
+    (image_tables["root"] / "s3" / "0.png").write_bytes(b"not a png")
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(
+            InputError,
+            match=r"preds.parquet: column 'image': unreadable image file .*s3/0.png.*row 3",
+        ),
+    ):
+        run_poster(_cfg(image_tables, tmp_path), tmp_path / "o")
+
+
+def test_frames_decoded_from_video_files(tmp_path: Path) -> None:
+    video = tmp_path / "clip.mp4"
+    scenes = write_demo_video(video)  # 3 s, one scene per second
+    assert len(set(scenes)) == 3
+    experts = pd.DataFrame(
+        {"video_id": ["v"] * 3, "timestamp": [0.2, 0.5, 0.8], "video_path": ["clip.mp4"] * 3}
+    )
+    preds = pd.DataFrame(
+        {
+            "video_id": ["v", "v"],
+            "timestamp": [2.5, 0.4],
+            "rank": [1, 2],
+            "video_path": ["clip.mp4"] * 2,
+        }
+    )
+    experts.to_parquet(tmp_path / "e.parquet", index=False)
+    preds.to_parquet(tmp_path / "p.parquet", index=False)
+    cfg = compose_config(
+        [
+            f"data.experts={tmp_path / 'e.parquet'}",
+            f"data.predictions={tmp_path / 'p.parquet'}",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'db'}",
+            f"embedder.cache_dir={tmp_path / 'c'}",
+            *SMALL,
+            "matching.time_tolerance_s=1.0",
+        ]
+    )
+    with pytest.warns(UserWarning, match="random weights"):
+        out = run_poster(cfg, tmp_path / "o", track=False)
+    # Rank 1 is 2 s away from every expert frame; rank 2 is in the experts' scene.
+    assert out.result.matches.first_hit_rank.tolist() == [2]
+    assert out.summary["metrics"]["n_embeddings_computed"] == 5
+
+
+def test_missing_weights_say_how_to_supply_a_local_file(image_tables, tmp_path, monkeypatch):
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch-home"))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    cfg = _cfg(image_tables, tmp_path, "embedder.weights=IMAGENET1K_V1")
+    with pytest.raises(InputError, match=r"embedder.*weights_path"):
+        run_poster(cfg, tmp_path / "o")
+
+
+def test_local_weights_file(image_tables, tmp_path: Path) -> None:
+    import torchvision
+
+    weights = tmp_path / "resnet18.pt"
+    torch.manual_seed(0)
+    torch.save(torchvision.models.resnet18(weights=None).state_dict(), weights)
+    out = run_poster(
+        _cfg(image_tables, tmp_path, f"embedder.weights_path={weights}"),
+        tmp_path / "o",
+        track=False,
+    )
+    assert out.summary["metrics"]["n_embeddings_computed"] == 10
+
+
+def test_image_tables_need_an_image_column_with_torchvision(image_tables, tmp_path) -> None:
+    preds = pd.read_parquet(image_tables["predictions"]).drop(columns="image")
+    preds.to_parquet(image_tables["predictions"], index=False)
+    with (
+        pytest.warns(UserWarning),
+        pytest.raises(InputError, match=r"preds.parquet: missing column 'image' or 'video_path'"),
+    ):
+        run_poster(_cfg(image_tables, tmp_path), tmp_path / "o")
