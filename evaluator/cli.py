@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
+from evaluator.episode_run import EpisodeOutcome, run_episode
 from evaluator.errors import InputError, TrackingError
 from evaluator.poster_run import PosterOutcome, run_poster
 from evaluator.tracking.mlflow_run import ui_hint
@@ -55,6 +56,51 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
+    """The printed summary of task=episode: headline metrics and where the run and files are."""
+    m = outcome.result.metrics
+    s = outcome.settings
+    name = s.target_name
+    at = outcome.result.coverage_at_accuracy[0]
+    threshold = f"threshold {at.threshold:.4g}" if at.n_auto else "no threshold reaches it"
+    lines = [
+        f"video-eval episode: {Path(str(cfg.data.episodes)).name} ({int(m['n_videos'])} videos)",
+        f"  episode_accuracy {m['episode_accuracy']:.4f}  mismatch precision "
+        f"{m['mismatch_precision']:.4f}  recall {m['mismatch_recall']:.4f}  "
+        f"f1 {m['mismatch_f1']:.4f}",
+        f"  at confidence >= {s.confidence_threshold:g}: coverage {m['coverage']:.4f}  "
+        f"auto_accuracy {m['auto_accuracy']:.4f}  missed mismatches auto-accepted "
+        f"{int(m['n_missed_mismatches_auto_accepted'])}  false flags "
+        f"{int(m['n_false_flags_auto'])}",
+        f"  {name} {m[name]:.4f} [{m[name + '_ci_low']:.4f}, {m[name + '_ci_high']:.4f}] "
+        f"({threshold})",
+    ]
+    if outcome.groups is None:
+        lines.append(f"  no per-group breakdown (no '{s.group_by}' column)" if s.group_by else "")
+    lines.append(f"  outputs: {outcome.output_dir}")
+    if outcome.run is not None:
+        run = outcome.run
+        lines.append(
+            f"  MLflow run {run.run_id} in experiment '{cfg.mlflow.experiment}' "
+            f"({run.tracking_uri})"
+        )
+        lines.append(f"  view: {ui_hint(run.tracking_uri, run.experiment_id, run.run_id)}")
+    return "\n".join(line for line in lines if line)
+
+
+def _main_episode(cfg: DictConfig, output_dir: Path) -> None:
+    try:
+        outcome = run_episode(cfg, output_dir)
+    except InputError as exc:
+        _fail(str(exc), EXIT_INPUT_ERROR)
+        return
+    except TrackingError as exc:
+        _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
+        return
+    if cfg.print_summary:
+        print(format_episode_summary(outcome, cfg))
+
+
 def _fail(message: str, code: int) -> None:
     print(f"video-eval: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -64,9 +110,14 @@ def _fail(message: str, code: int) -> None:
 def main(cfg: DictConfig) -> None:
     """``video-eval``: evaluate a predictions file and record the evaluation in MLflow."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
+    if cfg.task.name == "episode":
+        _main_episode(cfg, output_dir)
+        return
     try:
         if cfg.task.name != "poster":
-            raise InputError(f"config: task={cfg.task.name} is not available; use task=poster.")
+            raise InputError(
+                f"config: task={cfg.task.name} is not available; use task=poster or task=episode."
+            )
         outcome = run_poster(cfg, output_dir)
     except InputError as exc:
         _fail(str(exc), EXIT_INPUT_ERROR)
