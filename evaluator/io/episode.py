@@ -32,7 +32,7 @@ CARRIED_COLUMNS = ("series_id", "season")
 
 @dataclass(frozen=True)
 class EpisodeTable:
-    """One validated episode table, in file order.
+    """One validated episode table, one row per video, sorted by video id.
 
     Attributes:
         path: the file it came from.
@@ -42,7 +42,7 @@ class EpisodeTable:
         true_episode: int64 episode number verified by human QC, shape (n,).
         confidence: float64 model confidence in [0, 1], shape (n,).
         carried: the optional columns present (``series_id``, ``season`` and the group
-            column), name -> values in file order, for the per-video table.
+            column), name -> values in the same order, for the per-video table.
         groups: the group label per video (column ``group_column``), or None.
         group_column: the column the labels come from, or None.
     """
@@ -150,14 +150,17 @@ def load_episode_table(path: str | Path, *, group_by: str | None = "series_id") 
         if column and column in table.column_names and column not in REQUIRED_COLUMNS:
             # Nullable dtypes keep integers integers next to missing values.
             carried[column] = table[column].to_pandas().convert_dtypes()
+    # Videos in video-id order: the bootstrap draws videos by position, so a fixed order
+    # makes every number independent of the file's row order.
+    order = np.argsort(ids.astype(str), kind="stable")
     return EpisodeTable(
         path=path,
-        video_id=ids,
-        metadata_episode=episodes["metadata_episode"],
-        predicted_episode=episodes["predicted_episode"],
-        true_episode=episodes["true_episode"],
-        confidence=confidence,
-        carried=carried,
-        groups=groups,
+        video_id=ids[order],
+        metadata_episode=episodes["metadata_episode"][order],
+        predicted_episode=episodes["predicted_episode"][order],
+        true_episode=episodes["true_episode"][order],
+        confidence=confidence[order],
+        carried={k: v.iloc[order].reset_index(drop=True) for k, v in carried.items()},
+        groups=None if groups is None else groups[order],
         group_column=group_column,
     )
