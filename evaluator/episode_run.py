@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -233,16 +233,18 @@ def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
 
 def _dataset(table: EpisodeTable, digest: str) -> object:
     """The evaluation set as an MLflow dataset: source, digest, schema; no rows copied."""
+    from mlflow.data.dataset_source import DatasetSource
     from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.types.schema import ColSpec, Schema
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
 
-    cols = [
+    cols: list[ColSpec | TensorSpec] = [
         ColSpec("string", "video_id"),
         ColSpec("long", "metadata_episode"),
         ColSpec("long", "true_episode"),
     ]
-    return MetaDataset(
-        source=local_source(str(table.path.resolve())),
+    # MetaDataset implements `profile` as a property; mypy reads the abstract declaration.
+    return MetaDataset(  # type: ignore[abstract]
+        source=cast(DatasetSource, local_source(str(table.path.resolve()))),
         name=f"{table.path.stem} ({table.n_videos} videos)",
         digest=digest[:32],
         schema=Schema(cols),
