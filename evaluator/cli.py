@@ -17,6 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
+from evaluator.episode_run import EpisodeOutcome, run_episode
 from evaluator.errors import InputError, TrackingError
 from evaluator.multirun import PARENT_ENV, report_job_failure
 from evaluator.poster_run import PosterOutcome, run_poster
@@ -65,6 +66,38 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
     return "\n".join(lines)
 
 
+def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
+    """The printed summary of task=episode: headline metrics and where the run and files are."""
+    m = outcome.result.metrics
+    s = outcome.settings
+    name = s.target_name
+    at = outcome.result.coverage_at_accuracy[0]
+    threshold = f"threshold {at.threshold:.4g}" if at.n_auto else "no threshold reaches it"
+    lines = [
+        f"video-eval episode: {Path(str(cfg.data.episodes)).name} ({int(m['n_videos'])} videos)",
+        f"  episode_accuracy {m['episode_accuracy']:.4f}  mismatch precision "
+        f"{m['mismatch_precision']:.4f}  recall {m['mismatch_recall']:.4f}  "
+        f"f1 {m['mismatch_f1']:.4f}",
+        f"  at confidence >= {s.confidence_threshold:g}: coverage {m['coverage']:.4f}  "
+        f"auto_accuracy {m['auto_accuracy']:.4f}  missed mismatches auto-accepted "
+        f"{int(m['n_missed_mismatches_auto_accepted'])}  false flags "
+        f"{int(m['n_false_flags_auto'])}",
+        f"  {name} {m[name]:.4f} [{m[name + '_ci_low']:.4f}, {m[name + '_ci_high']:.4f}] "
+        f"({threshold})",
+    ]
+    if outcome.groups is None:
+        lines.append(f"  no per-group breakdown (no '{s.group_by}' column)" if s.group_by else "")
+    lines.append(f"  outputs: {outcome.output_dir}")
+    if outcome.run is not None:
+        run = outcome.run
+        lines.append(
+            f"  MLflow run {run.run_id} in experiment '{cfg.mlflow.experiment}' "
+            f"({run.tracking_uri})"
+        )
+        lines.append(f"  view: {ui_hint(run.tracking_uri, run.experiment_id, run.run_id)}")
+    return "\n".join(line for line in lines if line)
+
+
 def _fail(message: str, code: int) -> None:
     print(f"video-eval: error: {message}", file=sys.stderr)
     sys.exit(code)
@@ -77,10 +110,17 @@ def main(cfg: DictConfig) -> None:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     parent = os.environ.get(PARENT_ENV) if multirun else None
+    tasks = {
+        "poster": (run_poster, format_summary),
+        "episode": (run_episode, format_episode_summary),
+    }
     try:
-        if cfg.task.name != "poster":
-            raise InputError(f"config: task={cfg.task.name} is not available; use task=poster.")
-        outcome = run_poster(cfg, output_dir, parent_run_id=parent)
+        if cfg.task.name not in tasks:
+            raise InputError(
+                f"config: task={cfg.task.name} is not available; use task=poster or task=episode."
+            )
+        run, summarize = tasks[cfg.task.name]
+        outcome = run(cfg, output_dir, parent_run_id=parent)
     except (InputError, TrackingError) as exc:
         if multirun:
             # Reported here and counted by the multirun callback; the other jobs go on.
@@ -91,4 +131,4 @@ def main(cfg: DictConfig) -> None:
         _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
         return
     if cfg.print_summary:
-        print(format_summary(outcome, cfg))
+        print(summarize(outcome, cfg))

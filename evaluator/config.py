@@ -114,6 +114,19 @@ class ModelConfig:
 
 
 @dataclass
+class EpisodeConfig:
+    """Episode verification (SPEC section 8): automation threshold, target, breakdown."""
+
+    # The model decides alone when confidence >= this (ties at the threshold included).
+    confidence_threshold: float = 0.9
+    # coverage_at_accuracy_{p}: the largest coverage whose auto-decision accuracy is >= p.
+    target_accuracy: float = 0.99
+    # Column of the per-group breakdown; null = none. A file without it gets no breakdown.
+    group_by: str | None = "series_id"
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+
+
+@dataclass
 class EvaluateConfig:
     """The whole ``video-eval`` config."""
 
@@ -125,6 +138,7 @@ class EvaluateConfig:
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     run_name: str | None = None
     plots: bool = True
     print_summary: bool = True
@@ -138,6 +152,7 @@ _GROUPS: dict[str, Any] = {
     "sweep": SweepConfig,
     "embedder": EmbedderConfig,
     "mlflow": MLflowConfig,
+    "episode": EpisodeConfig,
 }
 
 

@@ -1,10 +1,11 @@
-"""Write the demo set: demo_data/experts.parquet, baseline.parquet, candidate.parquet.
+"""Write the demo sets: experts / baseline / candidate (poster) and episodes_* (episode task).
 
 With --images, also demo_data/images/: the frames of the first --image-videos videos rendered
 as small PNGs (frames of one scene look alike) and the same tables with an `image` column
 instead of `embedding`, to demonstrate embedder=torchvision / embedder=mobilenet_v2_deepsort.
 
-Usage: python scripts/make_demo_data.py [--out demo_data] [--videos 300] [--seed 0] [--images]
+Usage: python scripts/make_demo_data.py [--out demo_data] [--videos 300] [--episode-videos 600]
+[--seed 0] [--images]
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from evaluator.demo_data import make_demo_set
+from evaluator.demo_episodes import make_episode_demo
 
 
 def write_images(
@@ -41,6 +43,7 @@ def main() -> None:
     parser.add_argument("--out", default="demo_data", type=Path)
     parser.add_argument("--videos", default=300, type=int)
     parser.add_argument("--dim", default=512, type=int)
+    parser.add_argument("--episode-videos", default=600, type=int)
     parser.add_argument("--seed", default=0, type=int)
     parser.add_argument("--images", action="store_true", help="also render frames as PNGs")
     parser.add_argument("--image-videos", default=40, type=int)
@@ -54,6 +57,17 @@ def main() -> None:
     print(
         f"wrote {args.out}/experts.parquet ({len(demo.experts)} rows) and "
         + ", ".join(f"{n}.parquet ({len(t)} rows)" for n, t in demo.models.items())
+    )
+    episodes = make_episode_demo(args.episode_videos, seed=args.seed)
+    for name, table in episodes.models.items():
+        # episode_baseline -> episodes_baseline.parquet: the truth columns + that model's reading.
+        table.to_parquet(
+            args.out / f"episodes_{name.removeprefix('episode_')}.parquet", index=False
+        )
+    print(
+        f"wrote {args.out}/"
+        + ", ".join(f"episodes_{n.removeprefix('episode_')}.parquet" for n in episodes.models)
+        + f" ({args.episode_videos} videos each)"
     )
     if args.images:
         root = args.out / "images"

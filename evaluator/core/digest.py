@@ -33,3 +33,34 @@ def dataset_digest(
         h.update(b"\x02" + str(emb.shape[1]).encode() + b"\x00")
         h.update(emb.tobytes())
     return h.hexdigest()
+
+
+def episode_set_digest(
+    video_ids: np.ndarray, metadata_episode: np.ndarray, true_episode: np.ndarray
+) -> str:
+    """SHA-256 of an episode evaluation set: its (video id, metadata, true episode) rows.
+
+    The predictions and confidences play no part, so every model evaluated on the same set
+    gets the same digest. Rows are sorted by video id (unique in a valid set) first, so the
+    row order of the file does not matter.
+
+    Args:
+        video_ids: str video id per video.
+        metadata_episode: integer episode number in the metadata per video.
+        true_episode: integer verified episode number per video.
+
+    Returns:
+        64 hex characters.
+    """
+    ids = np.asarray(video_ids, dtype=str)
+    meta = np.asarray(metadata_episode, dtype="<i8")
+    true = np.asarray(true_episode, dtype="<i8")
+    order = np.lexsort((true, meta, ids))
+    h = hashlib.sha256()
+    h.update(b"video-evaluator/episode-set/v1\x00")
+    h.update("\x00".join(ids[order].tolist()).encode("utf-8"))
+    h.update(b"\x01")
+    h.update(meta[order].tobytes())
+    h.update(b"\x02")
+    h.update(true[order].tobytes())
+    return h.hexdigest()

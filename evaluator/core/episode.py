@@ -41,6 +41,7 @@ __all__ = [
     "accuracy_metric_suffix",
     "automation_at_threshold",
     "coverage_at_accuracy",
+    "curve_at_thresholds",
     "episode_accuracy",
     "evaluate_episodes",
     "group_breakdown",
@@ -400,6 +401,59 @@ def _curve(v: _Videos) -> RiskCoverageCurve:
         n_errors=n_errors.astype(np.int64),
         n_missed_mismatches_auto_accepted=missed.astype(np.int64),
         n_false_flags_auto=false_flags.astype(np.int64),
+    )
+
+
+def curve_at_thresholds(curve: RiskCoverageCurve, thresholds: np.ndarray) -> RiskCoverageCurve:
+    """Read the risk-coverage curve at given thresholds (e.g. a fixed grid shared by runs).
+
+    At threshold t the automated videos are those with confidence >= t, i.e. the curve point
+    with the smallest curve threshold >= t; every value equals what
+    :func:`automation_at_threshold` reports at t. Where no confidence reaches t nothing is
+    automated: coverage 0, auto_accuracy NaN, counts 0.
+
+    Args:
+        curve: A :class:`RiskCoverageCurve` (from :func:`risk_coverage_curve`).
+        thresholds: The thresholds to read it at, shape (m,), in any order; not NaN.
+
+    Returns:
+        A :class:`RiskCoverageCurve` with one point per given threshold, in the given order
+        (its ``threshold`` is the given thresholds).
+
+    Raises:
+        ValueError: If a threshold is NaN or the thresholds are not 1-D.
+
+    Example:
+        >>> c = risk_coverage_curve([1, 1, 1], [1, 2, 1], [1, 1, 2], [0.9, 0.5, 0.5])
+        >>> at = curve_at_thresholds(c, np.array([1.0, 0.9, 0.6, 0.5]))
+        >>> at.coverage.tolist(), at.n_errors.tolist()
+        ([0.0, 0.3333333333333333, 0.3333333333333333, 1.0], [0, 0, 0, 2])
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"thresholds must be a 1-D array, got shape {t.shape}")
+    if np.isnan(t).any():
+        raise ValueError("thresholds must not be NaN")
+    # Curve thresholds descend; the number of them >= t is the index just past the point.
+    k = np.searchsorted(-curve.threshold, -t, side="right")
+    point = np.maximum(k - 1, 0)
+    none = k == 0
+
+    def take(values: np.ndarray, empty: float) -> np.ndarray:
+        return np.where(none, empty, values[point])
+
+    n = int(curve.n_auto[-1])
+    n_auto = take(curve.n_auto, 0).astype(np.int64)
+    return RiskCoverageCurve(
+        threshold=t,
+        coverage=n_auto / n,
+        auto_accuracy=take(curve.auto_accuracy, math.nan),
+        n_auto=n_auto,
+        n_errors=take(curve.n_errors, 0).astype(np.int64),
+        n_missed_mismatches_auto_accepted=take(curve.n_missed_mismatches_auto_accepted, 0).astype(
+            np.int64
+        ),
+        n_false_flags_auto=take(curve.n_false_flags_auto, 0).astype(np.int64),
     )
 
 

@@ -14,6 +14,7 @@ from evaluator.core.bootstrap import resample_counts
 from evaluator.core.episode import (
     automation_at_threshold,
     coverage_at_accuracy,
+    curve_at_thresholds,
     episode_accuracy,
     evaluate_episodes,
     group_breakdown,
@@ -196,6 +197,35 @@ def test_automation_and_curve_match_reference(data: tuple, threshold: float) -> 
     assert c.n_missed_mismatches_auto_accepted.tolist() == [p["missed"] for _, p in points]
     assert c.n_false_flags_auto.tolist() == [p["false_flags"] for _, p in points]
     assert c.coverage[-1] == 1.0 and c.threshold[0] == conf.max()
+
+
+GRID = [1.1, 1.0, 0.95, 0.9, 0.75, 0.7, 0.5, 0.45, 0.2, 0.0, -0.1]
+
+
+@settings(max_examples=100, deadline=None)
+@given(data=episode_sets)
+def test_curve_at_thresholds_equals_automation_at_each_threshold(data: tuple) -> None:
+    meta, pred, true, conf = (np.array(x) for x in data)
+    at = curve_at_thresholds(risk_coverage_curve(meta, pred, true, conf), np.array(GRID))
+    assert at.threshold.tolist() == GRID
+    for j, t in enumerate(GRID):
+        ref = ref_automation(meta, pred, true, conf, t)
+        assert (at.coverage[j], at.n_auto[j], at.n_errors[j]) == (
+            ref["coverage"],
+            ref["n_auto"],
+            ref["n_errors"],
+        )
+        assert at.auto_accuracy[j] == ref["auto_accuracy"] or (
+            math.isnan(at.auto_accuracy[j]) and math.isnan(ref["auto_accuracy"])
+        )
+        assert at.n_missed_mismatches_auto_accepted[j] == ref["missed"]
+        assert at.n_false_flags_auto[j] == ref["false_flags"]
+
+
+def test_curve_at_thresholds_refuses_nan() -> None:
+    curve = risk_coverage_curve(*hand("meta", "pred", "true", "conf"))
+    with pytest.raises(ValueError, match="NaN"):
+        curve_at_thresholds(curve, np.array([0.5, math.nan]))
 
 
 @settings(max_examples=150, deadline=None)

@@ -1,0 +1,384 @@
+"""One episode evaluation, end to end: config -> io -> core -> report -> outputs -> MLflow.
+
+The same shape as :mod:`evaluator.poster_run`: inputs are validated and every number computed
+before anything is written; the result files are written all-or-nothing; the MLflow run is
+created last and always ends FINISHED or FAILED.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from evaluator import __version__
+from evaluator.core.digest import episode_set_digest
+from evaluator.core.episode import (
+    AUTO_ACCEPT,
+    AUTO_FLAG,
+    HUMAN_REVIEW,
+    EpisodeResult,
+    accuracy_metric_suffix,
+    curve_at_thresholds,
+    evaluate_episodes,
+)
+from evaluator.errors import InputError
+from evaluator.io.episode import EpisodeTable, load_episode_table
+from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.poster_run import local_source
+from evaluator.report.episode_tables import (
+    confusion_dict,
+    episode_video_table,
+    group_frame,
+    sweep_frame,
+)
+from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
+
+# Stepped metrics: the automation at thresholds 0.00, 0.01, ..., 1.00, logged with
+# step = round(100 * threshold), so the MLflow chart view overlays runs on the same x-axis.
+STEPPED_THRESHOLDS = np.round(np.arange(101) / 100.0, 2)
+STEPPED_METRICS = {
+    "coverage_at_threshold": "coverage",
+    "auto_accuracy_at_threshold": "auto_accuracy",
+    "n_missed_mismatches_auto_accepted_at_threshold": "n_missed_mismatches_auto_accepted",
+}
+COUNT_METRICS = (
+    "n_videos",
+    "n_missed_mismatches_auto_accepted",
+    "n_false_flags_auto",
+    "n_auto_accept",
+    "n_auto_flag",
+    "n_human_review",
+    "n_flagged",
+    "n_true_mismatches",
+)
+PLOT_FILE = "plots/risk_coverage.png"
+
+
+@dataclass(frozen=True)
+class EpisodeSettings:
+    """The checked episode settings of one evaluation."""
+
+    confidence_threshold: float
+    target_accuracy: float
+    group_by: str | None
+    n_resamples: int
+    ci_level: float
+    seed: int
+
+    @property
+    def target_name(self) -> str:
+        """``coverage_at_accuracy_{p}`` for the target p."""
+        return f"coverage_at_accuracy_{accuracy_metric_suffix(self.target_accuracy)}"
+
+
+@dataclass(frozen=True)
+class EpisodeOutcome:
+    """What one episode evaluation produced.
+
+    Attributes:
+        result: the numbers (core result).
+        summary: the content of summary.json.
+        video_table: the per-video table (episode_videos.parquet).
+        sweep: the risk-coverage curve as a table (episode_sweep.parquet).
+        groups: the per-group breakdown (episode_groups.parquet), or None.
+        settings: the settings it ran with.
+        output_dir: where the result files were written.
+        files: the result files written.
+        run: the MLflow run, or None when tracking was off.
+    """
+
+    result: EpisodeResult
+    summary: dict[str, Any]
+    video_table: pd.DataFrame
+    sweep: pd.DataFrame
+    groups: pd.DataFrame | None
+    settings: EpisodeSettings
+    output_dir: Path
+    files: list[Path]
+    run: RecordedRun | None
+
+
+def episode_settings(cfg: DictConfig) -> EpisodeSettings:
+    """Turn the ``episode`` config group into plain, checked settings.
+
+    Raises:
+        InputError: a value outside its allowed range, naming the config key.
+    """
+    e = cfg.episode
+    threshold = float(e.confidence_threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(
+            f"config: episode.confidence_threshold must be in [0, 1] (confidences are), got "
+            f"{e.confidence_threshold}."
+        )
+    target = float(e.target_accuracy)
+    if not 0.0 < target <= 1.0:
+        raise InputError(
+            f"config: episode.target_accuracy must be in (0, 1], got {e.target_accuracy}."
+        )
+    n_resamples = int(e.bootstrap.n_resamples)
+    if n_resamples < 1:
+        raise InputError(f"config: episode.bootstrap.n_resamples must be >= 1, got {n_resamples}.")
+    level = float(e.bootstrap.confidence)
+    if not 0.0 < level < 1.0:
+        raise InputError(f"config: episode.bootstrap.confidence must be in (0, 1), got {level}.")
+    return EpisodeSettings(
+        confidence_threshold=threshold,
+        target_accuracy=target,
+        group_by=str(e.group_by) if e.group_by else None,
+        n_resamples=n_resamples,
+        ci_level=level,
+        seed=int(e.bootstrap.seed),
+    )
+
+
+def _episodes_path(cfg: DictConfig) -> Path:
+    value = OmegaConf.select(cfg, "data.episodes")
+    if not value:
+        raise InputError(
+            "config: data.episodes is required for task=episode: pass data.episodes=PATH (a "
+            ".parquet, .csv or .jsonl file with video_id, metadata_episode, "
+            "predicted_episode, confidence, true_episode)."
+        )
+    return Path(str(value))
+
+
+def episode_run_name(cfg: DictConfig) -> str:
+    """``run_name``, else ``<model.name>-v<model.version>`` or ``<model.name>``, else the stem."""
+    if cfg.run_name:
+        return str(cfg.run_name)
+    if cfg.model.name:
+        return f"{cfg.model.name}-v{cfg.model.version}" if cfg.model.version else cfg.model.name
+    return Path(str(cfg.data.episodes)).stem
+
+
+def _counts(result: EpisodeResult) -> dict[str, float]:
+    decisions = result.decisions
+    (_, fp), (fn, tp) = result.confusion.tolist()
+    return {
+        "n_auto_accept": float(np.count_nonzero(decisions == AUTO_ACCEPT)),
+        "n_auto_flag": float(np.count_nonzero(decisions == AUTO_FLAG)),
+        "n_human_review": float(np.count_nonzero(decisions == HUMAN_REVIEW)),
+        "n_flagged": float(tp + fp),
+        "n_true_mismatches": float(tp + fn),
+    }
+
+
+def build_summary(
+    result: EpisodeResult,
+    metrics: dict[str, float],
+    table: EpisodeTable,
+    settings: EpisodeSettings,
+    digest: str,
+    cfg: DictConfig,
+) -> dict[str, Any]:
+    """summary.json: every metric by name, plus what was evaluated and how."""
+    (at_target,) = result.coverage_at_accuracy
+    return {
+        "task": "episode",
+        "metrics": {k: (int(v) if k in COUNT_METRICS else v) for k, v in metrics.items()},
+        "confusion_matrix": confusion_dict(result.confusion),
+        "coverage_at_accuracy": {
+            "target": at_target.target,
+            "coverage": at_target.coverage,
+            "threshold": at_target.threshold,
+            "auto_accuracy": at_target.auto_accuracy,
+            "n_auto": at_target.n_auto,
+            "ci_low": at_target.ci_low,
+            "ci_high": at_target.ci_high,
+            "ci_level": at_target.ci_level,
+            "n_resamples": at_target.n_resamples,
+        },
+        "dataset_digest": digest,
+        "episodes": str(table.path),
+        "group_by": table.group_column,
+        "model": {"name": cfg.model.name, "version": cfg.model.version},
+        "settings": {
+            "confidence_threshold": settings.confidence_threshold,
+            "target_accuracy": settings.target_accuracy,
+            "group_by": settings.group_by,
+            "bootstrap": {
+                "n_resamples": settings.n_resamples,
+                "confidence": settings.ci_level,
+                "seed": settings.seed,
+            },
+        },
+        "evaluator_version": __version__,
+    }
+
+
+def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                walk(f"{prefix}.{k}", v)
+        else:
+            flat[prefix] = "null" if node is None else str(node)
+
+    episode = OmegaConf.to_container(cfg.episode, resolve=True)
+    walk("episode", episode)
+    flat["data.episodes"] = str(cfg.data.episodes)
+    flat["data.episodes_resolved"] = str(table.path.resolve())
+    flat["episode.group_column"] = table.group_column or "null"
+    return flat
+
+
+def _dataset(table: EpisodeTable, digest: str) -> object:
+    """The evaluation set as an MLflow dataset: source, digest, schema; no rows copied."""
+    from mlflow.data.dataset_source import DatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+    cols: list[ColSpec | TensorSpec] = [
+        ColSpec("string", "video_id"),
+        ColSpec("long", "metadata_episode"),
+        ColSpec("long", "true_episode"),
+    ]
+    # MetaDataset implements `profile` as a property; mypy reads the abstract declaration.
+    return MetaDataset(  # type: ignore[abstract]
+        source=cast(DatasetSource, local_source(str(table.path.resolve()))),
+        name=f"{table.path.stem} ({table.n_videos} videos)",
+        digest=digest[:32],
+        schema=Schema(cols),
+    )
+
+
+def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
+    model = episode_run_name(cfg)
+    return f"Episode verification: {model} on {table.path.name} ({table.n_videos} videos)"
+
+
+def run_episode(
+    cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
+) -> EpisodeOutcome:
+    """Evaluate one episode table and record it (SPEC section 8).
+
+    Args:
+        cfg: the composed ``video-eval`` config (``task=episode``).
+        output_dir: where summary.json, episode_videos.parquet, ... are written.
+        track: record an MLflow run (False: local outputs only).
+        parent_run_id: record the run as a child of this run (multirun).
+
+    Returns:
+        The outcome; ``outcome.run`` names the MLflow run.
+
+    Raises:
+        InputError: bad config or input file (nothing written, no run created).
+        TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
+    """
+    settings = episode_settings(cfg)
+    path = _episodes_path(cfg)
+    table = load_episode_table(path, group_by=settings.group_by)
+    result = evaluate_episodes(
+        table.metadata_episode,
+        table.predicted_episode,
+        table.true_episode,
+        table.confidence,
+        threshold=settings.confidence_threshold,
+        target_accuracies=(settings.target_accuracy,),
+        groups=table.groups,
+        n_resamples=settings.n_resamples,
+        ci_level=settings.ci_level,
+        seed=settings.seed,
+    )
+    metrics = {**result.metrics, **_counts(result)}
+    digest = episode_set_digest(table.video_id, table.metadata_episode, table.true_episode)
+    videos = episode_video_table(result, table)
+    sweep = sweep_frame(result.curve)
+    groups = None
+    if result.groups is not None and table.group_column is not None:
+        groups = group_frame(result.groups, table.group_column)
+    summary = build_summary(result, metrics, table, settings, digest, cfg)
+
+    files: dict[str, Writer] = {
+        "summary.json": write_json(summary),
+        "episode_videos.parquet": write_parquet(videos),
+        "episode_sweep.parquet": write_parquet(sweep),
+        "confusion_matrix.json": write_json(confusion_dict(result.confusion)),
+        "config.yaml": write_text(OmegaConf.to_yaml(cfg, resolve=True)),
+    }
+    if groups is not None:
+        files["episode_groups.parquet"] = write_parquet(groups)
+    if cfg.plots:
+        files[PLOT_FILE] = _plot_writer(result, metrics, settings, _plot_title(cfg, table))
+    written = write_all(output_dir, files)
+
+    run = None
+    if track:
+        tags = {
+            "evaluator.task": "episode",
+            "evaluator.version": __version__,
+            "dataset.digest": digest,
+            "dataset.name": path.name,
+        }
+        if cfg.model.name:
+            tags["model.name"] = str(cfg.model.name)
+        if cfg.model.version is not None:
+            tags["model.version"] = str(cfg.model.version)
+        tables = {"episode_videos.json": videos, "episode_sweep.json": sweep}
+        if groups is not None:
+            tables["episode_groups.json"] = groups
+        record = RunRecord(
+            params=_params(cfg, table),
+            tags=tags,
+            metrics={k: v for k, v in metrics.items() if math.isfinite(v)},
+            stepped=stepped_metrics(result),
+            artifacts=artifact_list(written, output_dir),
+            tables=tables if cfg.mlflow.log_table else {},
+            dataset=_dataset(table, digest) if cfg.mlflow.log_dataset else None,
+        )
+        run = record_run(
+            tracking_uri=str(cfg.mlflow.tracking_uri),
+            experiment=str(cfg.mlflow.experiment),
+            run_name=episode_run_name(cfg),
+            record=record,
+            artifact_location=cfg.mlflow.artifact_location,
+            parent_run_id=parent_run_id,
+        )
+    return EpisodeOutcome(
+        result, summary, videos, sweep, groups, settings, output_dir, written, run
+    )
+
+
+def stepped_metrics(result: EpisodeResult) -> dict[str, list[tuple[int, float]]]:
+    """The automation on the grid 0.00, 0.01, ..., 1.00 as stepped metrics.
+
+    Step s holds the value at threshold s / 100 (what a full evaluation with
+    ``episode.confidence_threshold=s/100`` reports). Thresholds above every confidence
+    automate nothing: their coverage is 0 and their accuracy is left out (undefined).
+    """
+    grid = curve_at_thresholds(result.curve, STEPPED_THRESHOLDS)
+    steps = np.round(100 * STEPPED_THRESHOLDS).astype(int)
+    out: dict[str, list[tuple[int, float]]] = {}
+    for name, attr in STEPPED_METRICS.items():
+        values = getattr(grid, attr)
+        out[name] = [
+            (int(s), float(v)) for s, v in zip(steps, values, strict=True) if math.isfinite(v)
+        ]
+    return out
+
+
+def _plot_writer(
+    result: EpisodeResult, metrics: dict[str, float], settings: EpisodeSettings, title: str
+) -> Writer:
+    def write(path: Path) -> None:
+        from evaluator.report.episode_plots import plot_risk_coverage
+
+        plot_risk_coverage(
+            result.curve,
+            path,
+            threshold=settings.confidence_threshold,
+            at_threshold=(metrics["coverage"], metrics["auto_accuracy"]),
+            at_target=result.coverage_at_accuracy[0],
+            title=title,
+        )
+
+    return write

@@ -1,0 +1,127 @@
+"""Plots of one episode evaluation (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from evaluator.core.episode import CoverageAtAccuracy, RiskCoverageCurve
+
+DPI = 110
+
+
+def plot_risk_coverage(
+    curve: RiskCoverageCurve,
+    path: Path,
+    *,
+    threshold: float,
+    at_threshold: tuple[float, float],
+    at_target: CoverageAtAccuracy,
+    title: str,
+) -> None:
+    """The automation trade-off in two panels, written as a PNG.
+
+    Left: auto-decision accuracy against coverage, one point per distinct confidence used as
+    the threshold (moving right = a lower threshold = more videos decided alone), with the
+    target accuracy as a dashed line, the configured threshold and the largest coverage that
+    meets the target marked. Right: coverage and auto-decision accuracy against the
+    threshold, with the configured threshold as a vertical line.
+
+    Args:
+        curve: The risk-coverage curve.
+        path: Where to write the PNG (parent folders are created).
+        threshold: The configured confidence threshold.
+        at_threshold: (coverage, auto_accuracy) at the configured threshold.
+        at_target: The coverage_at_accuracy result for the target accuracy.
+        title: The figure title (e.g. the model and the input file).
+    """
+    cov = 100.0 * curve.coverage
+    acc = 100.0 * curve.auto_accuracy
+    target = 100.0 * at_target.target
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 5.0))
+
+    # One point per distinct confidence; coverage 0 has no accuracy, so the line starts there.
+    left.plot(cov, acc, color="C0", linewidth=2, label="auto-decision accuracy")
+    left.axhline(
+        target,
+        color="C3",
+        linestyle="--",
+        linewidth=1.3,
+        label=f"target accuracy {at_target.target:.1%}",
+    )
+    t_cov, t_acc = at_threshold
+    if t_cov > 0 and math.isfinite(t_acc):
+        left.plot(
+            100 * t_cov,
+            100 * t_acc,
+            "o",
+            color="C1",
+            markersize=9,
+            zorder=5,
+            label=f"threshold {threshold:g}: coverage {t_cov:.1%}, accuracy {t_acc:.1%}",
+        )
+    if at_target.n_auto > 0:
+        ci = f" [{at_target.ci_low:.1%}, {at_target.ci_high:.1%}]"
+        left.plot(
+            100 * at_target.coverage,
+            100 * at_target.auto_accuracy,
+            "D",
+            color="C2",
+            markersize=8,
+            zorder=6,
+            label=f"largest coverage at target: {at_target.coverage:.1%}{ci} "
+            f"(threshold {at_target.threshold:.3g})",
+        )
+        left.axvspan(
+            100 * at_target.ci_low,
+            100 * at_target.ci_high,
+            color="C2",
+            alpha=0.12,
+            label=f"{at_target.ci_level:.0%} bootstrap interval of that coverage",
+        )
+    low = min(float(np.nanmin(acc)), target)
+    left.set_ylim(max(0.0, low - 0.1 * (100.5 - low) - 0.5), 100.5)
+    left.set_xlim(0, 100)
+    left.set_xlabel("coverage (% of videos the model decides alone)")
+    left.set_ylabel("auto-decision accuracy (% of those decisions right)")
+    left.set_title("Risk-coverage: lower the threshold, move right")
+    left.grid(alpha=0.3)
+    left.legend(loc="lower left", fontsize=8)
+
+    # Below the lowest confidence nothing changes: carry the last point to threshold 0.
+    thr = np.r_[curve.threshold, 0.0]
+    right.step(thr, np.r_[cov, cov[-1]], where="post", color="C0", linewidth=2, label="coverage")
+    right.step(
+        thr,
+        np.r_[acc, acc[-1]],
+        where="post",
+        color="C1",
+        linewidth=2,
+        label="auto-decision accuracy",
+    )
+    right.axvline(
+        threshold,
+        color="0.3",
+        linestyle=":",
+        linewidth=1.5,
+        label=f"configured threshold {threshold:g}",
+    )
+    right.axhline(target, color="C3", linestyle="--", linewidth=1.3, label="target accuracy")
+    right.set_xlim(0, 1)
+    right.set_ylim(0, 101)
+    right.set_xlabel("confidence threshold (decide alone when confidence >= threshold)")
+    right.set_ylabel("percent (of all videos / of automated decisions)")
+    right.set_title("Coverage and accuracy by threshold")
+    right.grid(alpha=0.3)
+    right.legend(loc="lower left", fontsize=8)
+
+    fig.suptitle(title, fontsize=12)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
