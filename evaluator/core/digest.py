@@ -20,12 +20,15 @@ def dataset_digest(
     Returns:
         64 hex characters.
     """
-    ids = np.asarray(video_ids, dtype=str)
+    ids = np.asarray(video_ids, dtype=object)
     ts = np.asarray(timestamps, dtype=np.float64) + 0.0
-    order = np.lexsort((ts, ids))
+    # Sort the distinct ids once (few) and rows by (id rank, timestamp) numerically (many).
+    vocab, codes = np.unique(ids.astype(str), return_inverse=True)
+    order = np.lexsort((ts, codes))
+    ids = vocab[codes[order]]
     h = hashlib.sha256()
     h.update(b"video-evaluator/dataset/v1\x00")
-    h.update("\x00".join(ids[order].tolist()).encode("utf-8"))
+    h.update("\x00".join(ids.tolist()).encode("utf-8"))
     h.update(b"\x01")
     h.update(ts[order].astype("<f8").tobytes())
     if embeddings is not None:
@@ -58,7 +61,7 @@ def episode_set_digest(
     order = np.lexsort((true, meta, ids))
     h = hashlib.sha256()
     h.update(b"video-evaluator/episode-set/v1\x00")
-    h.update("\x00".join(ids[order].tolist()).encode("utf-8"))
+    h.update("\x00".join(ids.tolist()).encode("utf-8"))
     h.update(b"\x01")
     h.update(meta[order].tobytes())
     h.update(b"\x02")
