@@ -114,12 +114,13 @@ def main(cfg: DictConfig) -> None:
         "poster": (run_poster, format_summary),
         "episode": (run_episode, format_episode_summary),
     }
+    run, summarize = tasks.get(str(cfg.task.name), (None, format_summary))
+    summary_of: Callable[[Any, DictConfig], str] = summarize
     try:
-        if cfg.task.name not in tasks:
+        if run is None:
             raise InputError(
                 f"config: task={cfg.task.name} is not available; use task=poster or task=episode."
             )
-        run, summarize = tasks[cfg.task.name]
         outcome = run(cfg, output_dir, parent_run_id=parent)
     except (InputError, TrackingError) as exc:
         if multirun:
@@ -131,4 +132,4 @@ def main(cfg: DictConfig) -> None:
         _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
         return
     if cfg.print_summary:
-        print(summarize(outcome, cfg))
+        print(summary_of(outcome, cfg))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -95,7 +96,7 @@ def write_video(
     path = Path(path)
     first = np.asarray(frames[0])
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream(codec, rate=fps)
+        stream: Any = container.add_stream(codec, rate=fps)  # a VideoStream; av's stubs say union
         stream.width, stream.height = first.shape[1], first.shape[0]
         stream.pix_fmt = "yuv420p"
         stream.gop_size = gop

@@ -237,8 +237,8 @@ def match_videos(
             # The nearest pair, for plots: for a hit the pair behind the first hit; for a miss,
             # among pairs close enough in time the most similar; else among similar-enough
             # pairs the closest in time; else the most similar pair overall.
-            any_time = time_ok.any(axis=(1, 2))
-            any_sim = sim_ok.any(axis=(1, 2))
+            any_time = np.asarray(time_ok.any(axis=(1, 2)))
+            any_sim = np.asarray(sim_ok.any(axis=(1, 2)))
             by_cos_set = np.where(any_time[:, None, None], time_ok, valid)
             use_dt_first = ~any_time & any_sim
             flat = (len(rows), -1)

@@ -158,9 +158,8 @@ def plot_pairs(
     n_silent = int((~has_pair).sum())
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     if min_cosine is None:
-        bins = np.linspace(
-            0, max(np.nanmax(dt[has_pair], initial=1.0), time_tolerance_s) * 1.05, 40
-        )
+        top = max(float(np.nanmax(dt[has_pair], initial=1.0)), time_tolerance_s) * 1.05
+        bins = [float(b) for b in np.linspace(0, top, 40)]
         ax.hist(
             [dt[has_pair & hit], dt[has_pair & ~hit]],
             bins=bins,
