@@ -1,4 +1,4 @@
-"""The ``video-frames`` evaluator for ``mlflow.models.evaluate`` (entry point ``mlflow.model_evaluator``).
+"""The ``video-frames`` evaluator of ``mlflow.models.evaluate`` (``mlflow.model_evaluator``).
 
     mlflow.models.evaluate(
         model=None or a pyfunc model / URI,   # the model returns ranked frames per video
@@ -93,7 +93,7 @@ def plugin_config(evaluator_config: dict[str, Any]) -> DictConfig:
 def _predictions_frame(
     dataset: Any, model: Any, predictions: str | None, ranking: str | None
 ) -> pd.DataFrame:
-    """The ranked frames: the model's output on ``data``, or ``data`` with its predictions column."""
+    """The ranked frames: the model's output on ``data``, or ``data`` + its predictions column."""
     features = pd.DataFrame(dataset.features_data).reset_index(drop=True)
     if model is not None:
         output = model.predict(features)
@@ -140,7 +140,7 @@ def _artifacts(files: list[str], artifact_uri: str, evaluation: Any) -> dict[str
 
 
 class VideoFramesEvaluator(ModelEvaluator):
-    """``mlflow.models.evaluate`` evaluator for poster-frame models (``model_type="poster-frames"``).
+    """``mlflow.models.evaluate`` evaluator of poster-frame models (``poster-frames``).
 
     ``data`` is either the model's ranked frames (with ``predictions`` naming the rank or score
     column) or the videos to ask a model about (a ``video_id`` column); the model then returns

@@ -15,13 +15,14 @@ from typing import Any
 
 import mlflow
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from evaluator.io.tables import read_table
 
 PREDICTIONS_ARTIFACT = "predictions"
 
 
-class RankedFramesLookup(mlflow.pyfunc.PythonModel):
+class RankedFramesLookup(PythonModel):
     """Returns the ranked frames of the requested videos from the logged predictions file."""
 
     def load_context(self, context: Any) -> None:

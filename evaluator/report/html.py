@@ -126,7 +126,8 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
     e_hit = fm.expert_matched.astype(int).tolist()
 
     thumbs: list[str] = []
-    exp_thumbs = pred_thumbs = None
+    exp_thumbs: _Thumbnails | None = None
+    pred_thumbs: _Thumbnails | None = None
     if (
         options.thumbnail_px > 0
         and "image" in inputs.expert_table.frame.columns
@@ -148,11 +149,11 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
 
     videos = []
     for shown, i in enumerate(order.tolist()):
-        with_thumbs = exp_thumbs is not None and shown < options.max_thumbnail_videos
+        with_thumbs = shown < options.max_thumbnail_videos
         e_lo, e_hi = int(e_split[i]), int(e_split[i + 1])
         m_lo, m_hi = int(m_split[i]), int(m_split[i + 1])
         experts = [
-            [e_ts[j], e_hit[j], exp_thumbs.get(int(fm.expert_row[j])) if with_thumbs else -1]
+            [e_ts[j], e_hit[j], _thumb(exp_thumbs, fm.expert_row[j], with_thumbs)]
             for j in range(e_lo, e_hi)
         ]
         model = [
@@ -163,7 +164,7 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
                 m_dt[j],
                 m_cos[j],
                 m_et[j],
-                pred_thumbs.get(int(fm.model_row[j])) if with_thumbs else -1,
+                _thumb(pred_thumbs, fm.model_row[j], with_thumbs),
             ]
             for j in range(m_lo, m_hi)
         ]
@@ -177,6 +178,10 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
             }
         )
     return {"videos": videos, "thumbs": thumbs}
+
+
+def _thumb(thumbs: _Thumbnails | None, row: Any, wanted: bool) -> int:
+    return thumbs.get(int(row)) if thumbs is not None and wanted else -1
 
 
 def _positions(video_codes: np.ndarray, scored: np.ndarray) -> np.ndarray:
@@ -543,7 +548,9 @@ that is both; neither: nothing close in time or similar.</p></div>
   qBox.addEventListener("input", function () {
     state.q = qBox.value.trim().toLowerCase(); state.page = 0; render();
   });
-  fBox.addEventListener("change", function () { state.filter = fBox.value; state.page = 0; render(); });
+  fBox.addEventListener("change", function () {
+    state.filter = fBox.value; state.page = 0; render();
+  });
   document.addEventListener("click", function (ev) {
     var t = ev.target;
     if (t.getAttribute && t.getAttribute("data-go")) {
