@@ -87,11 +87,10 @@ def test_static_predictions_give_video_eval_numbers(
     assert {"summary", "match_table", "report", "recall_at_k"} <= set(result.artifacts)
     table = result.artifacts["match_table"].content
     assert int(table["eligible"].sum()) == int(expected["n_videos_eligible"])
-    summary = json.loads(
-        Path(
-            mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="summary.json")
-        ).read_text()
+    local = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="summary.json"
     )
+    summary = json.loads(Path(local).read_text())
     assert summary["metrics"]["mrr_at_10"] == pytest.approx(expected["mrr_at_10"])
 
 

@@ -56,7 +56,7 @@ def _articles(dom: str) -> list[str]:
 
 
 def test_report_renders_its_gallery(evaluated) -> None:
-    root, outcomes = evaluated
+    _, outcomes = evaluated
     outcome = outcomes["baseline"]
     dom = run_chromium((outcome.output_dir / "report.html").as_uri(), dump_dom=True)
     articles = _articles(dom)
@@ -74,7 +74,7 @@ def test_report_renders_its_gallery(evaluated) -> None:
 
 
 def test_report_search_and_filter(evaluated, tmp_path: Path) -> None:
-    root, outcomes = evaluated
+    _, outcomes = evaluated
     outcome = outcomes["baseline"]
     report = outcome.output_dir / "report.html"
     table = outcome.match_table[outcome.match_table["eligible"]]

@@ -18,9 +18,7 @@ from tests.conftest import compose_config
 
 
 def report_data(page: str) -> dict:
-    blob = re.search(
-        r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S
-    )
+    blob = re.search(r'<script type="application/json" id="report-data">(.*?)</script>', page, re.S)
     assert blob is not None
     return json.loads(blob.group(1))
 
