@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint bench ui clean
+.PHONY: help setup demo test test-fast lint bench ui snapshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,9 @@ bench: $(STAMP) ## benchmark load / core / MLflow logging at 20k videos against 
 
 ui: $(STAMP) ## open the MLflow UI on ./mlflow.db
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
+
+snapshots: $(STAMP) ## screenshots of the MLflow UI and report.html into docs/images (after make demo)
+	$(PY) scripts/ui_snapshot.py --db mlflow.db --out docs/images
 
 clean: ## remove generated data, outputs and the local MLflow store
 	rm -rf demo_data outputs multirun mlflow.db mlartifacts

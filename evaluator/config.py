@@ -127,6 +127,20 @@ class EpisodeConfig:
 
 
 @dataclass
+class ReportConfig:
+    """The HTML report (``report.html``: headline numbers, plots, per-video gallery)."""
+
+    html: bool = True
+    # Videos per gallery page (the page renders only these).
+    page_size: int = 50
+    # Thumbnail height in pixels when the tables have an `image` column; 0 = timelines only.
+    thumbnail_px: int = 96
+    # Thumbnails for at most this many videos (in gallery order: misses first); the others get
+    # their timeline strip only, which keeps the file small at tens of thousands of videos.
+    max_thumbnail_videos: int = 300
+
+
+@dataclass
 class EvaluateConfig:
     """The whole ``video-eval`` config."""
 
@@ -139,6 +153,7 @@ class EvaluateConfig:
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
     run_name: str | None = None
     plots: bool = True
     print_summary: bool = True

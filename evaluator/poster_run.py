@@ -17,6 +17,7 @@ from evaluator.core.poster import PosterResult, PosterSettings, evaluate_poster
 from evaluator.errors import InputError
 from evaluator.io.poster import PosterInputs, load_poster_inputs
 from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.report.html import ReportInputs, ReportOptions, report_writer
 from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
 from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
@@ -274,8 +275,10 @@ def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
     assert isinstance(container, dict)
     for group in ("matching", "metrics", "sweep", "embedder", "data"):
         walk(group, container.get(group, {}))
-    flat["data.experts_resolved"] = str(inputs.expert_table.path.resolve())
-    flat["data.predictions_resolved"] = str(inputs.prediction_table.path.resolve())
+    for key, loaded in (("experts", inputs.expert_table), ("predictions", inputs.prediction_table)):
+        flat[f"data.{key}_resolved"] = (
+            str(loaded.path) if loaded.in_memory else str(loaded.path.resolve())
+        )
     flat["predictions.rank_source"] = inputs.prediction_table.rank_source
     emb = inputs.experts.embedding
     flat["embedding.dim"] = "null" if emb is None else str(emb.shape[1])
@@ -310,41 +313,65 @@ def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> object
     )
 
 
-def run_poster(
-    cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
-) -> PosterOutcome:
-    """Evaluate one predictions file against the expert set and record it.
+@dataclass(frozen=True)
+class PosterEvaluation:
+    """The numbers and result files of one evaluation, before anything is written or recorded.
+
+    Both `video-eval` (`run_poster`) and the ``mlflow.models.evaluate`` plugin
+    (`evaluator.mlflow_plugin`) produce it with `evaluate_inputs` and record it with
+    `poster_record`, so the two report the same metrics, tables and plots.
+
+    Attributes:
+        inputs: the validated tables.
+        result: the core result.
+        metrics: every step-0 metric by name (NaN included; the record drops non-finite ones).
+        stepped: the stepped metrics (``recall_at_k``, its interval, the sweep curves).
+        summary: the content of summary.json.
+        match_table: the per-video match table.
+        digest: the dataset digest of the eligible expert set.
+        keep_rows: bool per expert row: in the eligible expert set.
+        files: relative path -> writer of every result file, in writing order.
+    """
+
+    inputs: PosterInputs
+    result: PosterResult
+    metrics: dict[str, float]
+    stepped: dict[str, list[tuple[int, float]]]
+    summary: dict[str, Any]
+    match_table: pd.DataFrame
+    digest: str
+    keep_rows: np.ndarray
+    files: dict[str, Writer]
+
+
+def evaluate_inputs(
+    inputs: PosterInputs,
+    cfg: DictConfig,
+    *,
+    label: str,
+    table_embedder: Any = None,
+) -> PosterEvaluation:
+    """Validated tables -> every number, table, plot and report of one evaluation.
 
     Args:
-        cfg: the composed ``video-eval`` config.
-        output_dir: where summary.json, match_table.parquet, ... are written.
-        track: record an MLflow run (False: local outputs only).
-        parent_run_id: record the run as a child of this run (multirun).
+        inputs: the validated expert and prediction tables.
+        cfg: a config with the ``video-eval`` schema (matching, metrics, sweep, plots, report,
+            data.image_root, model).
+        label: the model's name in plot titles and the report (the run name).
+        table_embedder: the image embedder that computed the vectors, or None.
 
     Returns:
-        The outcome; ``outcome.run`` names the MLflow run.
+        The evaluation; nothing is written yet.
 
     Raises:
-        InputError: bad config or input files (nothing written, no run created).
-        TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
+        InputError: a bad setting, or no eligible video.
     """
     settings = settings_from_config(cfg)
-    experts_path = _required_path(cfg, "data.experts")
-    predictions_path = _required_path(cfg, "data.predictions")
-    table_embedder = None
-    if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
-        table_embedder = build_table_embedder(cfg)
-    inputs = load_poster_inputs(
-        experts_path,
-        predictions_path,
-        need_embeddings=settings.min_cosine is not None,
-        image_embedder=table_embedder,
-    )
     result = evaluate_poster(inputs.experts, inputs.model, inputs.n_videos, settings)
     if result.metrics["n_videos_eligible"] == 0:
         most = int(result.n_expert_frames.max(initial=0))
         raise InputError(
-            f"{experts_path}: no video has at least metrics.min_expert_frames="
+            f"{inputs.expert_table.path}: no video has at least metrics.min_expert_frames="
             f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
             f"there is nothing to score; lower metrics.min_expert_frames or check the file."
         )
@@ -380,33 +407,104 @@ def run_poster(
     if result.sweep is not None:
         files["sweep.parquet"] = write_parquet(sweep_table(result.sweep))
     if cfg.plots:
-        files.update(plot_writers(result, intervals, default_run_name(cfg), cfg))
-    written = write_all(output_dir, files)
+        files.update(plot_writers(result, intervals, label, cfg))
+    if cfg.report.html:
+        # After the plots: the report embeds the PNGs written just before it.
+        files["report.html"] = report_writer(
+            ReportInputs(
+                title=label,
+                result=result,
+                inputs=inputs,
+                summary=summary,
+                table=table,
+                intervals=intervals,
+                image_root=None if cfg.data.image_root is None else Path(str(cfg.data.image_root)),
+            ),
+            ReportOptions(
+                page_size=int(cfg.report.page_size),
+                thumbnail_px=int(cfg.report.thumbnail_px),
+                max_thumbnail_videos=int(cfg.report.max_thumbnail_videos),
+            ),
+            plots=[rel for rel in files if rel.startswith("plots/")],
+        )
+    return PosterEvaluation(
+        inputs, result, metrics, stepped, summary, table, digest, keep_rows, files
+    )
+
+
+def poster_record(
+    evaluation: PosterEvaluation,
+    cfg: DictConfig,
+    written: list[Path],
+    output_dir: Path,
+    *,
+    table_embedder: Any = None,
+) -> RunRecord:
+    """What MLflow records of an evaluation whose files are in ``output_dir`` (SPEC section 7)."""
+    inputs = evaluation.inputs
+    tags = {
+        "evaluator.task": "poster",
+        "evaluator.version": __version__,
+        "dataset.digest": evaluation.digest,
+        "dataset.name": inputs.expert_table.path.name,
+    }
+    if cfg.model.name:
+        tags["model.name"] = str(cfg.model.name)
+    if cfg.model.version is not None:
+        tags["model.version"] = str(cfg.model.version)
+    log_dataset = cfg.mlflow.log_dataset and not inputs.expert_table.in_memory
+    return RunRecord(
+        params={
+            **_params(cfg, inputs),
+            **(table_embedder.embedder.params if table_embedder else {}),
+        },
+        tags=tags,
+        metrics={k: v for k, v in evaluation.metrics.items() if np.isfinite(v)},
+        stepped=evaluation.stepped,
+        artifacts=artifact_list(written, output_dir),
+        tables={"match_table.json": evaluation.match_table} if cfg.mlflow.log_table else {},
+        dataset=_dataset(inputs, evaluation.digest, evaluation.keep_rows) if log_dataset else None,
+    )
+
+
+def run_poster(
+    cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
+) -> PosterOutcome:
+    """Evaluate one predictions file against the expert set and record it.
+
+    Args:
+        cfg: the composed ``video-eval`` config.
+        output_dir: where summary.json, match_table.parquet, ... are written.
+        track: record an MLflow run (False: local outputs only).
+        parent_run_id: record the run as a child of this run (multirun).
+
+    Returns:
+        The outcome; ``outcome.run`` names the MLflow run.
+
+    Raises:
+        InputError: bad config or input files (nothing written, no run created).
+        TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
+    """
+    settings = settings_from_config(cfg)
+    experts_path = _required_path(cfg, "data.experts")
+    predictions_path = _required_path(cfg, "data.predictions")
+    table_embedder = None
+    if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
+        table_embedder = build_table_embedder(cfg)
+    inputs = load_poster_inputs(
+        experts_path,
+        predictions_path,
+        need_embeddings=settings.min_cosine is not None,
+        image_embedder=table_embedder,
+    )
+    evaluation = evaluate_inputs(
+        inputs, cfg, label=default_run_name(cfg), table_embedder=table_embedder
+    )
+    written = write_all(output_dir, evaluation.files)
 
     run = None
     if track:
-        tags = {
-            "evaluator.task": "poster",
-            "evaluator.version": __version__,
-            "dataset.digest": digest,
-            "dataset.name": experts_path.name,
-        }
-        if cfg.model.name:
-            tags["model.name"] = str(cfg.model.name)
-        if cfg.model.version is not None:
-            tags["model.version"] = str(cfg.model.version)
-        record = RunRecord(
-            params={
-                **_params(cfg, inputs),
-                **(table_embedder.embedder.params if table_embedder else {}),
-            },
-            tags=tags,
-            metrics={k: v for k, v in metrics.items() if np.isfinite(v)},
-            stepped=stepped,
-            artifacts=artifact_list(written, output_dir),
-            tables={"match_table.json": table} if cfg.mlflow.log_table else {},
-            dataset=_dataset(inputs, digest, keep_rows) if cfg.mlflow.log_dataset else None,
-        )
+        record = poster_record(evaluation, cfg, written, output_dir, table_embedder=table_embedder)
         run = record_run(
             tracking_uri=str(cfg.mlflow.tracking_uri),
             experiment=str(cfg.mlflow.experiment),
@@ -415,4 +513,6 @@ def run_poster(
             artifact_location=cfg.mlflow.artifact_location,
             parent_run_id=parent_run_id,
         )
-    return PosterOutcome(result, summary, table, output_dir, written, run)
+    return PosterOutcome(
+        evaluation.result, evaluation.summary, evaluation.match_table, output_dir, written, run
+    )

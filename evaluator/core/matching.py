@@ -24,6 +24,10 @@ from evaluator.core.frames import Grouped
 MISS_REASONS = ("", "no_predictions", "similarity", "time", "time+similarity", "neither")
 HIT, NO_PREDICTIONS, SIMILARITY, TIME, TIME_AND_SIMILARITY, NEITHER = range(6)
 
+# How one model frame fared (the report's gallery); the code is the index.
+FRAME_STATUSES = ("hit", "near_time", "near_similarity", "far")
+FRAME_HIT, FRAME_NEAR_TIME, FRAME_NEAR_SIMILARITY, FRAME_FAR = range(4)
+
 # Float64 elements gathered per chunk (expert side); bounds memory at about 64 MB.
 _CHUNK_ELEMENTS = 8_000_000
 
@@ -290,3 +294,158 @@ def match_videos(
                 sweep_best[i, rows, kp:] = running[:, -1:]
 
     return VideoMatches(videos=videos, sweep_best=sweep_best, **out_int, **out_float)
+
+
+@dataclass(frozen=True)
+class FrameMatches:
+    """The match rule frame by frame, for the scored videos (the report's gallery).
+
+    Model arrays have one entry per considered model frame (at most k_max per video), expert
+    arrays one per kept expert frame; both ordered by scored video (as in ``videos``), then by
+    rank / timestamp.
+
+    Attributes:
+        videos: codes of the scored videos.
+        model_video / expert_video: the video code of each frame.
+        model_row / expert_row: the frame's row in the input table.
+        model_rank: 1-based rank.
+        model_timestamp / expert_timestamp: seconds.
+        model_status: index into FRAME_STATUSES: ``hit`` (matches some expert frame);
+            ``near_time`` (some expert frame is close enough in time, none of those similar
+            enough); ``near_similarity`` (some is similar enough, none of those close enough);
+            ``far`` (neither).
+        model_dt / model_cosine: |dt| and cosine of the frame's pair: for a hit the most
+            similar matching expert frame; for near_time the most similar within the
+            tolerance; for near_similarity the closest similar-enough one; for far the most
+            similar overall (time-only: the closest). Cosine is NaN when time-only or a
+            vector is zero.
+        model_expert_timestamp: the timestamp of that expert frame.
+        expert_matched: whether some considered model frame matches the expert frame.
+    """
+
+    videos: np.ndarray
+    model_video: np.ndarray
+    model_row: np.ndarray
+    model_rank: np.ndarray
+    model_timestamp: np.ndarray
+    model_status: np.ndarray
+    model_dt: np.ndarray
+    model_cosine: np.ndarray
+    model_expert_timestamp: np.ndarray
+    expert_video: np.ndarray
+    expert_row: np.ndarray
+    expert_timestamp: np.ndarray
+    expert_matched: np.ndarray
+
+
+def match_frames(
+    experts: Grouped,
+    model: Grouped,
+    videos: np.ndarray,
+    *,
+    time_tolerance_s: float,
+    min_cosine: float | None,
+) -> FrameMatches:
+    """Apply the match rule of `match_videos` and judge every frame on its own.
+
+    Args:
+        experts: expert frames grouped by video, sorted by timestamp within a video.
+        model: model frames grouped by video, in rank order, already truncated to k_max.
+        videos: codes of the scored videos.
+        time_tolerance_s: the time tolerance in seconds (inclusive).
+        min_cosine: the minimum cosine (inclusive), or None for time-only matching.
+
+    Returns:
+        FrameMatches; its ``model_status == hit`` agrees with `match_videos` (the first hit's
+        rank is the video's ``first_hit_rank``).
+    """
+    m_parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("pos", "video", "row", "rank", "ts", "status", "dt", "cos", "ets")
+    }
+    e_parts: dict[str, list[np.ndarray]] = {k: [] for k in ("pos", "video", "row", "ts", "hit")}
+    use_emb = min_cosine is not None
+    for block in _blocks(experts, model, videos, use_emb):
+        valid = block.pair_valid
+        dt = block.dt
+        time_ok = valid & (dt <= time_tolerance_s)
+        if block.cosine is None:
+            cos_key = np.where(valid, 0.0, -np.inf)
+            sim_ok = valid
+        else:
+            cos_key = np.where(valid & ~np.isnan(block.cosine), block.cosine, -np.inf)
+            with np.errstate(invalid="ignore"):
+                sim_ok = valid & (block.cosine >= min_cosine)
+        match = time_ok & sim_ok
+        hit = match.any(axis=2)
+        near_time = ~hit & time_ok.any(axis=2)
+        near_sim = ~hit & ~near_time & sim_ok.any(axis=2)
+        status = np.select(
+            [hit, near_time, near_sim],
+            [FRAME_HIT, FRAME_NEAR_TIME, FRAME_NEAR_SIMILARITY],
+            default=FRAME_FAR,
+        )
+        # The pair shown for each frame: the set it is judged on, then most similar (closest
+        # in time on ties); near_similarity: closest in time (most similar on ties).
+        pair_set = np.where(
+            hit[:, :, None],
+            match,
+            np.where(near_time[:, :, None], time_ok, np.where(near_sim[:, :, None], sim_ok, valid)),
+        )
+        by_cos = np.where(pair_set, cos_key, -np.inf)
+        best_cos = by_cos.max(axis=2, initial=-np.inf)
+        # Scored videos have >= 1 expert frame, so the expert axis is never empty.
+        idx_cos = np.argmin(np.where(pair_set & (by_cos == best_cos[:, :, None]), dt, np.inf), 2)
+        by_dt = np.where(pair_set, dt, np.inf)
+        best_dt = by_dt.min(axis=2, initial=np.inf)
+        idx_dt = np.argmax(np.where(pair_set & (by_dt == best_dt[:, :, None]), cos_key, -np.inf), 2)
+        idx = np.where(near_sim, idx_dt, idx_cos)
+        pick_dt = np.take_along_axis(dt, idx[:, :, None], axis=2)[:, :, 0]
+        if block.cosine is None:
+            pick_cos = np.full(pick_dt.shape, np.nan)
+        else:
+            pick_cos = np.take_along_axis(block.cosine, idx[:, :, None], axis=2)[:, :, 0]
+        pick_ets = np.take_along_axis(block.expert_ts, idx, axis=1)
+
+        mv = block.model_valid
+        vids = videos[block.rows]
+        slot = np.broadcast_to(np.arange(mv.shape[1])[None, :], mv.shape)
+        m_index = model.start[vids][:, None] + slot
+        m_parts["pos"].append(np.broadcast_to(block.rows[:, None], mv.shape)[mv])
+        m_parts["video"].append(np.broadcast_to(vids[:, None], mv.shape)[mv])
+        m_parts["row"].append(model.rows[m_index[mv]])
+        m_parts["rank"].append(slot[mv] + 1)
+        m_parts["ts"].append(block.model_ts[mv])
+        m_parts["status"].append(status[mv])
+        m_parts["dt"].append(pick_dt[mv])
+        m_parts["cos"].append(pick_cos[mv])
+        m_parts["ets"].append(pick_ets[mv])
+
+        ev = block.expert_valid
+        e_slot = np.broadcast_to(np.arange(ev.shape[1])[None, :], ev.shape)
+        e_index = experts.start[vids][:, None] + e_slot
+        e_parts["pos"].append(np.broadcast_to(block.rows[:, None], ev.shape)[ev])
+        e_parts["video"].append(np.broadcast_to(vids[:, None], ev.shape)[ev])
+        e_parts["row"].append(experts.rows[e_index[ev]])
+        e_parts["ts"].append(block.expert_ts[ev])
+        e_parts["hit"].append(match.any(axis=1)[ev])
+
+    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+    m_order = np.lexsort((cat(m_parts["rank"], np.int64), cat(m_parts["pos"], np.int64)))
+    e_order = np.lexsort((cat(e_parts["ts"], np.float64), cat(e_parts["pos"], np.int64)))
+    return FrameMatches(
+        videos=videos,
+        model_video=cat(m_parts["video"], np.int64)[m_order],
+        model_row=cat(m_parts["row"], np.int64)[m_order],
+        model_rank=cat(m_parts["rank"], np.int64)[m_order],
+        model_timestamp=cat(m_parts["ts"], np.float64)[m_order],
+        model_status=cat(m_parts["status"], np.int64)[m_order],
+        model_dt=cat(m_parts["dt"], np.float64)[m_order],
+        model_cosine=cat(m_parts["cos"], np.float64)[m_order],
+        model_expert_timestamp=cat(m_parts["ets"], np.float64)[m_order],
+        expert_video=cat(e_parts["video"], np.int64)[e_order],
+        expert_row=cat(e_parts["row"], np.int64)[e_order],
+        expert_timestamp=cat(e_parts["ts"], np.float64)[e_order],
+        expert_matched=cat(e_parts["hit"], bool)[e_order],
+    )

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from evaluator.core.frames import Frames, exact_duplicate_mask, group_by_video
-from evaluator.core.matching import VideoMatches, match_videos
+from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
+from evaluator.core.matching import FrameMatches, VideoMatches, match_frames, match_videos
 
 DEFAULT_SWEEP_TIME_TOLERANCES_S = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
 DEFAULT_SWEEP_MIN_COSINES = tuple(round(0.05 * i, 2) for i in range(21))
@@ -166,6 +166,63 @@ def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
     return out
 
 
+def _group_frames(
+    experts: Frames, model: Frames, n_videos: int, expert_keep: np.ndarray, k_max: int
+) -> tuple[Grouped, Grouped, Grouped, np.ndarray]:
+    """Group kept expert rows by timestamp and the considered model frames by rank.
+
+    Returns:
+        (experts grouped, considered model frames grouped, all model frames grouped, mask over
+        the all-model order of frames past k_max of videos that have expert frames).
+    """
+    exp_grouped = group_by_video(experts, n_videos, experts.timestamp, np.flatnonzero(expert_keep))
+    has_experts = exp_grouped.count > 0
+    if model.rank is None:
+        raise ValueError("model frames need ranks")
+    all_model = group_by_video(model, n_videos, model.rank)
+    position = np.arange(len(all_model)) - all_model.start[all_model.video]
+    known = has_experts[all_model.video]
+    keep_model = known & (position < k_max)
+    truncated_rows = known & (position >= k_max)
+    mod_grouped = group_by_video(
+        model,
+        n_videos,
+        _scatter(position, all_model.rows, len(model)),
+        all_model.rows[keep_model],
+    )
+    return exp_grouped, mod_grouped, all_model, truncated_rows
+
+
+def poster_frame_matches(experts: Frames, model: Frames, result: PosterResult) -> FrameMatches:
+    """Every considered model frame and every expert frame of the scored videos, judged.
+
+    The per-frame view behind `PosterResult.matches` (for the report's gallery): the same
+    frames, the same thresholds and the same match rule as `evaluate_poster`.
+
+    Args:
+        experts: the expert frames given to `evaluate_poster`.
+        model: the model frames given to `evaluate_poster`.
+        result: its result.
+
+    Returns:
+        FrameMatches of the videos in ``result.matches.videos``.
+    """
+    s = result.settings
+    if s.min_cosine is None:
+        experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
+        model = Frames(model.video, model.timestamp, None, model.rank, None)
+    exp_grouped, mod_grouped, _, _ = _group_frames(
+        experts, model, result.n_videos, result.expert_keep, s.k_max
+    )
+    return match_frames(
+        exp_grouped,
+        mod_grouped,
+        result.matches.videos,
+        time_tolerance_s=s.time_tolerance_s,
+        min_cosine=s.min_cosine,
+    )
+
+
 def evaluate_poster(
     experts: Frames, model: Frames, n_videos: int, settings: PosterSettings
 ) -> PosterResult:
@@ -210,22 +267,12 @@ def evaluate_poster(
         raise ValueError("model frames need ranks")
 
     drop = exact_duplicate_mask(experts)
-    exp_grouped = group_by_video(experts, n_videos, experts.timestamp, np.flatnonzero(~drop))
+    exp_grouped, mod_grouped, all_model, truncated_rows = _group_frames(
+        experts, model, n_videos, ~drop, k_max
+    )
     n_expert = exp_grouped.count
     eligible = n_expert >= settings.min_expert_frames
     has_experts = n_expert > 0
-
-    all_model = group_by_video(model, n_videos, model.rank)
-    position = np.arange(len(all_model)) - all_model.start[all_model.video]
-    known = has_experts[all_model.video]
-    keep_model = known & (position < k_max)
-    truncated_rows = known & (position >= k_max)
-    mod_grouped = group_by_video(
-        model,
-        n_videos,
-        _scatter(position, all_model.rows, len(model)),
-        all_model.rows[keep_model],
-    )
     n_model = mod_grouped.count
     n_truncated = np.bincount(all_model.video[truncated_rows], minlength=n_videos)
     n_prediction_videos = all_model.count > 0

@@ -13,6 +13,7 @@ import pyarrow as pa
 from evaluator.core.frames import Frames, ranks_from_scores
 from evaluator.errors import InputError
 from evaluator.io.tables import (
+    arrow_from_pandas,
     column_error,
     embedding_column,
     numeric_column,
@@ -41,6 +42,8 @@ class LoadedTable:
         embedding: (n, D) float32 or None.
         rank: int64 ranks (predictions only; derived from `score` when there is no `rank`).
         rank_source: "rank", "score" or "" (experts).
+        in_memory: True when the table came from a DataFrame, not a file (``path`` is then
+            only its name in messages).
     """
 
     path: Path
@@ -50,6 +53,7 @@ class LoadedTable:
     embedding: np.ndarray | None
     rank: np.ndarray | None
     rank_source: str
+    in_memory: bool = False
 
 
 @dataclass(frozen=True)
@@ -86,15 +90,18 @@ def load_table(
     need_embeddings: bool,
     image_embedder: ImageEmbedder | None = None,
     embedder_hint: str = "embedder=torchvision",
+    frame: pd.DataFrame | None = None,
 ) -> LoadedTable:
     """Read and validate one poster table.
 
     Args:
-        path: the file (.parquet, .csv or .jsonl).
+        path: the file (.parquet, .csv or .jsonl); with ``frame``, the table's name in
+            messages (and, for ``image`` paths, a path whose folder is the default root).
         role: "experts" or "predictions".
         need_embeddings: whether the match rule uses cosine similarity.
         image_embedder: turns `image` / `video_path` rows into vectors, or None.
         embedder_hint: the config override that enables an image embedder, for messages.
+        frame: validate this in-memory table instead of reading ``path``.
 
     Returns:
         The validated table.
@@ -103,7 +110,7 @@ def load_table(
         InputError: for every bad-input class of SPEC section 2.
     """
     path = Path(path)
-    table = read_table(path)
+    table = read_table(path) if frame is None else arrow_from_pandas(path, frame)
     required = ["video_id", "timestamp"]
     require_columns(path, table, required, role)
     if (
@@ -116,6 +123,7 @@ def load_table(
             f"integer >= 1, 1 = best; or score: higher is better); found columns "
             f"{', '.join(repr(c) for c in table.column_names)}."
         )
+    in_memory = frame is not None
     frame = _scalar_frame(table)
     ids = video_ids(path, table)
     frame["video_id"] = ids
@@ -175,7 +183,7 @@ def load_table(
             codes = pd.factorize(ids)[0]
             rank = ranks_from_scores(codes, score, ts)
             rank_source = "score"
-    return LoadedTable(path, frame, ids, ts, embedding, rank, rank_source)
+    return LoadedTable(path, frame, ids, ts, embedding, rank, rank_source, in_memory)
 
 
 def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
@@ -223,8 +231,13 @@ def load_poster_inputs(
     need_embeddings: bool,
     image_embedder: ImageEmbedder | None = None,
     embedder_hint: str = "embedder=torchvision",
+    experts_frame: pd.DataFrame | None = None,
+    predictions_frame: pd.DataFrame | None = None,
 ) -> PosterInputs:
     """Read, validate and align the expert and prediction tables.
+
+    Either table may be given in memory (``experts_frame`` / ``predictions_frame``, as the
+    ``mlflow.models.evaluate`` plugin does); its path argument then only names it in messages.
 
     Raises:
         InputError: any bad input (SPEC section 2), including embeddings whose length differs
@@ -235,8 +248,18 @@ def load_poster_inputs(
         "image_embedder": image_embedder,
         "embedder_hint": embedder_hint,
     }
-    exp = load_table(experts_path, role="experts", **kw)  # type: ignore[arg-type]
-    pred = load_table(predictions_path, role="predictions", **kw)  # type: ignore[arg-type]
+    exp = load_table(
+        experts_path,
+        role="experts",
+        frame=experts_frame,
+        **kw,  # type: ignore[arg-type]
+    )
+    pred = load_table(
+        predictions_path,
+        role="predictions",
+        frame=predictions_frame,
+        **kw,  # type: ignore[arg-type]
+    )
     if need_embeddings and image_embedder is not None:
         exp = replace(exp, embedding=image_embedder(exp.path, exp.frame))
         pred = replace(pred, embedding=image_embedder(pred.path, pred.frame))

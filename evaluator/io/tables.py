@@ -107,6 +107,26 @@ def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",
     return table
 
 
+def arrow_from_pandas(label: str | Path, frame: pd.DataFrame) -> pa.Table:
+    """An in-memory table (``mlflow.models.evaluate`` data, a model's output) as Arrow.
+
+    Args:
+        label: how messages name the table (it has no file).
+        frame: the table; cells of an ``embedding`` column are sequences of numbers.
+
+    Raises:
+        InputError: a column Arrow cannot represent, or no data rows.
+    """
+    frame = frame.reset_index(drop=True)
+    try:
+        table = pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, TypeError, ValueError) as exc:
+        raise InputError(f"{label}: cannot be read as a table: {exc}") from None
+    if table.num_rows == 0:
+        raise InputError(f"{label}: the table is empty (no data rows).")
+    return table
+
+
 def _csv_header(path: Path) -> list[str]:
     with path.open("r", encoding="utf-8", errors="replace") as handle:
         first = handle.readline()

@@ -230,3 +230,25 @@ def set_tags(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     items = [RunTag(k, str(v)) for k, v in tags.items()]
     for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, tags=chunk)
+
+
+def record_into_run(tracking_uri: str, run_id: str, record: RunRecord) -> None:
+    """Record everything of ``record`` into a run someone else started and will end.
+
+    ``mlflow.models.evaluate`` starts the run (or reuses the active one) and ends it, FAILED
+    when an evaluator raises; this only adds tags, params, metrics, artifacts and tables.
+
+    Raises:
+        TrackingError: the store refused a write.
+    """
+    client = MlflowClient(tracking_uri=tracking_uri)
+    try:
+        tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
+        for chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
+            client.log_batch(run_id, tags=chunk)
+        log_record(client, run_id, record, tracking_uri)
+    except Exception as exc:
+        raise TrackingError(
+            f"MLflow run {run_id} at {tracking_uri}: recording the evaluation failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc

@@ -1,0 +1,182 @@
+"""Real-browser checks in headless Debian Chromium: report.html and the MLflow UI."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from evaluator.poster_run import run_poster
+from evaluator.report.chromium import CHROMIUM, chromium_available, run_chromium
+from tests.conftest import _free_port, compose_config
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not chromium_available(),
+        reason=f"{CHROMIUM} is missing (apt-get install -y chromium; .ci/run installs it)",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def evaluated(demo_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """The two demo models evaluated into one sqlite store; returns (store dir, outcomes)."""
+    root = tmp_path_factory.mktemp("browser")
+    outcomes = {}
+    for model in ("baseline", "candidate"):
+        cfg = compose_config(
+            [
+                f"data.experts={demo_files['experts']}",
+                f"data.predictions={demo_files[model]}",
+                f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+                "report.page_size=20",
+            ]
+        )
+        outcomes[model] = run_poster(cfg, root / model)
+    return root, outcomes
+
+
+def _with_script(report: Path, script: str, out: Path) -> str:
+    """A copy of the report that runs ``script`` after the page's own code (user actions)."""
+    page = report.read_text()
+    out.write_text(page.replace("</body>", f"<script>{script}</script></body>"))
+    return out.as_uri()
+
+
+def _articles(dom: str) -> list[str]:
+    return re.findall(r'<article class="video (hit|miss)" data-video="([^"]+)"', dom)
+
+
+def test_report_renders_its_gallery(evaluated) -> None:
+    _, outcomes = evaluated
+    outcome = outcomes["baseline"]
+    dom = run_chromium((outcome.output_dir / "report.html").as_uri(), dump_dom=True)
+    articles = _articles(dom)
+    assert len(articles) == 20  # one page
+    table = outcome.match_table[outcome.match_table["eligible"]]
+    n_miss = int(table["first_hit_rank"].isna().sum())
+    assert n_miss > 0
+    assert [kind for kind, _ in articles[:n_miss]] == ["miss"] * min(n_miss, 20)
+    assert f'data-matching="{len(table)}"' in dom
+    assert "<svg" in dom and "<circle" in dom  # the timeline strips were drawn
+    rendered = re.sub(r"<script.*?</script>", "", dom, flags=re.S)
+    for src in re.findall(r'<img[^>]* src="([^"]*)"', rendered):
+        assert src.startswith("data:"), src
+    assert "Poster frames: baseline" in dom
+
+
+def test_report_search_and_filter(evaluated, tmp_path: Path) -> None:
+    _, outcomes = evaluated
+    outcome = outcomes["baseline"]
+    report = outcome.output_dir / "report.html"
+    table = outcome.match_table[outcome.match_table["eligible"]]
+    target = str(table.iloc[len(table) // 2]["video_id"])
+    search = (
+        "var q = document.getElementById('q'); q.value = "
+        f"'{target.upper()}'; q.dispatchEvent(new Event('input'));"
+    )
+    dom = run_chromium(_with_script(report, search, tmp_path / "s.html"), dump_dom=True)
+    assert [vid for _, vid in _articles(dom)] == [target]
+
+    reason = table["miss_reason"].replace("", None).dropna().value_counts().index[0]
+    expected = sorted(table.loc[table["miss_reason"] == reason, "video_id"].astype(str))
+    pick = (
+        "var f = document.getElementById('filter'); f.value = "
+        f"'reason:{reason}'; f.dispatchEvent(new Event('change'));"
+    )
+    dom = run_chromium(_with_script(report, pick, tmp_path / "f.html"), dump_dom=True)
+    shown = _articles(dom)
+    assert {kind for kind, _ in shown} == {"miss"}
+    assert sorted(vid for _, vid in shown) == expected[:20] or len(expected) > 20
+    assert f'data-matching="{len(expected)}"' in dom
+    assert dom.count(f"miss: {reason}</span>") == min(len(expected), 20)
+
+    nxt = "document.querySelector('[data-go=\"1\"]').click();"
+    dom = run_chromium(_with_script(report, nxt, tmp_path / "p.html"), dump_dom=True)
+    assert "page 2 of" in dom and "videos 21–40" in dom
+
+
+@pytest.fixture(scope="module")
+def mlflow_ui(evaluated):
+    """``mlflow ui`` on 127.0.0.1 serving the demo store; yields (url, experiment id)."""
+    root, outcomes = evaluated
+    port = _free_port()
+    env = {**os.environ}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    log = (root / "ui.log").open("w")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"mlflow ui did not start: {(root / 'ui.log').read_text()}")
+            time.sleep(0.5)
+        yield url, outcomes["baseline"].run.experiment_id
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_mlflow_ui_compares_the_runs_by_recall_at_k(mlflow_ui) -> None:
+    url, exp_id = mlflow_ui
+    # A tall window: the chart view renders only the charts in view. A freshly started server
+    # answers its first API calls slowly, so the page gets a few tries to fill in.
+    for _ in range(4):
+        dom = run_chromium(
+            f"{url}/#/experiments/{exp_id}/runs?compareRunsMode=CHART",
+            dump_dom=True,
+            window=(1600, 6000),
+        )
+        if 'title="recall_at_k"' in dom:
+            break
+    assert re.search(r'title="recall_at_k"', dom), "no recall_at_k chart in the compare view"
+    assert "baseline" in dom and "candidate" in dom
+    assert 'title="mrr_at_10"' in dom
+
+
+def test_mlflow_ui_shows_the_report_artifact(mlflow_ui, evaluated) -> None:
+    url, exp_id = mlflow_ui
+    run_id = evaluated[1]["candidate"].run.run_id
+    with urllib.request.urlopen(
+        f"{url}/get-artifact?path=report.html&run_uuid={run_id}", timeout=30
+    ) as resp:
+        served = resp.read().decode()
+    assert 'id="report-data"' in served
+    dom = run_chromium(
+        f"{url}/#/experiments/{exp_id}/runs/{run_id}/artifacts/report.html", dump_dom=True
+    )
+    assert "report.html" in dom
+    assert "mlflow-html-iframe" in dom
