@@ -112,18 +112,18 @@ def main(cfg: DictConfig) -> None:
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     parent = os.environ.get(PARENT_ENV) if multirun else None
-    tasks = {
-        "poster": (run_poster, format_summary),
-        "episode": (run_episode, format_episode_summary),
+    runners: dict[str, Callable[..., Any]] = {"poster": run_poster, "episode": run_episode}
+    summaries: dict[str, Callable[..., str]] = {
+        "poster": format_summary,
+        "episode": format_episode_summary,
     }
-    run, summarize = tasks.get(str(cfg.task.name), (None, format_summary))
-    summary_of: Callable[[Any, DictConfig], str] = summarize
+    task = str(cfg.task.name)
     try:
-        if run is None:
+        if task not in runners:
             raise InputError(
-                f"config: task={cfg.task.name} is not available; use task=poster or task=episode."
+                f"config: task={task} is not available; use task=poster or task=episode."
             )
-        outcome = run(cfg, output_dir, parent_run_id=parent)
+        outcome = runners[task](cfg, output_dir, parent_run_id=parent)
     except (InputError, TrackingError) as exc:
         if multirun:
             # Reported here and counted by the multirun callback; the other jobs go on.
@@ -134,4 +134,4 @@ def main(cfg: DictConfig) -> None:
         _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
         return
     if cfg.print_summary:
-        print(summary_of(outcome, cfg))
+        print(summaries[task](outcome, cfg))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,13 @@ from evaluator.core.episode import (
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
 from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
-from evaluator.poster_run import local_source
 from evaluator.report.episode_tables import (
     confusion_dict,
     episode_video_table,
     group_frame,
     sweep_frame,
 )
+from evaluator.tracking.datasets import file_dataset
 from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
 
 # Stepped metrics: the automation at thresholds 0.00, 0.01, ..., 1.00, logged with
@@ -231,24 +231,10 @@ def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
     return flat
 
 
-def _dataset(table: EpisodeTable, digest: str) -> object:
+def _dataset(table: EpisodeTable, digest: str) -> Any:
     """The evaluation set as an MLflow dataset: source, digest, schema; no rows copied."""
-    from mlflow.data.dataset_source import DatasetSource
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
-
-    cols: list[ColSpec | TensorSpec] = [
-        ColSpec("string", "video_id"),
-        ColSpec("long", "metadata_episode"),
-        ColSpec("long", "true_episode"),
-    ]
-    # MetaDataset implements `profile` as a property; mypy reads the abstract declaration.
-    return MetaDataset(  # type: ignore[abstract]
-        source=cast(DatasetSource, local_source(str(table.path.resolve()))),
-        name=f"{table.path.stem} ({table.n_videos} videos)",
-        digest=digest[:32],
-        schema=Schema(cols),
-    )
+    columns = [("video_id", "string"), ("metadata_episode", "long"), ("true_episode", "long")]
+    return file_dataset(table.path, f"{table.path.stem} ({table.n_videos} videos)", digest, columns)
 
 
 def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:

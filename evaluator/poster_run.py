@@ -20,6 +20,7 @@ from evaluator.outputs import Writer, write_all, write_json, write_parquet, writ
 from evaluator.report.html import ReportInputs, ReportOptions, report_writer
 from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
+from evaluator.tracking.datasets import file_dataset
 from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
 
 COUNT_METRICS = (
@@ -285,31 +286,19 @@ def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
     return flat
 
 
-def local_source(path: str) -> object:
-    """MLflow's dataset source for a local file (its class is generated at import time)."""
-    from mlflow.data.dataset_source_registry import get_registered_sources
-
-    cls = next(s for s in get_registered_sources() if s.__name__ == "LocalArtifactDatasetSource")
-    return cls(path)
-
-
-def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> object:
+def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> Any:
     """The eligible expert set as an MLflow dataset: source, digest, schema; no rows copied."""
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.types.schema import ColSpec, Schema
-
-    frame = inputs.expert_table.frame
-    cols = [ColSpec("string", "video_id"), ColSpec("double", "timestamp")]
+    columns = [("video_id", "string"), ("timestamp", "double")]
     if inputs.experts.embedding is not None:
-        cols.append(ColSpec("string", f"embedding[{inputs.experts.embedding.shape[1]}]"))
-    cols.extend(
-        ColSpec("string", str(c)) for c in frame.columns if c not in ("video_id", "timestamp")
+        columns.append((f"embedding[{inputs.experts.embedding.shape[1]}]", "string"))
+    columns.extend(
+        (str(c), "string")
+        for c in inputs.expert_table.frame.columns
+        if c not in ("video_id", "timestamp")
     )
-    return MetaDataset(
-        source=local_source(str(inputs.expert_table.path.resolve())),
-        name=f"{inputs.expert_table.path.stem} ({int(keep_rows.sum())} eligible expert frames)",
-        digest=digest[:32],
-        schema=Schema(cols),
+    path = inputs.expert_table.path
+    return file_dataset(
+        path, f"{path.stem} ({int(keep_rows.sum())} eligible expert frames)", digest, columns
     )
 
 
