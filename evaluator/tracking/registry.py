@@ -138,7 +138,9 @@ def mlflow_call(what: str, tracking_uri: str, fn: Callable[[], T]) -> T:
 
 
 def _client(tracking_uri: str) -> MlflowClient:
-    return MlflowClient(tracking_uri=tracking_uri)
+    # The registry lives in the same store: never a registry URI set elsewhere in the process
+    # (mlflow.set_registry_uri) or in the environment ($MLFLOW_REGISTRY_URI).
+    return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
 
 def _quote(value: str) -> str:
@@ -469,8 +471,23 @@ def register_evaluated_model(
         info = mlflow_call(f"logging the model of run {run_id}", tracking_uri, log)
 
     def register() -> ModelVersion:
+        # What mlflow.register_model does for a logged model (models:/<model_id>), through a
+        # client pinned to this store.
+        # The store resolves the model's source through the fluent tracking URI: point it here.
+        client = _client(tracking_uri)
         with _tracking_uri(tracking_uri):
-            return mlflow.register_model(info.model_uri, name, tags={"evaluation_run_id": run_id})
+            try:
+                client.create_registered_model(name)
+            except MlflowException as exc:
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            return client.create_model_version(
+                name,
+                source=info.model_uri,
+                run_id=run_id,
+                tags={"evaluation_run_id": run_id},
+                model_id=info.model_id,
+            )
 
     mv = mlflow_call(f"registering {name}", tracking_uri, register)
     if expected_version is not None and str(mv.version) != str(expected_version):
