@@ -273,7 +273,11 @@ def plot_sweep_delta(
     ax.set_xlabel("minimum cosine similarity (theta)")
     ax.set_ylabel("time tolerance (s)")
     ti = np.flatnonzero(np.isclose(taus, time_tolerance_s))
-    tj = np.flatnonzero(np.isclose(thetas, min_cosine)) if min_cosine is not None else []
+    tj: np.ndarray = (
+        np.flatnonzero(np.isclose(thetas, min_cosine))
+        if min_cosine is not None
+        else np.array([], dtype=np.int64)
+    )
     marked = ""
     if len(ti) and len(tj):
         ax.add_patch(

@@ -27,6 +27,7 @@ import pandas as pd
 from mlflow.entities import ViewType
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+from mlflow.pyfunc import PythonModel, PythonModelContext
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError, TrackingError
@@ -372,7 +373,7 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
 # ----------------------------------------------------------------------------- registration
 
 
-class PredictionsLookup(mlflow.pyfunc.PythonModel):
+class PredictionsLookup(PythonModel):  # type: ignore[misc]
     """A pyfunc that serves a model's recorded predictions.
 
     It carries the predictions as an artifact (``predictions``: a parquet file with
@@ -389,7 +390,7 @@ class PredictionsLookup(mlflow.pyfunc.PythonModel):
 
     def predict(
         self,
-        context: mlflow.pyfunc.PythonModelContext,
+        context: PythonModelContext,
         model_input: pd.DataFrame,
         params: dict[str, str] | None = None,
     ) -> pd.DataFrame:
