@@ -135,3 +135,48 @@ def main(cfg: DictConfig) -> None:
         return
     if cfg.print_summary:
         print(summaries[task](outcome, cfg))
+
+
+# ----------------------------------------------------------------------------- compare / promote
+
+
+def _run_edge(program: str, fn: Callable[[], str | None], output_dir: Path) -> None:
+    """Run one command body; user errors exit 2, MLflow errors 3, without a traceback."""
+    try:
+        text = fn()
+    except InputError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
+    except TrackingError as exc:
+        print(f"{program}: error: {exc}\nLocal outputs (if any): {output_dir}.", file=sys.stderr)
+        sys.exit(EXIT_TRACKING_ERROR)
+    if text:
+        print(text)
+
+
+@hydra.main(config_path="conf", config_name="compare", version_base=None)
+def compare_main(cfg: DictConfig) -> None:
+    """``video-eval-compare candidate=REF baseline=REF``: paired comparison of two evaluations."""
+    from evaluator.compare_run import format_compare_summary, run_compare
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    def body() -> str | None:
+        outcome = run_compare(cfg, output_dir)
+        return format_compare_summary(outcome) if cfg.print_summary else None
+
+    _run_edge("video-eval-compare", body, output_dir)
+
+
+@hydra.main(config_path="conf", config_name="promote", version_base=None)
+def promote_main(cfg: DictConfig) -> None:
+    """``video-eval-promote model.name=NAME model.version=V``: gate promotion on evidence."""
+    from evaluator.promote_run import format_promote_summary, run_promote
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    def body() -> str | None:
+        outcome = run_promote(cfg, output_dir)
+        return format_promote_summary(outcome, cfg) if cfg.print_summary else None
+
+    _run_edge("video-eval-promote", body, output_dir)

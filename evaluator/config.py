@@ -159,6 +159,70 @@ class EvaluateConfig:
     print_summary: bool = True
 
 
+@dataclass
+class CompareMLflowConfig:
+    """Where the comparison (or promotion) run is recorded and the evaluations are read from."""
+
+    tracking_uri: str = "${oc.env:MLFLOW_TRACKING_URI,'sqlite:///mlflow.db'}"
+    # null = the experiment of the candidate's evaluation run.
+    experiment: str | None = None
+    artifact_location: str | None = None
+    log_table: bool = True
+
+
+@dataclass
+class CompareConfig:
+    """The whole ``video-eval-compare`` config.
+
+    ``candidate`` / ``baseline``: an evaluation run id, ``models:/NAME/VERSION`` or
+    ``models:/NAME@ALIAS`` (the version's latest finished evaluation run, found through the
+    ``model.name`` / ``model.version`` run tags).
+    """
+
+    candidate: str | None = None
+    baseline: str | None = None
+    # Compare runs on different expert sets or matching settings anyway (recorded as a warning).
+    allow_mismatch: bool = False
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    mlflow: CompareMLflowConfig = field(default_factory=CompareMLflowConfig)
+    run_name: str | None = None
+    plots: bool = True
+    print_summary: bool = True
+
+
+@dataclass
+class PromoteRuleConfig:
+    """The promotion rule: a paired one-sided lower bound, guardrails, floors."""
+
+    # Promote when the one-sided (1 - alpha) lower bound of (candidate - champion) on
+    # `metric` exceeds `min_delta` (negative = non-inferiority margin).
+    metric: str = "recall_at_10"
+    alpha: float = 0.05
+    min_delta: float = 0.0
+    # metric -> largest allowed drop of the point delta (candidate - champion). The task's
+    # defaults (conf/promote/poster.yaml, episode.yaml) fill these two mappings.
+    guardrails: dict[str, float] = field(default_factory=dict)
+    # metric -> absolute minimum of the candidate, used only when there is no champion yet.
+    floors: dict[str, float] = field(default_factory=dict)
+    # false = dry run: decide, record and tag, but move no alias.
+    apply: bool = False
+    champion_alias: str = "champion"
+    previous_alias: str = "previous_champion"
+
+
+@dataclass
+class PromoteConfig:
+    """The whole ``video-eval-promote`` config."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    promote: PromoteRuleConfig = field(default_factory=PromoteRuleConfig)
+    bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    mlflow: CompareMLflowConfig = field(default_factory=CompareMLflowConfig)
+    run_name: str | None = None
+    plots: bool = True
+    print_summary: bool = True
+
+
 _GROUPS: dict[str, Any] = {
     "task": TaskConfig,
     "data": DataConfig,
@@ -175,5 +239,8 @@ def register_configs() -> None:
     """Store the schemas in Hydra's ConfigStore (idempotent)."""
     cs = ConfigStore.instance()
     cs.store(name="base_evaluate", node=EvaluateConfig)
+    cs.store(name="base_compare", node=CompareConfig)
+    cs.store(name="base_promote", node=PromoteConfig)
+    cs.store(group="promote", name="base_promote_rule", node=PromoteRuleConfig)
     for group, node in _GROUPS.items():
         cs.store(group=group, name=f"base_{group}", node=node)

@@ -33,7 +33,7 @@ class RankedFramesLookup(PythonModel):
 
     # No type hints here: MLflow would read them as an input schema for row-wise inputs.
     def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-        """The ranked frames of the videos in ``model_input["video_id"]`` (file order kept).
+        """The ranked frames of the videos in ``model_input["video_id"]``, best first.
 
         Raises:
             ValueError: ``model_input`` has no ``video_id`` column.
@@ -44,8 +44,15 @@ class RankedFramesLookup(PythonModel):
                 f"RankedFramesLookup.predict needs a 'video_id' column; got columns "
                 f"{list(frame.columns)}."
             )
-        wanted = set(frame["video_id"].astype(str))
-        return self._frames[self._frames["video_id"].isin(wanted)].reset_index(drop=True)
+        ids = frame["video_id"].astype(str)
+        order = {v: i for i, v in enumerate(dict.fromkeys(ids))}
+        rows = self._frames[self._frames["video_id"].isin(order)]
+        # Videos in the order asked for, each in rank order (best score first).
+        keys = ["_order", "rank"] if "rank" in rows.columns else ["_order", "score"]
+        ascending = [True, "rank" in rows.columns]
+        rows = rows.assign(_order=rows["video_id"].map(order))
+        rows = rows.sort_values(keys, ascending=ascending, kind="stable")
+        return rows.drop(columns="_order").reset_index(drop=True)
 
 
 def log_ranked_frames_model(predictions: str | Path, name: str = "model") -> Any:

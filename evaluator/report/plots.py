@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from evaluator.core.comparison import SweepDelta
 from evaluator.core.matching import HIT, NO_PREDICTIONS, VideoMatches
 from evaluator.core.poster import SweepResult
 
@@ -206,4 +207,114 @@ def plot_pairs(
     silent = f"; {n_silent} videos without predictions not shown" if n_silent else ""
     ax.set_title(f"{title}: nearest model/expert pair per video{silent}", fontsize=10)
     ax.legend(loc="lower left", fontsize=8)
+    _save(fig, path)
+
+
+def plot_sweep_delta(
+    sweep: SweepDelta,
+    k: int,
+    path: Path,
+    *,
+    time_tolerance_s: float,
+    min_cosine: float | None,
+    title: str,
+) -> None:
+    """recall@k of candidate minus baseline over the threshold grid, in points (x100).
+
+    Blue cells: the candidate is better there; red: worse; white: equal. The configured point
+    is boxed, so a reader sees whether a gain holds across the grid or only at that point.
+    """
+    delta = 100.0 * sweep.delta
+    taus, thetas = sweep.time_tolerances_s, sweep.min_cosines
+    n_cells = delta.size
+    verdict = (
+        f"candidate better at {sweep.n_better} of {n_cells} grid points, worse at "
+        f"{sweep.n_worse}, equal at {n_cells - sweep.n_better - sweep.n_worse}"
+    )
+    if np.isnan(thetas).all():
+        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        ax.axhline(0.0, color="black", linewidth=1)
+        ax.plot(taus, delta[:, 0], marker="o", color="C0")
+        for x, y in zip(taus, delta[:, 0], strict=True):
+            ax.annotate(
+                f"{y:+.1f}",
+                (x, y),
+                textcoords="offset points",
+                xytext=(0, 7),
+                ha="center",
+                fontsize=8,
+            )
+        ax.axvline(time_tolerance_s, color="red", linestyle="--", label="configured tolerance")
+        ax.set_xlabel("time tolerance (s)")
+        ax.set_ylabel(f"delta recall@{k} (points, candidate - baseline)")
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best")
+        ax.set_title(f"{title}: delta recall@{k} by time tolerance\n{verdict}", fontsize=10)
+        _save(fig, path)
+        return
+    bound = max(float(np.nanmax(np.abs(delta), initial=0.0)), 0.5)
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.62 * len(thetas) + 2), 0.48 * len(taus) + 2.4))
+    im = ax.imshow(delta, aspect="auto", origin="lower", cmap="RdBu", vmin=-bound, vmax=bound)
+    for i in range(len(taus)):
+        for j in range(len(thetas)):
+            v = delta[i, j]
+            ax.text(
+                j,
+                i,
+                f"{v:+.1f}" if v else "0",
+                ha="center",
+                va="center",
+                fontsize=6.5,
+                color="white" if abs(v) > 0.6 * bound else "black",
+            )
+    ax.set_xticks(np.arange(len(thetas)), [f"{t:.2f}" for t in thetas], rotation=60, fontsize=8)
+    ax.set_yticks(np.arange(len(taus)), [f"{t:g}" for t in taus], fontsize=8)
+    ax.set_xlabel("minimum cosine similarity (theta)")
+    ax.set_ylabel("time tolerance (s)")
+    ti = np.flatnonzero(np.isclose(taus, time_tolerance_s))
+    tj: np.ndarray = (
+        np.flatnonzero(np.isclose(thetas, min_cosine))
+        if min_cosine is not None
+        else np.array([], dtype=np.int64)
+    )
+    marked = ""
+    if len(ti) and len(tj):
+        ax.add_patch(
+            plt.Rectangle(
+                (tj[0] - 0.5, ti[0] - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5
+            )
+        )
+        marked = f"; black box: configured point ({time_tolerance_s:g} s, {min_cosine:g})"
+    fig.colorbar(im, ax=ax, label=f"delta recall@{k} (points; blue = candidate better)")
+    ax.set_title(
+        f"{title}: recall@{k} candidate - baseline over the threshold grid\n{verdict}{marked}",
+        fontsize=10,
+    )
+    _save(fig, path)
+
+
+def plot_delta_curve(
+    delta: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    path: Path,
+    *,
+    title: str,
+    confidence: float,
+) -> None:
+    """delta recall@k (candidate - baseline) against k with its paired bootstrap band."""
+    k = np.arange(1, delta.shape[0] + 1)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.axhline(0.0, color="black", linewidth=1)
+    ax.plot(k, 100 * delta, marker="o", color="C0", linewidth=2, label="candidate - baseline")
+    ax.fill_between(k, 100 * low, 100 * high, color="C0", alpha=0.2, linewidth=0)
+    ax.set_xticks(k)
+    ax.set_xlabel("k (number of model frames considered)")
+    ax.set_ylabel("delta recall@k (points)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    ax.set_title(
+        f"{title}; shaded: {confidence:.0%} paired bootstrap interval (videos resampled jointly)",
+        fontsize=10,
+    )
     _save(fig, path)

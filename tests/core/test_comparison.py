@@ -323,3 +323,88 @@ def test_docstring_examples() -> None:
     import evaluator.core.comparison as module
 
     assert doctest.testmod(module).failed == 0
+
+
+# ------------------------------------------------------------------ alignment, sweep delta
+
+
+def test_align_videos_pairs_rows_by_id() -> None:
+    from evaluator.core.comparison import align_videos
+
+    a = align_videos(np.array(["7", "007", "x"]), np.array(["x", "7", "y"]))
+    assert a.video_ids.tolist() == ["7", "x"]
+    assert a.cand_index.tolist() == [0, 2] and a.base_index.tolist() == [1, 0]
+    assert (a.n_only_candidate, a.n_only_baseline) == (1, 1)
+    with pytest.raises(ValueError, match="duplicate video ids"):
+        align_videos(np.array(["a", "a"]), np.array(["a"]))
+
+
+def test_poster_video_values_mean_is_the_metric() -> None:
+    from evaluator.core.comparison import poster_video_values
+
+    rng = np.random.default_rng(0)
+    rank = rng.integers(0, 11, 500)
+    for k in (1, 5, 10):
+        expected = np.mean([(1 <= r <= k) for r in rank])
+        assert poster_video_values(rank, f"recall_at_{k}", 10).mean() == expected
+    mrr = np.mean([1 / r if r else 0.0 for r in rank])
+    assert poster_video_values(rank, "mrr_at_10", 10).mean() == pytest.approx(mrr, rel=1e-15)
+    with pytest.raises(ValueError, match="exceeds the evaluation's k_max"):
+        poster_video_values(rank, "recall_at_11", 10)
+    with pytest.raises(ValueError, match="no per-video values for metric 'precision_at_10'"):
+        poster_video_values(rank, "precision_at_10", 10)
+
+
+def test_change_labels_and_order() -> None:
+    from evaluator.core.comparison import change_labels, diff_order
+
+    c = np.array([1, 0, 1, 0, 1], dtype=bool)
+    b = np.array([0, 1, 1, 0, 0], dtype=bool)
+    labels = change_labels(c, b)
+    assert labels.tolist() == ["gained", "lost", "same", "same", "gained"]
+    order = diff_order(labels, np.array(["e", "d", "c", "b", "a"]))
+    assert order.tolist() == [4, 0, 1, 3, 2]
+
+
+def test_sweep_delta_uses_the_common_grid() -> None:
+    from evaluator.core.comparison import sweep_delta
+
+    c = np.arange(6, dtype=float).reshape(2, 3) / 10
+    b = np.full((3, 2), 0.2)
+    s = sweep_delta([0.0, 1.0], [0.1, 0.5, 0.9], c, [0.0, 1.0, 2.0], [0.5, 0.9], b)
+    assert s.time_tolerances_s.tolist() == [0.0, 1.0]
+    assert s.min_cosines.tolist() == [0.5, 0.9]
+    np.testing.assert_allclose(s.delta, [[-0.1, 0.0], [0.2, 0.3]])
+    assert (s.n_better, s.n_worse) == (2, 1)
+    t = sweep_delta([0.0, 3.0], [np.nan], [[0.5], [0.7]], [3.0], [np.nan], [[0.6]])
+    assert t.delta.tolist() == [[pytest.approx(0.1)]]
+    with pytest.raises(ValueError, match="time-only"):
+        sweep_delta([0.0], [np.nan], [[0.5]], [0.0], [0.5], [[0.5]])
+    with pytest.raises(ValueError, match="no \\(time tolerance, min cosine\\) point in common"):
+        sweep_delta([0.0], [0.5], [[0.5]], [1.0], [0.5], [[0.5]])
+
+
+def test_simulate_gate_script_false_promotion_rate() -> None:
+    """scripts/simulate_gate.py (the promote command's decision path) on fewer trials."""
+    import argparse
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "simulate_gate.py"
+    spec = importlib.util.spec_from_file_location("simulate_gate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    trials, alpha = 200, 0.05
+    args = argparse.Namespace(
+        trials=trials,
+        videos=2000,
+        resamples=500,
+        alpha=alpha,
+        min_delta=0.0,
+        champion_recall=0.7,
+        spread=1.5,
+        seed=11,
+    )
+    row = module.simulate(0.0, args, np.random.default_rng(11))
+    assert row["rate"] <= alpha + 2.5 * math.sqrt(alpha * (1 - alpha) / trials), row
+    assert module.simulate(0.05, args, np.random.default_rng(12))["rate"] >= 0.95

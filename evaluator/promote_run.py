@@ -1,0 +1,442 @@
+"""Gate a registered model version's promotion on paired evidence: ``video-eval-promote``.
+
+The candidate is version ``model.version`` of ``model.name``; the champion is the version the
+``champion`` alias points to. Both resolve to their latest finished evaluation runs (run tags
+``model.name`` / ``model.version``), which are compared exactly as ``video-eval-compare`` does
+(`evaluator.compare_run`), and the rule of `evaluator.core.comparison.decide_promotion` is
+applied to the paired one-sided lower bound. Without a champion the candidate's own metrics
+are checked against ``promote.floors``. The decision is always recorded (on the comparison run
+and as tags of the candidate version); aliases move only with ``promote.apply=true``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from evaluator import __version__
+from evaluator.compare_run import (
+    Comparison,
+    bootstrap_settings,
+    format_comparison,
+    model_ref,
+    prepare_comparison,
+    record_comparison,
+)
+from evaluator.core.comparison import PromotionDecision, decide_promotion
+from evaluator.errors import InputError
+from evaluator.outputs import write_all, write_json, write_text
+from evaluator.tracking.mlflow_run import (
+    RecordedRun,
+    RunRecord,
+    artifact_list,
+    record_run,
+    set_tags,
+    ui_hint,
+)
+from evaluator.tracking.registry import (
+    EvaluationRun,
+    alias_version,
+    experiment_name,
+    model_version,
+    resolve_evaluation,
+    set_alias,
+    set_version_tags,
+)
+
+
+@dataclass(frozen=True)
+class PromotionRule:
+    """The checked ``promote`` group."""
+
+    metric: str
+    alpha: float
+    min_delta: float
+    guardrails: dict[str, float]
+    floors: dict[str, float]
+    apply: bool
+    champion_alias: str
+    previous_alias: str
+
+
+def promotion_rule(cfg: DictConfig) -> PromotionRule:
+    """Turn the ``promote`` config group into a checked rule.
+
+    Raises:
+        InputError: a value out of range, naming the key.
+    """
+    p = cfg.promote
+    alpha = float(p.alpha)
+    if not 0.0 < alpha < 1.0:
+        raise InputError(f"config: promote.alpha must be in (0, 1), got {p.alpha}.")
+    min_delta = float(p.min_delta)
+    if not math.isfinite(min_delta):
+        raise InputError(f"config: promote.min_delta must be a finite number, got {p.min_delta}.")
+    guardrails = {str(k): float(v) for k, v in (p.guardrails or {}).items()}
+    for metric, drop in guardrails.items():
+        if not (math.isfinite(drop) and drop >= 0):
+            raise InputError(
+                f"config: promote.guardrails.{metric} must be a drop >= 0 (the most "
+                f"{metric} may fall), got {drop}."
+            )
+    floors = {str(k): float(v) for k, v in (p.floors or {}).items()}
+    if not str(p.metric).strip():
+        raise InputError("config: promote.metric is empty; name a metric, e.g. recall_at_10.")
+    aliases = (str(p.champion_alias), str(p.previous_alias))
+    if aliases[0] == aliases[1] or not all(aliases):
+        raise InputError(
+            f"config: promote.champion_alias and promote.previous_alias must be two different "
+            f"non-empty names, got {aliases[0]!r} and {aliases[1]!r}."
+        )
+    return PromotionRule(
+        metric=str(p.metric),
+        alpha=alpha,
+        min_delta=min_delta,
+        guardrails=guardrails,
+        floors=floors,
+        apply=bool(p.apply),
+        champion_alias=aliases[0],
+        previous_alias=aliases[1],
+    )
+
+
+@dataclass(frozen=True)
+class PromoteOutcome:
+    """What ``video-eval-promote`` decided and recorded.
+
+    Attributes:
+        name / version: the candidate model version.
+        champion_version: the champion's version before the decision, or None.
+        candidate: the candidate's evaluation run.
+        comparison: the paired comparison with the champion, or None without a champion.
+        decision: promote or reject, with the reason.
+        applied: whether the aliases were moved.
+        summary: summary.json of the evidence run.
+        output_dir / files: the local result files.
+        run: the evidence run (the comparison run, or a promotion run without a champion).
+    """
+
+    name: str
+    version: str
+    champion_version: str | None
+    candidate: EvaluationRun
+    comparison: Comparison | None
+    decision: PromotionDecision
+    applied: bool
+    summary: dict[str, Any]
+    output_dir: Path
+    files: list[Path]
+    run: RecordedRun
+
+    @property
+    def decision_word(self) -> str:
+        """``promote`` or ``reject``."""
+        return "promote" if self.decision.promote else "reject"
+
+
+def _required(cfg: DictConfig, key: str) -> str:
+    value = OmegaConf.select(cfg, key)
+    if value is None or not str(value).strip():
+        raise InputError(
+            f"config: {key} is required: video-eval-promote model.name=NAME model.version=V."
+        )
+    return str(value).strip()
+
+
+def _decide(
+    rule: PromotionRule,
+    comparison: Comparison | None,
+    candidate: EvaluationRun,
+) -> PromotionDecision:
+    try:
+        if comparison is None:
+            missing = [m for m in rule.floors if m not in candidate.metrics]
+            if missing:
+                raise InputError(
+                    f"promote.floors names {missing}, which the candidate's evaluation run "
+                    f"{candidate.run_id} did not log (it has {sorted(candidate.metrics)[:12]}"
+                    f"{', ...' if len(candidate.metrics) > 12 else ''})."
+                )
+            return decide_promotion(
+                rule.metric,
+                has_champion=False,
+                alpha=rule.alpha,
+                min_delta=rule.min_delta,
+                floors=rule.floors,
+                candidate_values={m: candidate.metrics[m] for m in rule.floors},
+            )
+        p = comparison.paired
+        assert p.lower_bound is not None  # prepared with one_sided_alpha
+        i = comparison.index(rule.metric)
+        return decide_promotion(
+            rule.metric,
+            has_champion=True,
+            delta=float(p.delta[i]),
+            lower_bound=float(p.lower_bound[i]),
+            alpha=rule.alpha,
+            min_delta=rule.min_delta,
+            guardrails=rule.guardrails,
+            guardrail_deltas={g: float(p.delta[comparison.index(g)]) for g in rule.guardrails},
+        )
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"config: promote: {exc}.") from None
+
+
+def _promotion_tags(
+    rule: PromotionRule,
+    decision: PromotionDecision,
+    name: str,
+    version: str,
+    champion: str | None,
+) -> dict[str, str]:
+    return {
+        "promotion.decision": "promote" if decision.promote else "reject",
+        "promotion.reason": decision.reason,
+        "promotion.model": name,
+        "promotion.candidate_version": version,
+        "promotion.champion_version": champion or "none",
+        "promotion.metric": rule.metric,
+        "promotion.mode": "apply" if rule.apply else "dry_run",
+    }
+
+
+def _promotion_params(rule: PromotionRule) -> dict[str, str]:
+    params = {
+        "promote.metric": rule.metric,
+        "promote.alpha": str(rule.alpha),
+        "promote.min_delta": str(rule.min_delta),
+        "promote.apply": str(rule.apply).lower(),
+        "promote.champion_alias": rule.champion_alias,
+    }
+    params.update({f"promote.guardrails.{k}": str(v) for k, v in rule.guardrails.items()})
+    params.update({f"promote.floors.{k}": str(v) for k, v in rule.floors.items()})
+    return params
+
+
+def _decision_summary(
+    rule: PromotionRule, decision: PromotionDecision, champion: str | None
+) -> dict[str, Any]:
+    return {
+        "promotion": {
+            "decision": "promote" if decision.promote else "reject",
+            "reason": decision.reason,
+            "champion_version": champion,
+            "rule": {
+                "metric": rule.metric,
+                "alpha": rule.alpha,
+                "min_delta": rule.min_delta,
+                "guardrails": rule.guardrails,
+                "floors": rule.floors,
+            },
+            "checks": [
+                {
+                    "kind": c.kind,
+                    "metric": c.metric,
+                    "value": c.value,
+                    "limit": c.limit,
+                    "passed": c.passed,
+                    "detail": c.detail,
+                }
+                for c in decision.checks
+            ],
+            "apply": rule.apply,
+        }
+    }
+
+
+def _decision_metrics(
+    rule: PromotionRule, decision: PromotionDecision, comparison: Comparison | None
+) -> dict[str, float]:
+    out = {"promotion_decision": 1.0 if decision.promote else 0.0}
+    if comparison is not None and comparison.paired.lower_bound is not None:
+        i = comparison.index(rule.metric)
+        out[f"delta_{rule.metric}_lower_bound"] = float(comparison.paired.lower_bound[i])
+    return out
+
+
+def _record_without_champion(
+    cfg: DictConfig,
+    output_dir: Path,
+    uri: str,
+    rule: PromotionRule,
+    decision: PromotionDecision,
+    candidate: EvaluationRun,
+    tags: Mapping[str, str],
+) -> tuple[dict[str, Any], list[Path], RecordedRun]:
+    summary = {
+        "task": candidate.task,
+        "candidate": {
+            "ref": candidate.ref,
+            "run_id": candidate.run_id,
+            "model": model_ref(candidate),
+            "dataset_digest": candidate.digest,
+        },
+        "baseline": None,
+        "candidate_metrics": {m: candidate.metrics.get(m) for m in rule.floors},
+        "evaluator_version": __version__,
+        **_decision_summary(rule, decision, None),
+    }
+    written = write_all(
+        output_dir,
+        {
+            "summary.json": write_json(summary),
+            "config.yaml": write_text(OmegaConf.to_yaml(cfg, resolve=True)),
+        },
+    )
+    record = RunRecord(
+        params=_promotion_params(rule),
+        tags={
+            "evaluator.kind": "promotion",
+            "evaluator.task": candidate.task,
+            "evaluator.version": __version__,
+            "comparison.candidate_run_id": candidate.run_id,
+            "comparison.candidate_ref": candidate.ref,
+            "comparison.candidate_model": model_ref(candidate),
+            "dataset.digest": candidate.digest or "",
+            "mlflow.note.content": f"Promotion check without a champion: {decision.reason}.",
+            **tags,
+        },
+        metrics={
+            **{f"candidate_{m}": float(candidate.metrics[m]) for m in rule.floors},
+            **_decision_metrics(rule, decision, None),
+        },
+        artifacts=artifact_list(written, output_dir),
+    )
+    exp = cfg.mlflow.experiment or experiment_name(uri, candidate.experiment_id)
+    run = record_run(
+        tracking_uri=uri,
+        experiment=str(exp),
+        run_name=cfg.run_name or f"promote {candidate.label} (no champion)",
+        record=record,
+        artifact_location=cfg.mlflow.artifact_location,
+    )
+    return summary, written, run
+
+
+def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
+    """``video-eval-promote model.name=NAME model.version=V``: decide, record, maybe apply.
+
+    Raises:
+        InputError: an unknown model / version, no evaluation run for it, incomparable
+            evaluations, a metric without per-video values, a bad config value.
+        TrackingError: MLflow failed.
+    """
+    name = _required(cfg, "model.name")
+    version = _required(cfg, "model.version")
+    rule = promotion_rule(cfg)
+    boot = bootstrap_settings(cfg)
+    uri = str(cfg.mlflow.tracking_uri)
+
+    model_version(uri, name, version)  # the version must exist in the registry
+    candidate = resolve_evaluation(uri, f"models:/{name}/{version}")
+    champion_mv = alias_version(uri, name, rule.champion_alias)
+    champion = None if champion_mv is None else str(champion_mv.version)
+    if champion == version:
+        raise InputError(
+            f"version {version} of {name!r} already holds the alias {rule.champion_alias!r}; "
+            f"promote another version against it."
+        )
+
+    comparison = None
+    if champion is not None:
+        comparison = prepare_comparison(
+            uri,
+            candidate.ref,
+            f"models:/{name}@{rule.champion_alias}",
+            bootstrap=boot,
+            extra_metrics=[rule.metric, *rule.guardrails],
+            one_sided_alpha=rule.alpha,
+            candidate=candidate,
+        )
+    decision = _decide(rule, comparison, candidate)
+    tags = _promotion_tags(rule, decision, name, version, champion)
+
+    if comparison is not None:
+        summary, files, run = record_comparison(
+            comparison,
+            output_dir,
+            tracking_uri=uri,
+            experiment=cfg.mlflow.experiment,
+            run_name=cfg.run_name or f"promote {name} v{version} vs champion v{champion}",
+            artifact_location=cfg.mlflow.artifact_location,
+            plots=bool(cfg.plots),
+            log_table=bool(cfg.mlflow.log_table),
+            extra_tags=tags,
+            extra_metrics=_decision_metrics(rule, decision, comparison),
+            extra_params=_promotion_params(rule),
+            extra_summary=_decision_summary(rule, decision, champion),
+            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+        )
+    else:
+        summary, files, run = _record_without_champion(
+            cfg, output_dir, uri, rule, decision, candidate, tags
+        )
+
+    set_version_tags(
+        uri,
+        name,
+        version,
+        {
+            "promotion.decision": tags["promotion.decision"],
+            "promotion.reason": decision.reason,
+            "promotion.evidence_run": run.run_id,
+            "promotion.champion_version": champion or "none",
+            "promotion.mode": tags["promotion.mode"],
+        },
+    )
+    applied = False
+    if rule.apply and decision.promote:
+        if champion is not None:
+            set_alias(uri, name, rule.previous_alias, champion)
+        set_alias(uri, name, rule.champion_alias, version)
+        set_tags(uri, run.run_id, {"promotion.applied": "true"})
+        applied = True
+    return PromoteOutcome(
+        name,
+        version,
+        champion,
+        candidate,
+        comparison,
+        decision,
+        applied,
+        summary,
+        output_dir,
+        files,
+        run,
+    )
+
+
+def format_promote_summary(outcome: PromoteOutcome, cfg: DictConfig) -> str:
+    """The printed decision: the comparison table, the decision and its reason, what moved."""
+    o = outcome
+    rule = promotion_rule(cfg)
+    against = f"champion v{o.champion_version}" if o.champion_version else "no champion"
+    lines = [f"video-eval-promote: {o.name} v{o.version} against {against}"]
+    if o.comparison is not None:
+        lines += format_comparison(o.comparison)
+    lines.append(f"  decision: {o.decision_word.upper()}: {o.decision.reason}")
+    if o.applied:
+        moved = f"alias {rule.champion_alias!r} -> v{o.version}"
+        if o.champion_version:
+            moved += f", {rule.previous_alias!r} -> v{o.champion_version}"
+        lines.append(f"  applied: {moved}")
+    elif rule.apply:
+        lines.append("  nothing applied: the candidate was rejected, no alias moved")
+    else:
+        lines.append(
+            f"  dry run: no alias moved; add promote.apply=true to "
+            f"{'move the champion alias' if o.decision.promote else 'apply a promote decision'}"
+        )
+    lines.append(
+        f"  recorded: tags promotion.* on {o.name} version {o.version}; evidence run {o.run.run_id}"
+    )
+    lines.append(f"  outputs: {o.output_dir}")
+    lines.append(f"  view: {ui_hint(o.run.tracking_uri, o.run.experiment_id, o.run.run_id)}")
+    return "\n".join(lines)
