@@ -356,7 +356,13 @@ def evaluate_inputs(
         InputError: a bad setting, or no eligible video.
     """
     settings = settings_from_config(cfg)
-    result = evaluate_poster(inputs.experts, inputs.model, inputs.n_videos, settings)
+    result = evaluate_poster(
+        inputs.experts,
+        inputs.model,
+        inputs.n_videos,
+        settings,
+        judge_frames=bool(OmegaConf.select(cfg, "report.html", default=False)),
+    )
     if result.metrics["n_videos_eligible"] == 0:
         most = int(result.n_expert_frames.max(initial=0))
         raise InputError(

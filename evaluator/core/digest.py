@@ -30,11 +30,13 @@ def dataset_digest(
     h.update(b"video-evaluator/dataset/v1\x00")
     h.update("\x00".join(ids.tolist()).encode("utf-8"))
     h.update(b"\x01")
-    h.update(ts[order].astype("<f8").tobytes())
+    h.update(np.ascontiguousarray(ts[order], dtype="<f8").data)
     if embeddings is not None:
-        emb = np.ascontiguousarray(np.asarray(embeddings, dtype="<f4")[order] + np.float32(0.0))
+        # +0.0 makes -0.0 and 0.0 hash alike; memoryview hashes without another copy.
+        emb = np.asarray(embeddings, dtype="<f4")[order]
+        emb += np.float32(0.0)
         h.update(b"\x02" + str(emb.shape[1]).encode() + b"\x00")
-        h.update(emb.tobytes())
+        h.update(np.ascontiguousarray(emb).data)
     return h.hexdigest()
 
 

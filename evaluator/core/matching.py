@@ -33,6 +33,48 @@ _CHUNK_ELEMENTS = 8_000_000
 
 
 @dataclass(frozen=True)
+class FrameMatches:
+    """The match rule frame by frame, for the scored videos (the report's gallery).
+
+    Model arrays have one entry per considered model frame (at most k_max per video), expert
+    arrays one per kept expert frame; both ordered by scored video (as in ``videos``), then by
+    rank / timestamp.
+
+    Attributes:
+        videos: codes of the scored videos.
+        model_video / expert_video: the video code of each frame.
+        model_row / expert_row: the frame's row in the input table.
+        model_rank: 1-based rank.
+        model_timestamp / expert_timestamp: seconds.
+        model_status: index into FRAME_STATUSES: ``hit`` (matches some expert frame);
+            ``near_time`` (some expert frame is close enough in time, none of those similar
+            enough); ``near_similarity`` (some is similar enough, none of those close enough);
+            ``far`` (neither).
+        model_dt / model_cosine: |dt| and cosine of the frame's pair: for a hit the most
+            similar matching expert frame; for near_time the most similar within the
+            tolerance; for near_similarity the closest similar-enough one; for far the most
+            similar overall (time-only: the closest). Cosine is NaN when time-only or a
+            vector is zero.
+        model_expert_timestamp: the timestamp of that expert frame.
+        expert_matched: whether some considered model frame matches the expert frame.
+    """
+
+    videos: np.ndarray
+    model_video: np.ndarray
+    model_row: np.ndarray
+    model_rank: np.ndarray
+    model_timestamp: np.ndarray
+    model_status: np.ndarray
+    model_dt: np.ndarray
+    model_cosine: np.ndarray
+    model_expert_timestamp: np.ndarray
+    expert_video: np.ndarray
+    expert_row: np.ndarray
+    expert_timestamp: np.ndarray
+    expert_matched: np.ndarray
+
+
+@dataclass(frozen=True)
 class VideoMatches:
     """Per-video results of the match rule for the scored (eligible) videos.
 
@@ -55,6 +97,7 @@ class VideoMatches:
     max_cosine: np.ndarray
     miss_reason: np.ndarray
     sweep_best: np.ndarray | None
+    frames: FrameMatches | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +192,7 @@ def match_videos(
     min_cosine: float | None,
     k_max: int,
     sweep_time_tolerances_s: Sequence[float] = (),
+    judge_frames: bool = False,
 ) -> VideoMatches:
     """Apply the match rule to every pair of every scored video.
 
@@ -166,6 +210,8 @@ def match_videos(
         sweep_time_tolerances_s: tolerances for which to also return, per video and rank, the
             running maximum over ranks of the best cosine within that tolerance (the sweep's
             input); empty to skip.
+        judge_frames: also judge every model frame on its own (`FrameMatches`, for the
+            report's gallery) in the same pass over the pairs.
 
     Returns:
         VideoMatches for ``videos``; ``sweep_best`` has shape (n_tau, n_videos, k_max), -inf
@@ -199,6 +245,7 @@ def match_videos(
     taus = np.asarray(sweep_time_tolerances_s, dtype=np.float64)
     sweep_best = np.full((taus.shape[0], n, k_max), -np.inf) if taus.size else None
 
+    judge = _FrameJudge(experts, model, videos) if judge_frames else None
     for block in _blocks(experts, model, videos, use_emb):
         rows = block.rows
         valid = block.pair_valid
@@ -213,6 +260,8 @@ def match_videos(
             with np.errstate(invalid="ignore"):
                 sim_ok = valid & (block.cosine >= min_cosine)
         match = time_ok & sim_ok
+        if judge is not None:
+            judge.add(block, valid, dt, time_ok, sim_ok, cos_for_choice, match)
         model_hit = match.any(axis=2)
         has_hit = model_hit.any(axis=1)
         first = np.argmax(model_hit, axis=1) if model_hit.shape[1] else np.zeros(len(rows), int)
@@ -293,92 +342,38 @@ def match_videos(
                 # Ranks past the video's last model frame keep the running maximum.
                 sweep_best[i, rows, kp:] = running[:, -1:]
 
-    return VideoMatches(videos=videos, sweep_best=sweep_best, **out_int, **out_float)
+    frames = judge.result() if judge is not None else None
+    return VideoMatches(videos=videos, sweep_best=sweep_best, frames=frames, **out_int, **out_float)
 
 
-@dataclass(frozen=True)
-class FrameMatches:
-    """The match rule frame by frame, for the scored videos (the report's gallery).
+class _FrameJudge:
+    """Collects, block by block, the frame-by-frame view (`FrameMatches`) of `match_videos`."""
 
-    Model arrays have one entry per considered model frame (at most k_max per video), expert
-    arrays one per kept expert frame; both ordered by scored video (as in ``videos``), then by
-    rank / timestamp.
+    def __init__(self, experts: Grouped, model: Grouped, videos: np.ndarray) -> None:
+        self.experts, self.model, self.videos = experts, model, videos
+        self.m_parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("pos", "video", "row", "rank", "ts", "status", "dt", "cos", "ets")
+        }
+        self.e_parts: dict[str, list[np.ndarray]] = {
+            k: [] for k in ("pos", "video", "row", "ts", "hit")
+        }
 
-    Attributes:
-        videos: codes of the scored videos.
-        model_video / expert_video: the video code of each frame.
-        model_row / expert_row: the frame's row in the input table.
-        model_rank: 1-based rank.
-        model_timestamp / expert_timestamp: seconds.
-        model_status: index into FRAME_STATUSES: ``hit`` (matches some expert frame);
-            ``near_time`` (some expert frame is close enough in time, none of those similar
-            enough); ``near_similarity`` (some is similar enough, none of those close enough);
-            ``far`` (neither).
-        model_dt / model_cosine: |dt| and cosine of the frame's pair: for a hit the most
-            similar matching expert frame; for near_time the most similar within the
-            tolerance; for near_similarity the closest similar-enough one; for far the most
-            similar overall (time-only: the closest). Cosine is NaN when time-only or a
-            vector is zero.
-        model_expert_timestamp: the timestamp of that expert frame.
-        expert_matched: whether some considered model frame matches the expert frame.
-    """
-
-    videos: np.ndarray
-    model_video: np.ndarray
-    model_row: np.ndarray
-    model_rank: np.ndarray
-    model_timestamp: np.ndarray
-    model_status: np.ndarray
-    model_dt: np.ndarray
-    model_cosine: np.ndarray
-    model_expert_timestamp: np.ndarray
-    expert_video: np.ndarray
-    expert_row: np.ndarray
-    expert_timestamp: np.ndarray
-    expert_matched: np.ndarray
-
-
-def match_frames(
-    experts: Grouped,
-    model: Grouped,
-    videos: np.ndarray,
-    *,
-    time_tolerance_s: float,
-    min_cosine: float | None,
-) -> FrameMatches:
-    """Apply the match rule of `match_videos` and judge every frame on its own.
-
-    Args:
-        experts: expert frames grouped by video, sorted by timestamp within a video.
-        model: model frames grouped by video, in rank order, already truncated to k_max.
-        videos: codes of the scored videos.
-        time_tolerance_s: the time tolerance in seconds (inclusive).
-        min_cosine: the minimum cosine (inclusive), or None for time-only matching.
-
-    Returns:
-        FrameMatches; its ``model_status == hit`` agrees with `match_videos` (the first hit's
-        rank is the video's ``first_hit_rank``).
-    """
-    m_parts: dict[str, list[np.ndarray]] = {
-        k: [] for k in ("pos", "video", "row", "rank", "ts", "status", "dt", "cos", "ets")
-    }
-    e_parts: dict[str, list[np.ndarray]] = {k: [] for k in ("pos", "video", "row", "ts", "hit")}
-    use_emb = min_cosine is not None
-    for block in _blocks(experts, model, videos, use_emb):
-        valid = block.pair_valid
-        dt = block.dt
-        time_ok = valid & (dt <= time_tolerance_s)
-        if block.cosine is None:
-            cos_key = np.where(valid, 0.0, -np.inf)
-            sim_ok = valid
-        else:
-            cos_key = np.where(valid & ~np.isnan(block.cosine), block.cosine, -np.inf)
-            with np.errstate(invalid="ignore"):
-                sim_ok = valid & (block.cosine >= min_cosine)
-        match = time_ok & sim_ok
-        hit = match.any(axis=2)
-        near_time = ~hit & time_ok.any(axis=2)
-        near_sim = ~hit & ~near_time & sim_ok.any(axis=2)
+    def add(
+        self,
+        block: _Block,
+        valid: np.ndarray,
+        dt: np.ndarray,
+        time_ok: np.ndarray,
+        sim_ok: np.ndarray,
+        cos_key: np.ndarray,
+        match: np.ndarray,
+    ) -> None:
+        """Judge every model frame of one block (same pairs, same rule as the video view)."""
+        experts, model, videos = self.experts, self.model, self.videos
+        m_parts, e_parts = self.m_parts, self.e_parts
+        hit = np.asarray(match.any(axis=2))
+        near_time = ~hit & np.asarray(time_ok.any(axis=2))
+        near_sim = ~hit & ~near_time & np.asarray(sim_ok.any(axis=2))
         status = np.select(
             [hit, near_time, near_sim],
             [FRAME_HIT, FRAME_NEAR_TIME, FRAME_NEAR_SIMILARITY],
@@ -427,25 +422,29 @@ def match_frames(
         e_parts["video"].append(np.broadcast_to(vids[:, None], ev.shape)[ev])
         e_parts["row"].append(experts.rows[e_index[ev]])
         e_parts["ts"].append(block.expert_ts[ev])
-        e_parts["hit"].append(match.any(axis=1)[ev])
+        e_parts["hit"].append(np.asarray(match.any(axis=1))[ev])
 
-    def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-        return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+    def result(self) -> FrameMatches:
+        """The collected frames, ordered by scored video, then rank / timestamp."""
+        videos, m_parts, e_parts = self.videos, self.m_parts, self.e_parts
 
-    m_order = np.lexsort((cat(m_parts["rank"], np.int64), cat(m_parts["pos"], np.int64)))
-    e_order = np.lexsort((cat(e_parts["ts"], np.float64), cat(e_parts["pos"], np.int64)))
-    return FrameMatches(
-        videos=videos,
-        model_video=cat(m_parts["video"], np.int64)[m_order],
-        model_row=cat(m_parts["row"], np.int64)[m_order],
-        model_rank=cat(m_parts["rank"], np.int64)[m_order],
-        model_timestamp=cat(m_parts["ts"], np.float64)[m_order],
-        model_status=cat(m_parts["status"], np.int64)[m_order],
-        model_dt=cat(m_parts["dt"], np.float64)[m_order],
-        model_cosine=cat(m_parts["cos"], np.float64)[m_order],
-        model_expert_timestamp=cat(m_parts["ets"], np.float64)[m_order],
-        expert_video=cat(e_parts["video"], np.int64)[e_order],
-        expert_row=cat(e_parts["row"], np.int64)[e_order],
-        expert_timestamp=cat(e_parts["ts"], np.float64)[e_order],
-        expert_matched=cat(e_parts["hit"], bool)[e_order],
-    )
+        def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
+            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
+
+        m_order = np.lexsort((cat(m_parts["rank"], np.int64), cat(m_parts["pos"], np.int64)))
+        e_order = np.lexsort((cat(e_parts["ts"], np.float64), cat(e_parts["pos"], np.int64)))
+        return FrameMatches(
+            videos=videos,
+            model_video=cat(m_parts["video"], np.int64)[m_order],
+            model_row=cat(m_parts["row"], np.int64)[m_order],
+            model_rank=cat(m_parts["rank"], np.int64)[m_order],
+            model_timestamp=cat(m_parts["ts"], np.float64)[m_order],
+            model_status=cat(m_parts["status"], np.int64)[m_order],
+            model_dt=cat(m_parts["dt"], np.float64)[m_order],
+            model_cosine=cat(m_parts["cos"], np.float64)[m_order],
+            model_expert_timestamp=cat(m_parts["ets"], np.float64)[m_order],
+            expert_video=cat(e_parts["video"], np.int64)[e_order],
+            expert_row=cat(e_parts["row"], np.int64)[e_order],
+            expert_timestamp=cat(e_parts["ts"], np.float64)[e_order],
+            expert_matched=cat(e_parts["hit"], bool)[e_order],
+        )

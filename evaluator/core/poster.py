@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
-from evaluator.core.matching import FrameMatches, VideoMatches, match_frames, match_videos
+from evaluator.core.matching import FrameMatches, VideoMatches, match_videos
 
 DEFAULT_SWEEP_TIME_TOLERANCES_S = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
 DEFAULT_SWEEP_MIN_COSINES = tuple(round(0.05 * i, 2) for i in range(21))
@@ -207,6 +207,8 @@ def poster_frame_matches(experts: Frames, model: Frames, result: PosterResult) -
     Returns:
         FrameMatches of the videos in ``result.matches.videos``.
     """
+    if result.matches.frames is not None:
+        return result.matches.frames
     s = result.settings
     if s.min_cosine is None:
         experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
@@ -214,17 +216,26 @@ def poster_frame_matches(experts: Frames, model: Frames, result: PosterResult) -
     exp_grouped, mod_grouped, _, _ = _group_frames(
         experts, model, result.n_videos, result.expert_keep, s.k_max
     )
-    return match_frames(
+    frames = match_videos(
         exp_grouped,
         mod_grouped,
         result.matches.videos,
         time_tolerance_s=s.time_tolerance_s,
         min_cosine=s.min_cosine,
-    )
+        k_max=s.k_max,
+        judge_frames=True,
+    ).frames
+    assert frames is not None
+    return frames
 
 
 def evaluate_poster(
-    experts: Frames, model: Frames, n_videos: int, settings: PosterSettings
+    experts: Frames,
+    model: Frames,
+    n_videos: int,
+    settings: PosterSettings,
+    *,
+    judge_frames: bool = False,
 ) -> PosterResult:
     """Score model frames against expert frames (SPEC sections 3-6).
 
@@ -244,6 +255,8 @@ def evaluate_poster(
         model: model frames with ``rank`` set.
         n_videos: number of video codes; codes index ``0 .. n_videos - 1``.
         settings: thresholds and cut-offs.
+        judge_frames: also judge every model frame on its own (`result.matches.frames`, the
+            report gallery's view), in the same pass over the pairs.
 
     Returns:
         A PosterResult.
@@ -287,6 +300,7 @@ def evaluate_poster(
         min_cosine=settings.min_cosine,
         k_max=k_max,
         sweep_time_tolerances_s=taus,
+        judge_frames=judge_frames,
     )
 
     curve = recall_from_first_hit(matches.first_hit_rank, k_max)

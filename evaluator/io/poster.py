@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -243,23 +245,19 @@ def load_poster_inputs(
         InputError: any bad input (SPEC section 2), including embeddings whose length differs
             between the two files.
     """
-    kw = {
+    kw: dict[str, Any] = {
         "need_embeddings": need_embeddings,
         "image_embedder": image_embedder,
         "embedder_hint": embedder_hint,
     }
-    exp = load_table(
-        experts_path,
-        role="experts",
-        frame=experts_frame,
-        **kw,  # type: ignore[arg-type]
-    )
-    pred = load_table(
-        predictions_path,
-        role="predictions",
-        frame=predictions_frame,
-        **kw,  # type: ignore[arg-type]
-    )
+    # The two files are read and checked at the same time (parquet decoding and the numpy
+    # checks release the GIL); an error in the experts file is still the one reported first.
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        exp_job = pool.submit(load_table, experts_path, role="experts", frame=experts_frame, **kw)
+        pred_job = pool.submit(
+            load_table, predictions_path, role="predictions", frame=predictions_frame, **kw
+        )
+        exp, pred = exp_job.result(), pred_job.result()
     if need_embeddings and image_embedder is not None:
         exp = replace(exp, embedding=image_embedder(exp.path, exp.frame))
         pred = replace(pred, embedding=image_embedder(pred.path, pred.frame))

@@ -90,7 +90,7 @@ def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",
         raise InputError(f"{path}: file not found (looked in {path.resolve().parent}).")
     try:
         if suffix == ".parquet":
-            table = pq.read_table(path, memory_map=True)
+            table = pq.read_table(path)
         elif suffix == ".csv":
             header = _csv_header(path)
             types = {c: pa.string() for c in (*string_columns, "embedding") if c in header}

@@ -72,7 +72,19 @@ class ReportOptions:
 
 
 def _round(values: np.ndarray, digits: int) -> list[float | None]:
-    return [None if not np.isfinite(v) else round(float(v), digits) for v in values]
+    """Rounded floats for JSON, NaN/inf as None (vectorized: one conversion per array)."""
+    out = np.round(np.asarray(values, dtype=np.float64), digits).astype(object)
+    out[~np.isfinite(np.asarray(values, dtype=np.float64))] = None
+    return out.tolist()
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenated index ranges [start, start + length) (no Python loop)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return np.repeat(starts, lengths) + (np.arange(total) - offsets)
 
 
 class _Thumbnails:
@@ -100,12 +112,15 @@ class _Thumbnails:
 
 
 def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
-    """The gallery as plain JSON-ready data, in display order (misses first).
+    """The gallery as columnar JSON-ready data, videos in display order (misses first).
 
-    Each video: ``id``, ``hit`` (rank of the first hit, 0 = miss), ``why`` (miss reason),
-    ``e`` (expert frames: [timestamp, matched 0/1, thumbnail]), ``m`` (model frames: [rank,
-    timestamp, status index, dt, cosine, paired expert timestamp, thumbnail]); thumbnails are
-    indexes into ``thumbs`` (-1: none).
+    ``cols`` holds one list per field: per video ``id``, ``hit`` (rank of the first hit, 0 =
+    miss), ``why`` (miss reason), ``eo`` / ``mo`` (offsets of its expert / model frames, n + 1
+    entries); per expert frame ``e_ts``, ``e_hit`` (matched 0/1), ``e_th``; per model frame
+    ``m_rank``, ``m_ts``, ``m_st`` (status index), ``m_dt``, ``m_cos``, ``m_et`` (paired expert
+    timestamp), ``m_th``. Thumbnails (``*_th``) index ``thumbs`` (-1: none). Columns keep the
+    file small and are built without a Python loop per video; the page expands only the videos
+    it shows (`gallery_videos` does the same in Python).
     """
     result, inputs = ri.result, ri.inputs
     fm: FrameMatches = poster_frame_matches(inputs.experts, inputs.model, result)
@@ -116,18 +131,17 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
     # Misses first (by reason, then id), then hits from the latest first hit to the earliest.
     is_hit = m.first_hit_rank > 0
     order = np.lexsort((ids, -m.first_hit_rank, reasons, is_hit))
-    # Frames come grouped by scored video, in the order of ``m.videos``.
+    # Frames come grouped by scored video, in the order of ``m.videos``; reorder the groups.
     m_split = np.searchsorted(_positions(fm.model_video, m.videos), np.arange(n + 1))
     e_split = np.searchsorted(_positions(fm.expert_video, m.videos), np.arange(n + 1))
-    m_ts, m_dt = _round(fm.model_timestamp, 3), _round(fm.model_dt, 3)
-    m_cos, m_et = _round(fm.model_cosine, 3), _round(fm.model_expert_timestamp, 3)
-    e_ts = _round(fm.expert_timestamp, 3)
-    m_rank, m_status = fm.model_rank.tolist(), fm.model_status.tolist()
-    e_hit = fm.expert_matched.astype(int).tolist()
+    m_len = np.diff(m_split)[order]
+    e_len = np.diff(e_split)[order]
+    mi = _ranges(m_split[:-1][order], m_len)
+    ei = _ranges(e_split[:-1][order], e_len)
 
     thumbs: list[str] = []
-    exp_thumbs: _Thumbnails | None = None
-    pred_thumbs: _Thumbnails | None = None
+    e_th = np.full(ei.shape[0], -1, dtype=np.int64)
+    m_th = np.full(mi.shape[0], -1, dtype=np.int64)
     if (
         options.thumbnail_px > 0
         and "image" in inputs.expert_table.frame.columns
@@ -146,42 +160,66 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
             options.thumbnail_px,
             thumbs,
         )
+        # Thumbnails only for the first videos shown: a bounded number of files.
+        shown = max(0, min(n, int(options.max_thumbnail_videos)))
+        for j in range(int(e_len[:shown].sum())):
+            e_th[j] = exp_thumbs.get(int(fm.expert_row[ei[j]]))
+        for j in range(int(m_len[:shown].sum())):
+            m_th[j] = pred_thumbs.get(int(fm.model_row[mi[j]]))
 
-    videos = []
-    for shown, i in enumerate(order.tolist()):
-        with_thumbs = shown < options.max_thumbnail_videos
-        e_lo, e_hi = int(e_split[i]), int(e_split[i + 1])
-        m_lo, m_hi = int(m_split[i]), int(m_split[i + 1])
-        experts = [
-            [e_ts[j], e_hit[j], _thumb(exp_thumbs, fm.expert_row[j], with_thumbs)]
-            for j in range(e_lo, e_hi)
-        ]
-        model = [
-            [
-                m_rank[j],
-                m_ts[j],
-                m_status[j],
-                m_dt[j],
-                m_cos[j],
-                m_et[j],
-                _thumb(pred_thumbs, fm.model_row[j], with_thumbs),
-            ]
-            for j in range(m_lo, m_hi)
-        ]
-        videos.append(
+    cols = {
+        "id": ids[order].tolist(),
+        "hit": m.first_hit_rank[order].tolist(),
+        "why": [str(r) for r in reasons[order].tolist()],
+        "eo": np.concatenate([[0], np.cumsum(e_len)]).tolist(),
+        "mo": np.concatenate([[0], np.cumsum(m_len)]).tolist(),
+        "e_ts": _round(fm.expert_timestamp[ei], 3),
+        "e_hit": fm.expert_matched[ei].astype(int).tolist(),
+        "e_th": e_th.tolist(),
+        "m_rank": fm.model_rank[mi].tolist(),
+        "m_ts": _round(fm.model_timestamp[mi], 3),
+        "m_st": fm.model_status[mi].tolist(),
+        "m_dt": _round(fm.model_dt[mi], 3),
+        "m_cos": _round(fm.model_cosine[mi], 3),
+        "m_et": _round(fm.model_expert_timestamp[mi], 3),
+        "m_th": m_th.tolist(),
+    }
+    return {"cols": cols, "thumbs": thumbs}
+
+
+def gallery_videos(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The columnar gallery expanded per video, as the page does for the videos it shows.
+
+    Each video: ``id``, ``hit``, ``why``, ``e`` ([timestamp, matched, thumbnail] per expert
+    frame), ``m`` ([rank, timestamp, status, dt, cosine, paired expert timestamp, thumbnail]
+    per model frame).
+    """
+    c = data["cols"]
+    out = []
+    for i, vid in enumerate(c["id"]):
+        e = range(c["eo"][i], c["eo"][i + 1])
+        mm = range(c["mo"][i], c["mo"][i + 1])
+        out.append(
             {
-                "id": ids[i],
-                "hit": int(m.first_hit_rank[i]),
-                "why": str(reasons[i]),
-                "e": experts,
-                "m": model,
+                "id": vid,
+                "hit": c["hit"][i],
+                "why": c["why"][i],
+                "e": [[c["e_ts"][j], c["e_hit"][j], c["e_th"][j]] for j in e],
+                "m": [
+                    [
+                        c["m_rank"][j],
+                        c["m_ts"][j],
+                        c["m_st"][j],
+                        c["m_dt"][j],
+                        c["m_cos"][j],
+                        c["m_et"][j],
+                        c["m_th"][j],
+                    ]
+                    for j in mm
+                ],
             }
         )
-    return {"videos": videos, "thumbs": thumbs}
-
-
-def _thumb(thumbs: _Thumbnails | None, row: Any, wanted: bool) -> int:
-    return thumbs.get(int(row)) if thumbs is not None and wanted else -1
+    return out
 
 
 def _positions(video_codes: np.ndarray, scored: np.ndarray) -> np.ndarray:
@@ -237,7 +275,7 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
     if ri.intervals is not None:
         confidence = ri.intervals.confidence
     data = gallery_data(ri, options)
-    counts = pd.Series([v["why"] or "hit" for v in data["videos"]]).value_counts()
+    counts = pd.Series(data["cols"]["why"]).replace("", "hit").value_counts()
     payload = {
         "title": ri.title,
         "settings": {
@@ -436,6 +474,20 @@ that is both; neither: nothing close in time or similar.</p></div>
 (function () {
   "use strict";
   var D = JSON.parse(document.getElementById("report-data").textContent);
+  var C = D.cols;
+  // Columns in, one light object per video; frames are expanded only for the page shown.
+  D.videos = C.id.map(function (id, i) { return { id: id, hit: C.hit[i], why: C.why[i], i: i }; });
+  function frames(v) {
+    if (!v.e) {
+      var e = [], m = [], j;
+      for (j = C.eo[v.i]; j < C.eo[v.i + 1]; j++) e.push([C.e_ts[j], C.e_hit[j], C.e_th[j]]);
+      for (j = C.mo[v.i]; j < C.mo[v.i + 1]; j++) {
+        m.push([C.m_rank[j], C.m_ts[j], C.m_st[j], C.m_dt[j], C.m_cos[j], C.m_et[j], C.m_th[j]]);
+      }
+      v.e = e; v.m = m;
+    }
+    return v;
+  }
   var S = D.settings, STATUS = ["hit", "near miss (in time, not similar)",
     "near miss (similar, not in time)", "far"];
   var COLORS = ["var(--hit)", "var(--nt)", "var(--ns)", "var(--far)"];
@@ -536,7 +588,7 @@ that is both; neither: nothing close in time or similar.</p></div>
     var shown = D.videos.filter(keep), n = shown.length;
     var pages = Math.ceil(n / D.page_size);
     state.page = Math.max(0, Math.min(state.page, pages - 1));
-    var slice = shown.slice(state.page * D.page_size, (state.page + 1) * D.page_size);
+    var slice = shown.slice(state.page * D.page_size, (state.page + 1) * D.page_size).map(frames);
     document.getElementById("videos").innerHTML = n ? slice.map(card).join("") :
       '<div class="empty">No video matches the search and filter.</div>';
     var p = pager(n, pages);

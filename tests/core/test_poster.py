@@ -374,3 +374,28 @@ def test_sweep_point_equals_full_evaluation() -> None:
 def test_bad_settings_are_refused(kwargs, message) -> None:
     with pytest.raises(ValueError, match=message):
         PosterSettings(**kwargs)
+
+
+def test_frames_judged_in_the_same_pass_equal_a_separate_pass() -> None:
+    from evaluator.core.poster import poster_frame_matches
+
+    rng = np.random.default_rng(5)
+    experts, predictions = random_set(rng, n_videos=30)
+    ex, mo, ids = build(experts, predictions)
+    s = PosterSettings(min_expert_frames=2, sweep_time_tolerances_s=(1.0,))
+    together = evaluate_poster(ex, mo, len(ids), s, judge_frames=True)
+    alone = evaluate_poster(ex, mo, len(ids), s)
+    assert alone.matches.frames is None and together.matches.frames is not None
+    separate = poster_frame_matches(ex, mo, alone)
+    for name in separate.__dataclass_fields__:
+        np.testing.assert_array_equal(
+            getattr(together.matches.frames, name), getattr(separate, name), err_msg=name
+        )
+    # The frame view agrees with the video view: a video's first hit is its first "hit" frame.
+    fm = together.matches.frames
+    first = {}
+    for v, rank, status in zip(fm.model_video, fm.model_rank, fm.model_status, strict=True):
+        if status == 0 and v not in first:
+            first[v] = rank
+    for v, fh in zip(together.matches.videos, together.matches.first_hit_rank, strict=True):
+        assert first.get(v, 0) == fh

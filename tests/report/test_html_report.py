@@ -14,6 +14,7 @@ from evaluator.core.matching import FRAME_STATUSES
 from evaluator.core.poster import poster_frame_matches
 from evaluator.demo_images import render_frame
 from evaluator.poster_run import run_poster
+from evaluator.report.html import gallery_videos
 from tests.conftest import compose_config
 
 
@@ -47,7 +48,7 @@ def test_report_is_written_and_self_contained(outcome) -> None:
 def test_gallery_agrees_with_the_match_table(outcome) -> None:
     data = report_data((outcome.output_dir / "report.html").read_text())
     table = outcome.match_table[outcome.match_table["eligible"]].set_index("video_id")
-    videos = data["videos"]
+    videos = gallery_videos(data)
     assert len(videos) == len(table)
     # Misses first, then hits.
     hits = [v["hit"] > 0 for v in videos]
@@ -155,11 +156,12 @@ def test_thumbnails_are_embedded_downscaled_and_capped(tmp_path: Path) -> None:
     page = (outcome.output_dir / "report.html").read_text()
     data = report_data(page)
     assert all(uri.startswith("data:image/jpeg;base64,") for uri in data["thumbs"])
-    with_thumbs = [v for v in data["videos"] if any(e[2] >= 0 for e in v["e"])]
+    videos = gallery_videos(data)
+    with_thumbs = [v for v in videos if any(e[2] >= 0 for e in v["e"])]
     assert len(with_thumbs) == 4
-    assert [v["id"] for v in with_thumbs] == [v["id"] for v in data["videos"][:4]]
+    assert [v["id"] for v in with_thumbs] == [v["id"] for v in videos[:4]]
     # 4 videos x 3 distinct expert frames + model frames of those videos that exist.
-    missing = {v["id"] for v in data["videos"][:4]} & {"v5"}
+    missing = {v["id"] for v in videos[:4]} & {"v5"}
     assert len(data["thumbs"]) == 4 * 3 + 4 * 3 - 3 * len(missing)
     import base64
     import io
@@ -169,4 +171,4 @@ def test_thumbnails_are_embedded_downscaled_and_capped(tmp_path: Path) -> None:
     img = Image.open(io.BytesIO(base64.b64decode(data["thumbs"][0].split(",", 1)[1])))
     assert img.height == 48
     # All videos hit at rank 2 (10.5 s vs 10 s), so the gallery is ordered hits only.
-    assert all(v["hit"] == 2 for v in data["videos"])
+    assert all(v["hit"] == 2 for v in gallery_videos(data))
