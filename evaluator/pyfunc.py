@@ -31,8 +31,10 @@ class RankedFramesLookup(PythonModel):
         table["video_id"] = table["video_id"].astype(str)
         self._frames = table
 
-    # No type hints here: MLflow would read them as an input schema for row-wise inputs.
-    def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+    # pd.DataFrame hints: MLflow passes the frame through as is (no per-row schema).
+    def predict(
+        self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
         """The ranked frames of the videos in ``model_input["video_id"]``, best first.
 
         Raises:

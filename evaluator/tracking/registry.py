@@ -349,6 +349,24 @@ def _no_progress_bar() -> Iterator[None]:
             os.environ[key] = previous
 
 
+@contextlib.contextmanager
+def _quiet_model_logging() -> Iterator[None]:
+    # MLflow's advice on logging arbitrary models (type hints, input examples, cloudpickle)
+    # does not apply to this fixed lookup model and would bury the command's output.
+    import logging
+    import warnings
+
+    pyfunc_log = logging.getLogger("mlflow.pyfunc")
+    level = pyfunc_log.level
+    pyfunc_log.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        pyfunc_log.setLevel(level)
+
+
 def set_version_tags(tracking_uri: str, name: str, version: str, tags: Mapping[str, str]) -> None:
     """Set tags on a model version."""
     client = _client(tracking_uri)
@@ -417,16 +435,18 @@ def register_evaluated_model(
     from mlflow.models import infer_signature
 
     # Imported here: defining the pyfunc class makes MLflow warn about its untyped predict.
-    from evaluator.pyfunc import PREDICTIONS_ARTIFACT, RankedFramesLookup
+    with _quiet_model_logging():
+        from evaluator.pyfunc import PREDICTIONS_ARTIFACT, RankedFramesLookup
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictions.parquet"
         predictions.to_parquet(path, index=False)
         example = pd.DataFrame({"video_id": predictions["video_id"].astype(str).iloc[:1]})
-        signature = infer_signature(example, predictions.iloc[:1])
+        with _quiet_model_logging():
+            signature = infer_signature(example, predictions.iloc[:1])
 
         def log() -> Any:
-            with _no_progress_bar(), _reopened_run(tracking_uri, run_id):
+            with _no_progress_bar(), _quiet_model_logging(), _reopened_run(tracking_uri, run_id):
                 return mlflow.pyfunc.log_model(
                     name="predictions_lookup",
                     python_model=RankedFramesLookup(),
