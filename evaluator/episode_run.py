@@ -37,7 +37,14 @@ from evaluator.report.episode_tables import (
     sweep_frame,
 )
 from evaluator.tracking.datasets import file_dataset
-from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
+from evaluator.tracking.mlflow_run import (
+    RecordedRun,
+    RunRecord,
+    artifact_list,
+    evaluation_tags,
+    record_evaluation,
+    run_name_for,
+)
 
 # Stepped metrics: the automation at thresholds 0.00, 0.01, ..., 1.00, logged with
 # step = round(100 * threshold), so the MLflow chart view overlays runs on the same x-axis.
@@ -151,11 +158,7 @@ def _episodes_path(cfg: DictConfig) -> Path:
 
 def episode_run_name(cfg: DictConfig) -> str:
     """``run_name``, else ``<model.name>-v<model.version>`` or ``<model.name>``, else the stem."""
-    if cfg.run_name:
-        return str(cfg.run_name)
-    if cfg.model.name:
-        return f"{cfg.model.name}-v{cfg.model.version}" if cfg.model.version else cfg.model.name
-    return Path(str(cfg.data.episodes)).stem
+    return run_name_for(cfg, cfg.data.episodes)
 
 
 def _counts(result: EpisodeResult) -> dict[str, float]:
@@ -299,16 +302,7 @@ def run_episode(
 
     run = None
     if track:
-        tags = {
-            "evaluator.task": "episode",
-            "evaluator.version": __version__,
-            "dataset.digest": digest,
-            "dataset.name": path.name,
-        }
-        if cfg.model.name:
-            tags["model.name"] = str(cfg.model.name)
-        if cfg.model.version is not None:
-            tags["model.version"] = str(cfg.model.version)
+        tags = evaluation_tags("episode", digest, path.name, cfg.model)
         tables = {"episode_videos.json": videos, "episode_sweep.json": sweep}
         if groups is not None:
             tables["episode_groups.json"] = groups
@@ -321,14 +315,7 @@ def run_episode(
             tables=tables if cfg.mlflow.log_table else {},
             dataset=_dataset(table, digest) if cfg.mlflow.log_dataset else None,
         )
-        run = record_run(
-            tracking_uri=str(cfg.mlflow.tracking_uri),
-            experiment=str(cfg.mlflow.experiment),
-            run_name=episode_run_name(cfg),
-            record=record,
-            artifact_location=cfg.mlflow.artifact_location,
-            parent_run_id=parent_run_id,
-        )
+        run = record_evaluation(cfg, episode_run_name(cfg), record, parent_run_id)
     return EpisodeOutcome(
         result, summary, videos, sweep, groups, settings, output_dir, written, run
     )

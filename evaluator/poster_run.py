@@ -21,7 +21,14 @@ from evaluator.report.html import ReportInputs, ReportOptions, report_writer
 from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
 from evaluator.tracking.datasets import file_dataset
-from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
+from evaluator.tracking.mlflow_run import (
+    RecordedRun,
+    RunRecord,
+    artifact_list,
+    evaluation_tags,
+    record_evaluation,
+    run_name_for,
+)
 
 COUNT_METRICS = (
     "n_embeddings_computed",
@@ -173,11 +180,7 @@ def plot_writers(
 
 def default_run_name(cfg: DictConfig) -> str:
     """``<model.name>-v<model.version>``, ``<model.name>``, else the predictions file's stem."""
-    if cfg.run_name:
-        return str(cfg.run_name)
-    if cfg.model.name:
-        return f"{cfg.model.name}-v{cfg.model.version}" if cfg.model.version else cfg.model.name
-    return Path(str(cfg.data.predictions)).stem
+    return run_name_for(cfg, cfg.data.predictions)
 
 
 def build_table_embedder(cfg: DictConfig) -> Any:
@@ -437,16 +440,7 @@ def poster_record(
 ) -> RunRecord:
     """What MLflow records of an evaluation whose files are in ``output_dir`` (SPEC section 7)."""
     inputs = evaluation.inputs
-    tags = {
-        "evaluator.task": "poster",
-        "evaluator.version": __version__,
-        "dataset.digest": evaluation.digest,
-        "dataset.name": inputs.expert_table.path.name,
-    }
-    if cfg.model.name:
-        tags["model.name"] = str(cfg.model.name)
-    if cfg.model.version is not None:
-        tags["model.version"] = str(cfg.model.version)
+    tags = evaluation_tags("poster", evaluation.digest, inputs.expert_table.path.name, cfg.model)
     log_dataset = cfg.mlflow.log_dataset and not inputs.expert_table.in_memory
     return RunRecord(
         params={
@@ -500,14 +494,7 @@ def run_poster(
     run = None
     if track:
         record = poster_record(evaluation, cfg, written, output_dir, table_embedder=table_embedder)
-        run = record_run(
-            tracking_uri=str(cfg.mlflow.tracking_uri),
-            experiment=str(cfg.mlflow.experiment),
-            run_name=default_run_name(cfg),
-            record=record,
-            artifact_location=cfg.mlflow.artifact_location,
-            parent_run_id=parent_run_id,
-        )
+        run = record_evaluation(cfg, default_run_name(cfg), record, parent_run_id)
     return PosterOutcome(
         evaluation.result, evaluation.summary, evaluation.match_table, output_dir, written, run
     )

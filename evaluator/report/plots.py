@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -68,6 +69,70 @@ def plot_recall_curves(
     _save(fig, path)
 
 
+def _tolerance_line(
+    taus: np.ndarray, values: np.ndarray, fmt: str, time_tolerance_s: float
+) -> tuple[plt.Figure, Any]:
+    """Time-only matching: one value per tolerance, annotated, configured tolerance marked."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    ax.plot(taus, values, marker="o", color="C0")
+    for x, y in zip(taus, values, strict=True):
+        ax.annotate(
+            format(y, fmt),
+            (x, y),
+            textcoords="offset points",
+            xytext=(0, 7),
+            ha="center",
+            fontsize=8,
+        )
+    ax.axvline(time_tolerance_s, color="red", linestyle="--", label="configured tolerance")
+    ax.set_xlabel("time tolerance (s)")
+    ax.grid(alpha=0.3)
+    return fig, ax
+
+
+def _grid_heatmap(
+    values: np.ndarray,
+    taus: np.ndarray,
+    thetas: np.ndarray,
+    *,
+    cmap: str,
+    vmin: float,
+    vmax: float,
+    cell_text: Callable[[float], tuple[str, str]],
+    time_tolerance_s: float,
+    min_cosine: float | None,
+    box_color: str,
+) -> tuple[plt.Figure, Any, Any, bool]:
+    """A tolerance x cosine heatmap with a value in every cell and the configured cell boxed.
+
+    ``cell_text(v)`` gives each cell's (text, colour). Returns (figure, axes, image, boxed).
+    """
+    fig, ax = plt.subplots(figsize=(max(8.0, 0.62 * len(thetas) + 2), 0.48 * len(taus) + 2.3))
+    im = ax.imshow(values, aspect="auto", origin="lower", cmap=cmap, vmin=vmin, vmax=vmax)
+    for i in range(len(taus)):
+        for j in range(len(thetas)):
+            text, color = cell_text(float(values[i, j]))
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(np.arange(len(thetas)), [f"{t:.2f}" for t in thetas], rotation=60, fontsize=8)
+    ax.set_yticks(np.arange(len(taus)), [f"{t:g}" for t in taus], fontsize=8)
+    ax.set_xlabel("minimum cosine similarity (theta)")
+    ax.set_ylabel("time tolerance (s)")
+    ti = np.flatnonzero(np.isclose(taus, time_tolerance_s))
+    tj = (
+        np.flatnonzero(np.isclose(thetas, min_cosine))
+        if min_cosine is not None
+        else np.zeros(0, dtype=np.int64)
+    )
+    boxed = bool(ti.size and tj.size)
+    if boxed:
+        ax.add_patch(
+            plt.Rectangle(
+                (tj[0] - 0.5, ti[0] - 0.5), 1, 1, fill=False, edgecolor=box_color, linewidth=2.5
+            )
+        )
+    return fig, ax, im, boxed
+
+
 def plot_sweep_heatmap(
     sweep: SweepResult,
     k: int,
@@ -80,59 +145,32 @@ def plot_sweep_heatmap(
     """recall@k over the (tolerance x min cosine) grid, values in cells, configured point boxed."""
     values = sweep.recall[:, :, k - 1]
     taus = sweep.time_tolerances_s
-    thetas = sweep.min_cosines
     if min_cosine is None:
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
-        ax.plot(taus, values[:, 0], marker="o")
-        for x, y in zip(taus, values[:, 0], strict=True):
-            ax.annotate(
-                f"{y:.3f}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(0, 7),
-                ha="center",
-                fontsize=8,
-            )
-        ax.axvline(time_tolerance_s, color="red", linestyle="--", label="configured tolerance")
-        ax.set_xlabel("time tolerance (s)")
+        fig, ax = _tolerance_line(taus, values[:, 0], ".3f", time_tolerance_s)
         ax.set_ylabel(f"recall@{k}")
         ax.set_ylim(0, 1.05)
-        ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
         ax.set_title(f"{title}: recall@{k} by time tolerance (time-only matching)", fontsize=10)
         _save(fig, path)
         return
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.62 * len(thetas) + 2), 0.48 * len(taus) + 2.2))
-    im = ax.imshow(values, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
-    for i in range(len(taus)):
-        for j in range(len(thetas)):
-            v = values[i, j]
-            ax.text(
-                j,
-                i,
-                f"{v:.2f}",
-                ha="center",
-                va="center",
-                fontsize=7,
-                color="white" if v < 0.55 else "black",
-            )
-    ax.set_xticks(np.arange(len(thetas)), [f"{t:.2f}" for t in thetas], rotation=60, fontsize=8)
-    ax.set_yticks(np.arange(len(taus)), [f"{t:g}" for t in taus], fontsize=8)
-    ax.set_xlabel("minimum cosine similarity (theta)")
-    ax.set_ylabel("time tolerance (s)")
-    ti = np.flatnonzero(np.isclose(taus, time_tolerance_s))
-    tj = np.flatnonzero(np.isclose(thetas, min_cosine))
-    marked = ""
-    if ti.size and tj.size:
-        ax.add_patch(
-            plt.Rectangle(
-                (tj[0] - 0.5, ti[0] - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2.5
-            )
-        )
-        marked = (
-            f"\nred box: configured thresholds (tolerance {time_tolerance_s:g} s, "
-            f"min cosine {min_cosine:g})"
-        )
+    fig, ax, im, boxed = _grid_heatmap(
+        values,
+        taus,
+        sweep.min_cosines,
+        cmap="viridis",
+        vmin=0.0,
+        vmax=1.0,
+        cell_text=lambda v: (f"{v:.2f}", "white" if v < 0.55 else "black"),
+        time_tolerance_s=time_tolerance_s,
+        min_cosine=min_cosine,
+        box_color="red",
+    )
+    marked = (
+        f"\nred box: configured thresholds (tolerance {time_tolerance_s:g} s, "
+        f"min cosine {min_cosine:g})"
+        if boxed
+        else ""
+    )
     fig.colorbar(im, ax=ax, label=f"recall@{k}")
     ax.set_title(f"{title}: recall@{k} over the threshold grid{marked}", fontsize=10)
     _save(fig, path)
@@ -232,59 +270,32 @@ def plot_sweep_delta(
         f"{sweep.n_worse}, equal at {n_cells - sweep.n_better - sweep.n_worse}"
     )
     if np.isnan(thetas).all():
-        fig, ax = plt.subplots(figsize=(7.5, 4.2))
+        fig, ax = _tolerance_line(taus, delta[:, 0], "+.1f", time_tolerance_s)
         ax.axhline(0.0, color="black", linewidth=1)
-        ax.plot(taus, delta[:, 0], marker="o", color="C0")
-        for x, y in zip(taus, delta[:, 0], strict=True):
-            ax.annotate(
-                f"{y:+.1f}",
-                (x, y),
-                textcoords="offset points",
-                xytext=(0, 7),
-                ha="center",
-                fontsize=8,
-            )
-        ax.axvline(time_tolerance_s, color="red", linestyle="--", label="configured tolerance")
-        ax.set_xlabel("time tolerance (s)")
         ax.set_ylabel(f"delta recall@{k} (points, candidate - baseline)")
-        ax.grid(alpha=0.3)
         ax.legend(loc="best")
         ax.set_title(f"{title}: delta recall@{k} by time tolerance\n{verdict}", fontsize=10)
         _save(fig, path)
         return
     bound = max(float(np.nanmax(np.abs(delta), initial=0.0)), 0.5)
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.62 * len(thetas) + 2), 0.48 * len(taus) + 2.4))
-    im = ax.imshow(delta, aspect="auto", origin="lower", cmap="RdBu", vmin=-bound, vmax=bound)
-    for i in range(len(taus)):
-        for j in range(len(thetas)):
-            v = delta[i, j]
-            ax.text(
-                j,
-                i,
-                f"{v:+.1f}" if v else "0",
-                ha="center",
-                va="center",
-                fontsize=6.5,
-                color="white" if abs(v) > 0.6 * bound else "black",
-            )
-    ax.set_xticks(np.arange(len(thetas)), [f"{t:.2f}" for t in thetas], rotation=60, fontsize=8)
-    ax.set_yticks(np.arange(len(taus)), [f"{t:g}" for t in taus], fontsize=8)
-    ax.set_xlabel("minimum cosine similarity (theta)")
-    ax.set_ylabel("time tolerance (s)")
-    ti = np.flatnonzero(np.isclose(taus, time_tolerance_s))
-    tj: np.ndarray = (
-        np.flatnonzero(np.isclose(thetas, min_cosine))
-        if min_cosine is not None
-        else np.array([], dtype=np.int64)
+    fig, ax, im, boxed = _grid_heatmap(
+        delta,
+        taus,
+        thetas,
+        cmap="RdBu",
+        vmin=-bound,
+        vmax=bound,
+        cell_text=lambda v: (
+            f"{v:+.1f}" if v else "0",
+            "white" if abs(v) > 0.6 * bound else "black",
+        ),
+        time_tolerance_s=time_tolerance_s,
+        min_cosine=min_cosine,
+        box_color="black",
     )
-    marked = ""
-    if len(ti) and len(tj):
-        ax.add_patch(
-            plt.Rectangle(
-                (tj[0] - 0.5, ti[0] - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5
-            )
-        )
-        marked = f"; black box: configured point ({time_tolerance_s:g} s, {min_cosine:g})"
+    marked = (
+        f"; black box: configured point ({time_tolerance_s:g} s, {min_cosine:g})" if boxed else ""
+    )
     fig.colorbar(im, ax=ax, label=f"delta recall@{k} (points; blue = candidate better)")
     ax.set_title(
         f"{title}: recall@{k} candidate - baseline over the threshold grid\n{verdict}{marked}",

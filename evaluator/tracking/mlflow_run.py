@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import mlflow
@@ -252,3 +253,44 @@ def record_into_run(tracking_uri: str, run_id: str, record: RunRecord) -> None:
             f"MLflow run {run_id} at {tracking_uri}: recording the evaluation failed: "
             f"{type(exc).__name__}: {exc}"
         ) from exc
+
+
+def run_name_for(cfg: Any, fallback_path: str | None) -> str:
+    """``run_name``, else ``<model.name>-v<model.version>`` or ``<model.name>``, else the
+    stem of ``fallback_path`` (the evaluated file)."""
+    if cfg.run_name:
+        return str(cfg.run_name)
+    if cfg.model.name:
+        return f"{cfg.model.name}-v{cfg.model.version}" if cfg.model.version else cfg.model.name
+    return Path(str(fallback_path)).stem
+
+
+def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> dict[str, str]:
+    """The tags of every evaluation run (SPEC section 7): task, version, dataset, model."""
+    from evaluator import __version__
+
+    tags = {
+        "evaluator.task": task,
+        "evaluator.version": __version__,
+        "dataset.digest": digest,
+        "dataset.name": dataset_name,
+    }
+    if model.name:
+        tags["model.name"] = str(model.name)
+    if model.version is not None:
+        tags["model.version"] = str(model.version)
+    return tags
+
+
+def record_evaluation(
+    cfg: Any, run_name: str, record: RunRecord, parent_run_id: str | None = None
+) -> RecordedRun:
+    """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``."""
+    return record_run(
+        tracking_uri=str(cfg.mlflow.tracking_uri),
+        experiment=str(cfg.mlflow.experiment),
+        run_name=run_name,
+        record=record,
+        artifact_location=cfg.mlflow.artifact_location,
+        parent_run_id=parent_run_id,
+    )
