@@ -28,6 +28,7 @@ from evaluator.tracking.mlflow_run import (
     evaluation_tags,
     record_evaluation,
     run_name_for,
+    warm_store,
 )
 
 COUNT_METRICS = (
@@ -477,6 +478,7 @@ def run_poster(
     settings = settings_from_config(cfg)
     experts_path = _required_path(cfg, "data.experts")
     predictions_path = _required_path(cfg, "data.predictions")
+    store_ready = warm_store(str(cfg.mlflow.tracking_uri)) if track else (lambda: None)
     table_embedder = None
     if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
         table_embedder = build_table_embedder(cfg)
@@ -493,6 +495,7 @@ def run_poster(
 
     run = None
     if track:
+        store_ready()
         record = poster_record(evaluation, cfg, written, output_dir, table_embedder=table_embedder)
         run = record_evaluation(cfg, default_run_name(cfg), record, parent_run_id)
     return PosterOutcome(

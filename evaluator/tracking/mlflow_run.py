@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,3 +295,26 @@ def record_evaluation(
         artifact_location=cfg.mlflow.artifact_location,
         parent_run_id=parent_run_id,
     )
+
+
+def warm_store(tracking_uri: str) -> Callable[[], None]:
+    """Open an existing sqlite store in a background thread while the files are being read.
+
+    Opening a SQLAlchemy store checks its schema (about a second); doing it while the inputs are
+    read and scored hides that time. Only an existing database is opened, so bad input still
+    leaves no new store behind. Errors are left for `record_run` to report.
+
+    Returns:
+        A function that waits for the background work (call it before recording).
+    """
+    db = sqlite_path(tracking_uri)
+    if db is None or not db.is_file():
+        return lambda: None
+
+    def connect() -> None:
+        with contextlib.suppress(Exception):
+            MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("Default")
+
+    thread = threading.Thread(target=connect, name="mlflow-store-warmup", daemon=True)
+    thread.start()
+    return thread.join
