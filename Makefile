@@ -51,7 +51,6 @@ ui: $(STAMP) ## open the MLflow UI on ./mlflow.db
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db
 
 snapshots: $(STAMP) ## screenshots of the MLflow UI and report.html into docs/images (after make demo)
-	$(PY) -m pip install -q -e ".[dev,docs]"
 	$(PY) scripts/ui_snapshot.py --db mlflow.db --out docs/images
 
 clean: ## remove generated data, outputs and the local MLflow store

@@ -75,8 +75,14 @@ def ensure_data(cache: Path, n_videos: int, dim: int) -> tuple[Path, Path]:
     return experts, preds
 
 
-def pandas_baseline(experts: pd.DataFrame, preds: pd.DataFrame, tau: float, theta: float,
-                    min_expert: int, k_max: int) -> np.ndarray:
+def pandas_baseline(
+    experts: pd.DataFrame,
+    preds: pd.DataFrame,
+    tau: float,
+    theta: float,
+    min_expert: int,
+    k_max: int,
+) -> np.ndarray:
     """recall@1..k the straightforward way: merge on video_id, all pairs, group by video."""
     experts = experts.drop_duplicates(subset=["video_id", "timestamp"])
     counts = experts.groupby("video_id").size()
@@ -109,23 +115,35 @@ def bench_poster(args: argparse.Namespace) -> None:
 
     experts_path, preds_path = ensure_data(args.cache, args.videos, args.dim)
     rows: list[tuple[str, float, float]] = []
-    print(f"\n{args.videos} videos, {args.dim}-d; {os.cpu_count()} cores; "
-          f"files {experts_path.stat().st_size / 2**20:.0f} MB + "
-          f"{preds_path.stat().st_size / 2**20:.0f} MB")
-    inputs = measure("load + validate (both files)",
-                     lambda: load_poster_inputs(experts_path, preds_path, need_embeddings=True),
-                     rows)
+    print(
+        f"\n{args.videos} videos, {args.dim}-d; {os.cpu_count()} cores; "
+        f"files {experts_path.stat().st_size / 2**20:.0f} MB + "
+        f"{preds_path.stat().st_size / 2**20:.0f} MB"
+    )
+    inputs = measure(
+        "load + validate (both files)",
+        lambda: load_poster_inputs(experts_path, preds_path, need_embeddings=True),
+        rows,
+    )
     plain = PosterSettings()
-    swept = PosterSettings(sweep_time_tolerances_s=DEFAULT_SWEEP_TIME_TOLERANCES_S,
-                           sweep_min_cosines=DEFAULT_SWEEP_MIN_COSINES)
+    swept = PosterSettings(
+        sweep_time_tolerances_s=DEFAULT_SWEEP_TIME_TOLERANCES_S,
+        sweep_min_cosines=DEFAULT_SWEEP_MIN_COSINES,
+    )
     run = lambda s: evaluate_poster(inputs.experts, inputs.model, inputs.n_videos, s)  # noqa: E731
     measure("core evaluation (no sweep)", lambda: run(plain), rows)
     result = measure("core evaluation + default sweep (11 x 21)", lambda: run(swept), rows)
     hits = result.hits.astype(np.float64)
-    measure("bootstrap, 1000 resamples, recall@1..10", lambda: bootstrap_mean_ci(
-        hits, n_resamples=1000, confidence=0.95, seed=0), rows)
-    measure("bootstrap, 1000 resamples, recall@1/5/10", lambda: bootstrap_mean_ci(
-        hits[:, [0, 4, 9]], n_resamples=1000, confidence=0.95, seed=0), rows)
+    measure(
+        "bootstrap, 1000 resamples, recall@1..10",
+        lambda: bootstrap_mean_ci(hits, n_resamples=1000, confidence=0.95, seed=0),
+        rows,
+    )
+    measure(
+        "bootstrap, 1000 resamples, recall@1/5/10",
+        lambda: bootstrap_mean_ci(hits[:, [0, 4, 9]], n_resamples=1000, confidence=0.95, seed=0),
+        rows,
+    )
 
     with tempfile.TemporaryDirectory() as tmp:
         from hydra import compose, initialize_config_module
@@ -135,22 +153,42 @@ def bench_poster(args: argparse.Namespace) -> None:
 
         register_configs()
         with initialize_config_module(config_module="evaluator.conf", version_base=None):
-            cfg = compose(config_name="evaluate", overrides=[
-                f"data.experts={experts_path}", f"data.predictions={preds_path}",
-                f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db"])
+            cfg = compose(
+                config_name="evaluate",
+                overrides=[
+                    f"data.experts={experts_path}",
+                    f"data.predictions={preds_path}",
+                    f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
+                ],
+            )
         OmegaConf.resolve(cfg)
-        measure("run_poster, local outputs only (no MLflow)",
-                lambda: run_poster(cfg, Path(tmp) / "local", track=False), rows)
+        measure(
+            "run_poster, local outputs only (no MLflow)",
+            lambda: run_poster(cfg, Path(tmp) / "local", track=False),
+            rows,
+        )
         # Warm the store (table creation) so the next line times logging alone.
         run_poster(cfg, Path(tmp) / "warm", track=True)
-        measure("run_poster with MLflow logging (sqlite)",
-                lambda: run_poster(cfg, Path(tmp) / "tracked", track=True), rows)
+        measure(
+            "run_poster with MLflow logging (sqlite)",
+            lambda: run_poster(cfg, Path(tmp) / "tracked", track=True),
+            rows,
+        )
 
         t0 = time.perf_counter()
         proc = subprocess.run(
-            [sys.executable, "-m", "evaluator", f"data.experts={experts_path}",
-             f"data.predictions={preds_path}", f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
-             f"hydra.run.dir={tmp}/cli"], capture_output=True, text=True)
+            [
+                sys.executable,
+                "-m",
+                "evaluator",
+                f"data.experts={experts_path}",
+                f"data.predictions={preds_path}",
+                f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
+                f"hydra.run.dir={tmp}/cli",
+            ],
+            capture_output=True,
+            text=True,
+        )
         whole = time.perf_counter() - t0
         if proc.returncode != 0:
             print(proc.stderr[-2000:])
@@ -163,12 +201,17 @@ def bench_poster(args: argparse.Namespace) -> None:
     if not args.skip_pandas:
         e_df = pd.read_parquet(experts_path)
         p_df = pd.read_parquet(preds_path)
-        ref = measure("pandas baseline (merge + all pairs + groupby)",
-                      lambda: pandas_baseline(e_df, p_df, 3.0, 0.5, 5, 10), rows)
+        ref = measure(
+            "pandas baseline (merge + all pairs + groupby)",
+            lambda: pandas_baseline(e_df, p_df, 3.0, 0.5, 5, 10),
+            rows,
+        )
         t_pd = rows[-1][1]
         same = np.allclose(ref, result.recall_curve)
-        print(f"  core vs pandas: {t_pd / core:.1f}x faster on the core step "
-              f"(recall@k identical: {same})")
+        print(
+            f"  core vs pandas: {t_pd / core:.1f}x faster on the core step "
+            f"(recall@k identical: {same})"
+        )
     maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"  process max RSS {maxrss:.0f} MB")
 

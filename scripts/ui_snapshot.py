@@ -20,35 +20,13 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from evaluator.report.chromium import CHROMIUM, SAFE_FLAGS, run_chromium
+from evaluator.report.chromium import chart_view, run_chromium
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def chart_view(url: str, path: Path) -> None:
-    """The runs' chart compare view filtered to recall_at_k, once the charts have drawn.
-
-    The chart view draws a chart only when it is on screen and after its data arrived, which a
-    fixed-time `--screenshot` does not wait for; Playwright's Python API drives the same
-    Debian Chromium (never a downloaded browser) and waits for the charts.
-    """
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=CHROMIUM, args=[f for f in SAFE_FLAGS if f != "--headless"]
-        )
-        page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(url)
-        page.wait_for_selector("text=Model metrics", timeout=120_000)
-        page.get_by_placeholder("Search metric charts").fill("recall_at_k")
-        page.wait_for_timeout(6000)
-        page.screenshot(path=str(path))
-        browser.close()
 
 
 def main() -> None:
@@ -89,7 +67,11 @@ def main() -> None:
             except OSError:
                 time.sleep(0.5)
         base = f"{url}/#/experiments/{exp.experiment_id}"
-        chart_view(f"{base}/runs?compareRunsMode=CHART", out / "mlflow_chart_compare.png")
+        chart_view(
+            f"{base}/runs?compareRunsMode=CHART",
+            search="recall_at_k",
+            screenshot=out / "mlflow_chart_compare.png",
+        )
         print(f"wrote {out / 'mlflow_chart_compare.png'}")
         shots = {
             "mlflow_match_table.png": (

@@ -27,4 +27,5 @@ def test_digest_changes_with_any_content() -> None:
     assert dataset_digest(ids, ts, None) != base
     # "007" and "7" are different videos.
     assert dataset_digest(np.array(["007"], dtype=object), ts[:1]) != dataset_digest(
-        np.array(["7"], dtype=object), ts[:1])
+        np.array(["7"], dtype=object), ts[:1]
+    )
