@@ -49,7 +49,6 @@ class _World:
         )
         # Scene starts in global time (video offset + start within the video).
         self.scene_start = self.offset[owner] + within - lengths
-        self.scene_owner = owner
         self.pool = _unit(rng.standard_normal((_POOL, dim))).astype(np.float32)
         self.video_vec = rng.integers(0, _POOL, n_videos)
         self.scene_vec = rng.integers(0, _POOL, owner.shape[0])
