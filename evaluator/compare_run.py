@@ -318,6 +318,28 @@ def _paired(
         raise InputError(f"config: {exc}") from None
 
 
+def _aligned(
+    ct: pd.DataFrame, bt: pd.DataFrame, cand: Any, base: Any, warnings: list[str], what: str
+) -> tuple[pd.DataFrame, pd.DataFrame, Any, list[str]]:
+    """Both per-video tables restricted to their common videos, in the same order.
+
+    Raises:
+        InputError: the two runs share no video.
+    """
+    align = align_videos(ct["video_id"].to_numpy(), bt["video_id"].to_numpy())
+    if align.video_ids.shape[0] == 0:
+        raise _no_common_videos(cand, base)
+    if align.n_only_candidate or align.n_only_baseline:
+        warnings = [
+            *warnings,
+            f"{align.n_only_candidate} {what} only in the candidate and "
+            f"{align.n_only_baseline} only in the baseline are left out",
+        ]
+    ct = ct.iloc[align.cand_index].reset_index(drop=True)
+    bt = bt.iloc[align.base_index].reset_index(drop=True)
+    return ct, bt, align, warnings
+
+
 def _no_common_videos(cand: EvaluationRun, base: EvaluationRun) -> InputError:
     return InputError(
         f"the candidate ({cand.label}, run {cand.run_id}) and the baseline ({base.label}, run "
@@ -343,18 +365,9 @@ def _prepare_poster(
     k_max = min(_k_max(cand), _k_max(base))
     for side, t in tables.items():
         tables[side] = t[t["eligible"].astype("boolean").fillna(False).to_numpy(bool)]
-    ct, bt = tables["candidate"], tables["baseline"]
-    align = align_videos(ct["video_id"].to_numpy(), bt["video_id"].to_numpy())
-    if align.video_ids.shape[0] == 0:
-        raise _no_common_videos(cand, base)
-    if align.n_only_candidate or align.n_only_baseline:
-        warnings = [
-            *warnings,
-            f"{align.n_only_candidate} scored videos only in the candidate and "
-            f"{align.n_only_baseline} only in the baseline are left out",
-        ]
-    ct = ct.iloc[align.cand_index].reset_index(drop=True)
-    bt = bt.iloc[align.base_index].reset_index(drop=True)
+    ct, bt, align, warnings = _aligned(
+        tables["candidate"], tables["baseline"], cand, base, warnings, "scored videos"
+    )
     c_rank, b_rank = _first_hit_rank(ct), _first_hit_rank(bt)
 
     names = [f"recall_at_{k}" for k in range(1, k_max + 1)]
@@ -453,17 +466,7 @@ def _prepare_episode(
     name = "episode_videos.parquet"
     ct = _read_parquet(tracking_uri, cand, name, tmp, cols)
     bt = _read_parquet(tracking_uri, base, name, tmp, cols)
-    align = align_videos(ct["video_id"].to_numpy(), bt["video_id"].to_numpy())
-    if align.video_ids.shape[0] == 0:
-        raise _no_common_videos(cand, base)
-    if align.n_only_candidate or align.n_only_baseline:
-        warnings = [
-            *warnings,
-            f"{align.n_only_candidate} videos only in the candidate and "
-            f"{align.n_only_baseline} only in the baseline are left out",
-        ]
-    ct = ct.iloc[align.cand_index].reset_index(drop=True)
-    bt = bt.iloc[align.base_index].reset_index(drop=True)
+    ct, bt, align, warnings = _aligned(ct, bt, cand, base, warnings, "videos")
     c_ok = ct["episode_correct"].astype(bool).to_numpy()
     b_ok = bt["episode_correct"].astype(bool).to_numpy()
     paired = _paired(c_ok.astype(np.float64), b_ok.astype(np.float64), boot, alpha)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -65,30 +66,28 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts); yields its URL."""
-    root = tmp_path_factory.mktemp("mlflow-server")
+@contextlib.contextmanager
+def mlflow_process(command: str, db: Path, root: Path, extra: list[str]) -> Iterator[str]:
+    """Run ``mlflow server`` / ``mlflow ui`` on 127.0.0.1 (free port) until /health answers;
+    yield its URL; stop it by process group on exit."""
     port = _free_port()
     env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    log = (root / "server.log").open("w")
+    log_path = root / f"{command}.log"
+    log = log_path.open("w")
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "mlflow",
-            "server",
+            command,
             "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
+            f"sqlite:///{db}",
+            *extra,
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
-            "--workers",
-            "1",
         ],
         cwd=root,
         env=env,
@@ -109,7 +108,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             if proc.poll() is not None or time.time() > deadline:
                 log.flush()
                 raise RuntimeError(
-                    f"mlflow server did not start: {(root / 'server.log').read_text()[-3000:]}"
+                    f"mlflow {command} did not start: {log_path.read_text()[-3000:]}"
                 )
             time.sleep(0.5)
         yield url
@@ -120,3 +119,12 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real `mlflow server` on 127.0.0.1 (sqlite backend, local artifacts); yields its URL."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    extra = ["--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
+    with mlflow_process("server", root / "mlflow.db", root, extra) as url:
+        yield url

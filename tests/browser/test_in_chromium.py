@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -21,7 +16,7 @@ from evaluator.report.chromium import (
     rendered_dom,
     run_chromium,
 )
-from tests.conftest import _free_port, compose_config
+from tests.conftest import compose_config, mlflow_process
 
 pytestmark = [
     pytest.mark.slow,
@@ -114,46 +109,8 @@ def test_report_search_and_filter(evaluated, tmp_path: Path) -> None:
 def mlflow_ui(evaluated):
     """``mlflow ui`` on 127.0.0.1 serving the demo store; yields (url, experiment id)."""
     root, outcomes = evaluated
-    port = _free_port()
-    env = {**os.environ}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    log = (root / "ui.log").open("w")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mlflow",
-            "ui",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=2) as resp:
-                    if resp.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"mlflow ui did not start: {(root / 'ui.log').read_text()}")
-            time.sleep(0.5)
+    with mlflow_process("ui", root / "mlflow.db", root, []) as url:
         yield url, outcomes["baseline"].run.experiment_id
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
 
 
 def test_mlflow_ui_compares_the_runs_by_recall_at_k(mlflow_ui) -> None:
