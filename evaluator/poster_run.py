@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -207,19 +207,8 @@ def build_table_embedder(cfg: DictConfig) -> Any:
     from evaluator.io.images import TableEmbedder
 
     try:
-        spec = EmbedderSpec(
-            model=str(e.model),
-            weights=None if e.weights is None else str(e.weights),
-            weights_path=None if e.weights_path is None else str(e.weights_path),
-            batch_size=int(e.batch_size),
-            num_workers=int(e.num_workers),
-            device=str(e.device),
-            amp=bool(e.amp),
-            channels_last=bool(e.channels_last),
-            image_size=int(e.image_size),
-            cache_dir=None if e.cache_dir is None else str(e.cache_dir),
-            progress=bool(e.progress),
-        )
+        # The embedder config group mirrors EmbedderSpec field for field (typed by its schema).
+        spec = EmbedderSpec(**{f.name: e[f.name] for f in fields(EmbedderSpec)})
         embedder = build_embedder(spec)
     except (ValueError, WeightsUnavailableError) as exc:
         raise InputError(f"config: embedder: {exc}") from None
