@@ -19,10 +19,10 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
-from evaluator.episode_run import EpisodeOutcome, run_episode
 from evaluator.errors import InputError, TrackingError
-from evaluator.multirun import PARENT_ENV, report_job_failure
-from evaluator.poster_run import PosterOutcome, run_poster
+from evaluator.tasks.episode import EpisodeOutcome, run_episode
+from evaluator.tasks.multirun import PARENT_ENV, report_job_failure
+from evaluator.tasks.poster import PosterOutcome, run_poster
 from evaluator.tracking.mlflow_run import ui_hint
 
 register_configs()
@@ -157,7 +157,7 @@ def _run_edge(program: str, fn: Callable[[], str | None], output_dir: Path) -> N
 @hydra.main(config_path="conf", config_name="compare", version_base=None)
 def compare_main(cfg: DictConfig) -> None:
     """``video-eval-compare candidate=REF baseline=REF``: paired comparison of two evaluations."""
-    from evaluator.compare_run import format_compare_summary, run_compare
+    from evaluator.decisions.compare import format_compare_summary, run_compare
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
@@ -171,7 +171,7 @@ def compare_main(cfg: DictConfig) -> None:
 @hydra.main(config_path="conf", config_name="promote", version_base=None)
 def promote_main(cfg: DictConfig) -> None:
     """``video-eval-promote model.name=NAME model.version=V``: gate promotion on evidence."""
-    from evaluator.promote_run import format_promote_summary, run_promote
+    from evaluator.decisions.promote import format_promote_summary, run_promote
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 

@@ -62,7 +62,7 @@ def measure(label: str, fn: Callable[[], Any], rows: list[tuple[str, float, floa
 
 def ensure_data(cache: Path, n_videos: int, dim: int) -> tuple[Path, Path]:
     """Generate the benchmark set once (scene-structured demo data at scale)."""
-    from evaluator.demo_data import make_demo_set
+    from evaluator.demo.poster_data import make_demo_set
 
     folder = cache / f"poster_{n_videos}_{dim}"
     experts, preds = folder / "experts.parquet", folder / "predictions.parquet"
@@ -149,7 +149,7 @@ def bench_poster(args: argparse.Namespace) -> None:
         from hydra import compose, initialize_config_module
 
         from evaluator.config import register_configs
-        from evaluator.poster_run import run_poster
+        from evaluator.tasks.poster import run_poster
 
         register_configs()
         with initialize_config_module(config_module="evaluator.conf", version_base=None):

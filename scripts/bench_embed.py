@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluator.demo_images import render_frame, write_video
+from evaluator.demo.images import render_frame, write_video
 from evaluator.embed import (
     EmbedderSpec,
     EmbeddingCache,

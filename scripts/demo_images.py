@@ -1,4 +1,4 @@
-"""Write a few synthetic demo frames and a 3 s demo video (see evaluator.demo_images).
+"""Write a few synthetic demo frames and a 3 s demo video (see evaluator.demo.images).
 
 Usage: python scripts/demo_images.py [OUT_DIR]   (default demo_data/frames)
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from evaluator.demo_images import render_frame, write_demo_video
+from evaluator.demo.images import render_frame, write_demo_video
 
 
 def main(out_dir: str = "demo_data/frames") -> None:

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evaluator.demo_data import make_demo_set
-from evaluator.demo_episodes import make_episode_demo
+from evaluator.demo.episode_data import make_episode_demo
+from evaluator.demo.poster_data import make_demo_set
 
 
 def write_images(
     table: pd.DataFrame, scenes: np.ndarray, keep: set[str], root: Path, size: int
 ) -> pd.DataFrame:
     """Render each row's frame (once per distinct file) and return the table with `image`."""
-    from evaluator.demo_images import render_frame
+    from evaluator.demo.images import render_frame
 
     rows = table[table.video_id.isin(keep)].drop(columns="embedding").copy()
     scene = scenes[rows.index.to_numpy()]

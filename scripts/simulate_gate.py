@@ -19,7 +19,8 @@ import time
 
 import numpy as np
 
-from evaluator.core.comparison import decide_promotion, paired_delta
+from evaluator.core.comparison import paired_delta
+from evaluator.core.promotion import decide_promotion
 
 # Trials per paired_delta call: the trials are the columns of one matrix and share the
 # call's resamples; each block of trials gets its own seed.

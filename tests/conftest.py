@@ -18,7 +18,7 @@ from hydra import compose, initialize_config_module
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
-from evaluator.demo_data import make_demo_set
+from evaluator.demo.poster_data import make_demo_set
 
 REPO = Path(__file__).resolve().parents[1]
 

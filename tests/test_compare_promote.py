@@ -19,14 +19,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy.stats import binomtest
 
-from evaluator.compare_run import run_compare
 from evaluator.core.comparison import paired_delta
-from evaluator.demo_episodes import make_episode_demo
-from evaluator.episode_run import run_episode
+from evaluator.decisions.compare import run_compare
+from evaluator.decisions.promote import run_promote
+from evaluator.demo.episode_data import make_episode_demo
 from evaluator.errors import InputError
-from evaluator.poster_run import run_poster
-from evaluator.promote_run import run_promote
-from evaluator.registration import register_poster_versions
+from evaluator.integrations.registration import register_poster_versions
+from evaluator.tasks.episode import run_episode
+from evaluator.tasks.poster import run_poster
 from evaluator.tracking.mlflow_run import _tracking_uri
 from tests.conftest import compose_config
 

@@ -11,9 +11,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import confusion_matrix
 
-from evaluator.demo_episodes import make_episode_demo
-from evaluator.episode_run import run_episode
+from evaluator.demo.episode_data import make_episode_demo
 from evaluator.errors import InputError, TrackingError
+from evaluator.tasks.episode import run_episode
 from tests.conftest import compose_config, run_cli
 
 # Hand-computed case, threshold 0.9. v2 and v3 sit exactly on the threshold and are decided

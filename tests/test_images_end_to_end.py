@@ -10,9 +10,9 @@ import pytest
 import torch
 from mlflow.tracking import MlflowClient
 
-from evaluator.demo_images import render_frame, write_demo_video
+from evaluator.demo.images import render_frame, write_demo_video
 from evaluator.errors import InputError
-from evaluator.poster_run import run_poster
+from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config
 
 SMALL = [

@@ -14,9 +14,9 @@ from mlflow.models.evaluation.base import list_evaluators
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError
-from evaluator.mlflow_plugin import VideoFramesEvaluator
-from evaluator.poster_run import run_poster
-from evaluator.pyfunc import log_ranked_frames_model
+from evaluator.integrations.mlflow_plugin import VideoFramesEvaluator
+from evaluator.integrations.pyfunc import log_ranked_frames_model
+from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config
 
 

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError, TrackingError
-from evaluator.poster_run import run_poster
+from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config, run_cli
 
 

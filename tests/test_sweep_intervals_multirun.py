@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from evaluator.poster_run import run_poster
+from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config, run_cli
 
 

@@ -89,16 +89,3 @@ def sweep_table(sweep: SweepResult) -> pd.DataFrame:
             "recall": sweep.recall.ravel(),
         }
     )
-
-
-def json_ready(value: Any) -> Any:
-    """Turn numpy scalars / NaN into JSON-friendly Python values (NaN -> None)."""
-    if isinstance(value, dict):
-        return {k: json_ready(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_ready(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value

@@ -350,7 +350,7 @@ def _no_progress_bar() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _quiet_model_logging() -> Iterator[None]:
+def quiet_model_logging() -> Iterator[None]:
     # MLflow's advice on logging arbitrary models (type hints, input examples, cloudpickle)
     # does not apply to this fixed lookup model and would bury the command's output.
     import logging
@@ -408,9 +408,11 @@ def register_evaluated_model(
     run_id: str,
     name: str,
     predictions: pd.DataFrame,
+    python_model: Any,
+    predictions_artifact: str,
     expected_version: str | None = None,
 ) -> ModelVersion:
-    """Log a `RankedFramesLookup` (evaluator.pyfunc) into an evaluation run and register it.
+    """Log a pyfunc model that serves ``predictions`` into an evaluation run and register it.
 
     The model is logged with ``mlflow.pyfunc.log_model`` inside the evaluation run (so the
     registry links the version to it), registered as a new version of ``name``, and the
@@ -421,6 +423,9 @@ def register_evaluated_model(
         run_id: the evaluation run.
         name: the registered model (created when missing).
         predictions: the ranked frames (``video_id``, ``rank``, ``timestamp``, ...).
+        python_model: the ``mlflow.pyfunc.PythonModel`` to log (e.g.
+            `evaluator.integrations.pyfunc.RankedFramesLookup`).
+        predictions_artifact: the artifact key under which the model finds the predictions.
         expected_version: when given, the version number the registry must assign (the
             evaluation run's ``model.version`` tag); a different number is an error, since
             the version would not match the tags that resolve it to its evaluation.
@@ -434,23 +439,19 @@ def register_evaluated_model(
     """
     from mlflow.models import infer_signature
 
-    # Imported here: defining the pyfunc class makes MLflow warn about its untyped predict.
-    with _quiet_model_logging():
-        from evaluator.pyfunc import PREDICTIONS_ARTIFACT, RankedFramesLookup
-
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "predictions.parquet"
         predictions.to_parquet(path, index=False)
         example = pd.DataFrame({"video_id": predictions["video_id"].astype(str).iloc[:1]})
-        with _quiet_model_logging():
+        with quiet_model_logging():
             signature = infer_signature(example, predictions.iloc[:1])
 
         def log() -> Any:
-            with _no_progress_bar(), _quiet_model_logging(), _reopened_run(tracking_uri, run_id):
+            with _no_progress_bar(), quiet_model_logging(), _reopened_run(tracking_uri, run_id):
                 return mlflow.pyfunc.log_model(
                     name="predictions_lookup",
-                    python_model=RankedFramesLookup(),
-                    artifacts={PREDICTIONS_ARTIFACT: str(path)},
+                    python_model=python_model,
+                    artifacts={predictions_artifact: str(path)},
                     signature=signature,
                     pip_requirements=["video-evaluator", "mlflow", "pandas", "pyarrow"],
                 )

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from evaluator.poster_run import run_poster
 from evaluator.report.chromium import (
     CHROMIUM,
     chart_view,
@@ -16,6 +15,7 @@ from evaluator.report.chromium import (
     rendered_dom,
     run_chromium,
 )
+from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config, mlflow_process
 
 pytestmark = [

@@ -10,7 +10,8 @@ import pytest
 from scipy.stats import binomtest
 
 from evaluator.core.bootstrap import resample_counts
-from evaluator.core.comparison import decide_promotion, mcnemar_exact, paired_delta
+from evaluator.core.comparison import mcnemar_exact, paired_delta
+from evaluator.core.promotion import decide_promotion
 
 # ----------------------------------------------------------------------------- McNemar
 
@@ -320,9 +321,11 @@ def test_a_ten_point_gain_is_promoted() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import evaluator.core.comparison as module
+    import evaluator.core.comparison as comparison
+    import evaluator.core.promotion as promotion
 
-    assert doctest.testmod(module).failed == 0
+    for module in (comparison, promotion):
+        assert doctest.testmod(module).failed == 0
 
 
 # ------------------------------------------------------------------ alignment, sweep delta

@@ -418,6 +418,8 @@ def test_bad_input(changes: dict, message: str) -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import evaluator.core.episode as module
+    import evaluator.core.episode as episode
+    import evaluator.core.episode_coverage as coverage
 
-    assert doctest.testmod(module).failed == 0
+    for module in (episode, coverage):
+        assert doctest.testmod(module).failed == 0

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from evaluator.demo_images import render_frame, write_video
+from evaluator.demo.images import render_frame, write_video
 from evaluator.embed import EmbedderSpec, build_embedder
 
 __all__ = ["render_frame", "write_video"]

@@ -12,9 +12,9 @@ import pytest
 
 from evaluator.core.matching import FRAME_STATUSES
 from evaluator.core.poster import poster_frame_matches
-from evaluator.demo_images import render_frame
-from evaluator.poster_run import run_poster
+from evaluator.demo.images import render_frame
 from evaluator.report.html import gallery_videos
+from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config
 
 

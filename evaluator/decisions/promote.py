@@ -3,7 +3,7 @@
 The candidate is version ``model.version`` of ``model.name``; the champion is the version the
 ``champion`` alias points to. Both resolve to their latest finished evaluation runs (run tags
 ``model.name`` / ``model.version``), which are compared exactly as ``video-eval-compare`` does
-(`evaluator.compare_run`), and the rule of `evaluator.core.comparison.decide_promotion` is
+(`evaluator.decisions.compare`), and the rule of `evaluator.core.comparison.decide_promotion` is
 applied to the paired one-sided lower bound. Without a champion the candidate's own metrics
 are checked against ``promote.floors``. The decision is always recorded (on the comparison run
 and as tags of the candidate version); aliases move only with ``promote.apply=true``.
@@ -20,17 +20,12 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator import __version__
-from evaluator.compare_run import (
-    Comparison,
-    bootstrap_settings,
-    format_comparison,
-    model_ref,
-    prepare_comparison,
-    record_comparison,
-)
-from evaluator.core.comparison import PromotionDecision, decide_promotion
+from evaluator.core.promotion import PromotionDecision, decide_promotion
+from evaluator.decisions.compare import format_comparison, prepare_comparison
+from evaluator.decisions.comparison import Comparison, bootstrap_settings
+from evaluator.decisions.recording import model_ref, record_comparison
 from evaluator.errors import InputError
-from evaluator.outputs import write_all, write_json, write_text
+from evaluator.io.outputs import write_all, write_json, write_text
 from evaluator.tracking.mlflow_run import (
     RecordedRun,
     RunRecord,

@@ -22,7 +22,7 @@ class DemoSet:
     """Experts and any number of model prediction tables.
 
     ``scenes`` maps "experts" and each model name to the scene index of every row (aligned
-    with the table), so frames can be rendered as images (`evaluator.demo_images`).
+    with the table), so frames can be rendered as images (`evaluator.demo.images`).
     """
 
     experts: pd.DataFrame

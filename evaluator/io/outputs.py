@@ -14,11 +14,23 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from evaluator.report.tables import json_ready
-
 Writer = Callable[[Path], None]
+
+
+def json_ready(value: Any) -> Any:
+    """Turn numpy scalars / NaN into JSON-friendly Python values (NaN -> None)."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def write_json(data: Mapping[str, Any]) -> Writer:

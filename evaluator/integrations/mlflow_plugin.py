@@ -35,9 +35,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from evaluator.config import EvaluateConfig
 from evaluator.errors import InputError
+from evaluator.io.outputs import write_all
 from evaluator.io.poster import load_poster_inputs
-from evaluator.outputs import write_all
-from evaluator.poster_run import build_table_embedder, evaluate_inputs, poster_record
+from evaluator.tasks.poster import build_table_embedder, evaluate_inputs, poster_record
 from evaluator.tracking.mlflow_run import record_into_run
 
 # The model types this evaluator answers for; any other model type is left to other evaluators.

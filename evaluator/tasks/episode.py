@@ -1,6 +1,6 @@
 """One episode evaluation, end to end: config -> io -> core -> report -> outputs -> MLflow.
 
-The same shape as :mod:`evaluator.poster_run`: inputs are validated and every number computed
+The same shape as :mod:`evaluator.tasks.poster`: inputs are validated and every number computed
 before anything is written; the result files are written all-or-nothing; the MLflow run is
 created last and always ends FINISHED or FAILED.
 """
@@ -29,7 +29,7 @@ from evaluator.core.episode import (
 )
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
-from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.report.episode_tables import (
     confusion_dict,
     episode_video_table,

@@ -13,10 +13,11 @@ from omegaconf import DictConfig, OmegaConf
 from evaluator import __version__
 from evaluator.core.bootstrap import BootstrapResult, bootstrap_mean_ci
 from evaluator.core.digest import dataset_digest
-from evaluator.core.poster import PosterResult, PosterSettings, evaluate_poster
+from evaluator.core.poster import PosterResult, PosterSettings
+from evaluator.engines.local import score_poster
 from evaluator.errors import InputError
+from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.io.poster import PosterInputs, load_poster_inputs
-from evaluator.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.report.html import ReportInputs, ReportOptions, report_writer
 from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
@@ -300,7 +301,7 @@ class PosterEvaluation:
     """The numbers and result files of one evaluation, before anything is written or recorded.
 
     Both `video-eval` (`run_poster`) and the ``mlflow.models.evaluate`` plugin
-    (`evaluator.mlflow_plugin`) produce it with `evaluate_inputs` and record it with
+    (`evaluator.integrations.mlflow_plugin`) produce it with `evaluate_inputs` and record it with
     `poster_record`, so the two report the same metrics, tables and plots.
 
     Attributes:
@@ -349,20 +350,9 @@ def evaluate_inputs(
         InputError: a bad setting, or no eligible video.
     """
     settings = settings_from_config(cfg)
-    result = evaluate_poster(
-        inputs.experts,
-        inputs.model,
-        inputs.n_videos,
-        settings,
-        judge_frames=bool(OmegaConf.select(cfg, "report.html", default=False)),
+    result = score_poster(
+        inputs, settings, judge_frames=bool(OmegaConf.select(cfg, "report.html", default=False))
     )
-    if result.metrics["n_videos_eligible"] == 0:
-        most = int(result.n_expert_frames.max(initial=0))
-        raise InputError(
-            f"{inputs.expert_table.path}: no video has at least metrics.min_expert_frames="
-            f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
-            f"there is nothing to score; lower metrics.min_expert_frames or check the file."
-        )
 
     # The digest covers the eligible expert set, after exact duplicates are dropped.
     exp = inputs.experts

@@ -2,7 +2,7 @@
 
 For each version: find its latest finished evaluation run (run tags ``model.name`` /
 ``model.version``), read the predictions file the run evaluated (param
-``data.predictions_resolved``), log it as a `evaluator.pyfunc.RankedFramesLookup`
+``data.predictions_resolved``), log it as a `evaluator.integrations.pyfunc.RankedFramesLookup`
 pyfunc inside that run and register it as that version. A version that already exists is kept
 and only its ``evaluation_run_id`` tag is brought up to date.
 """
@@ -19,6 +19,7 @@ from evaluator.io.poster import load_table
 from evaluator.tracking.registry import (
     find_model_version,
     latest_evaluation_run,
+    quiet_model_logging,
     register_evaluated_model,
     set_alias,
     set_version_tags,
@@ -88,11 +89,17 @@ def register_poster_versions(
         predictions = params.get("data.predictions_resolved") or params.get("data.predictions")
         if not predictions:
             raise InputError(f"run {run_id} has no param data.predictions to register.")
+        # Imported here: defining the pyfunc class makes MLflow warn about its untyped predict.
+        with quiet_model_logging():
+            from evaluator.integrations.pyfunc import PREDICTIONS_ARTIFACT, RankedFramesLookup
+
         register_evaluated_model(
             tracking_uri,
             run_id=run_id,
             name=name,
             predictions=ranked_predictions(predictions),
+            python_model=RankedFramesLookup(),
+            predictions_artifact=PREDICTIONS_ARTIFACT,
             expected_version=version,
         )
         out.append(Registered(name, version, run_id, created=True))

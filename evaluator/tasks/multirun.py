@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from evaluator import __version__
 from evaluator.errors import InputError, TrackingError
-from evaluator.outputs import Writer, write_all, write_parquet
+from evaluator.io.outputs import Writer, write_all, write_parquet
 from evaluator.report.plots import Curve, plot_recall_curves
 from evaluator.tracking.mlflow_run import RunRecord, artifact_list
 from evaluator.tracking.parent_run import (

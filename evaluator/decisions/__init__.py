@@ -1,0 +1,1 @@
+"""Decisions made from evaluations: paired comparison (compare) and registry promotion (promote)."""

@@ -1,0 +1,1 @@
+"""Synthetic demo data: poster expert/prediction sets, episode tables, rendered frames."""
