@@ -141,6 +141,25 @@ class ReportConfig:
 
 
 @dataclass
+class EngineConfig:
+    """How the per-video work of an evaluation runs (config group ``engine``).
+
+    ``local`` (default): in this process, reading the inputs in batches and holding at most
+    ``memory_budget_mb`` of working set. ``spark``: on Apache Spark (``master``, ``conf``; an
+    active ``SparkSession`` is reused when there is one).
+    """
+
+    name: str = "local"
+    # Bound of the working set (inputs being scored), not of the catalog size.
+    memory_budget_mb: int = 1024
+    # Where temporary partitions go when the inputs do not fit the budget (null = system tmp).
+    temp_dir: str | None = None
+    # engine=spark: the master URL (local[*], spark://..., yarn, k8s://...) and Spark settings.
+    master: str = "local[*]"
+    conf: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
 class EvaluateConfig:
     """The whole ``video-eval`` config."""
 
@@ -150,6 +169,7 @@ class EvaluateConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
     mlflow: MLflowConfig = field(default_factory=MLflowConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
@@ -230,6 +250,7 @@ _GROUPS: dict[str, Any] = {
     "metrics": MetricsConfig,
     "sweep": SweepConfig,
     "embedder": EmbedderConfig,
+    "engine": EngineConfig,
     "mlflow": MLflowConfig,
     "episode": EpisodeConfig,
 }
