@@ -140,43 +140,87 @@ def main(cfg: DictConfig) -> None:
 # ----------------------------------------------------------------------------- compare / promote
 
 
-def _run_edge(program: str, fn: Callable[[], str | None], output_dir: Path) -> None:
-    """Run one command body; user errors exit 2, MLflow errors 3, without a traceback."""
+EXIT_REJECT = 1  # video-eval-promote only: the candidate was rejected (a decision, not an error)
+EXIT_INTERNAL_ERROR = 4  # an unexpected exception: a bug, never mistaken for a decision
+
+
+def _run_edge(program: str, fn: Callable[[], tuple[str | None, int]], output_dir: Path) -> None:
+    """Run one command body and exit with its code; user errors exit 2, MLflow errors 3
+    (both without a traceback), anything else 4 with the traceback."""
     try:
-        text = fn()
+        text, code = fn()
     except InputError as exc:
         print(f"{program}: error: {exc}", file=sys.stderr)
         sys.exit(EXIT_INPUT_ERROR)
     except TrackingError as exc:
         print(f"{program}: error: {exc}\nLocal outputs (if any): {output_dir}.", file=sys.stderr)
         sys.exit(EXIT_TRACKING_ERROR)
+    except Exception:
+        import traceback
+
+        traceback.print_exc()
+        print(
+            f"{program}: internal error (a bug in video-evaluator, not a decision): the "
+            f"traceback is above; exit status {EXIT_INTERNAL_ERROR}.",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERNAL_ERROR)
     if text:
         print(text)
+    if code:
+        sys.exit(code)
 
 
 @hydra.main(config_path="conf", config_name="compare", version_base=None)
 def compare_main(cfg: DictConfig) -> None:
-    """``video-eval-compare candidate=REF baseline=REF``: paired comparison of two evaluations."""
+    """``video-eval-compare candidate=REF baseline=REF``: paired comparison of two evaluations.
+
+    Exit status: 0 compared and recorded, 2 input or config error, 3 MLflow error, 4 a bug.
+    """
     from evaluator.decisions.compare import format_compare_summary, run_compare
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
-    def body() -> str | None:
+    def body() -> tuple[str | None, int]:
         outcome = run_compare(cfg, output_dir)
-        return format_compare_summary(outcome) if cfg.print_summary else None
+        return (format_compare_summary(outcome) if cfg.print_summary else None), 0
 
     _run_edge("video-eval-compare", body, output_dir)
 
 
 @hydra.main(config_path="conf", config_name="promote", version_base=None)
 def promote_main(cfg: DictConfig) -> None:
-    """``video-eval-promote model.name=NAME model.version=V``: gate promotion on evidence."""
+    """``video-eval-promote model.name=NAME model.version=V``: gate promotion on evidence.
+
+    Exit status: 0 PROMOTE (applied, or a dry run that would promote), 1 REJECT, 2 could not
+    decide (input or config), 3 MLflow error, 4 a bug. decision.json in the output directory
+    (and on the evidence run) holds the numbers.
+    """
     from evaluator.decisions.promote import format_promote_summary, run_promote
 
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
-    def body() -> str | None:
+    def body() -> tuple[str | None, int]:
         outcome = run_promote(cfg, output_dir)
-        return format_promote_summary(outcome, cfg) if cfg.print_summary else None
+        text = format_promote_summary(outcome, cfg) if cfg.print_summary else None
+        return text, (0 if outcome.decision.promote else EXIT_REJECT)
 
     _run_edge("video-eval-promote", body, output_dir)
+
+
+@hydra.main(config_path="conf", config_name="register", version_base=None)
+def register_main(cfg: DictConfig) -> None:
+    """``video-eval-register model.name=NAME model.version=V``: register an evaluated version.
+
+    Exit status: 0 registered (or already), 2 input or config error, 3 MLflow error, 4 a bug.
+    """
+    from evaluator.integrations.registration import format_registered, run_register
+
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+
+    def body() -> tuple[str | None, int]:
+        done = run_register(cfg)
+        text = format_registered(done, str(cfg.mlflow.tracking_uri))
+        return (text if cfg.print_summary else None), 0
+
+    _run_edge("video-eval-register", body, output_dir)

@@ -243,6 +243,22 @@ class PromoteConfig:
     print_summary: bool = True
 
 
+@dataclass
+class RegisterMLflowConfig:
+    """Where ``video-eval-register`` finds the evaluation and registers the version."""
+
+    tracking_uri: str = "${oc.env:MLFLOW_TRACKING_URI,'sqlite:///mlflow.db'}"
+
+
+@dataclass
+class RegisterConfig:
+    """The whole ``video-eval-register`` config: which evaluated version to register."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    mlflow: RegisterMLflowConfig = field(default_factory=RegisterMLflowConfig)
+    print_summary: bool = True
+
+
 _GROUPS: dict[str, Any] = {
     "task": TaskConfig,
     "data": DataConfig,
@@ -262,6 +278,7 @@ def register_configs() -> None:
     cs.store(name="base_evaluate", node=EvaluateConfig)
     cs.store(name="base_compare", node=CompareConfig)
     cs.store(name="base_promote", node=PromoteConfig)
+    cs.store(name="base_register", node=RegisterConfig)
     cs.store(group="promote", name="base_promote_rule", node=PromoteRuleConfig)
     for group, node in _GROUPS.items():
         cs.store(group=group, name=f"base_{group}", node=node)

@@ -86,9 +86,7 @@ def test_no_import_runs_up_a_layer(path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "path", sorted((ROOT / "core").rglob("*.py")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted((ROOT / "core").rglob("*.py")), ids=lambda p: p.name)
 def test_core_is_pure(path: Path) -> None:
     import sys
 

@@ -23,6 +23,13 @@ from evaluator import __version__
 from evaluator.core.promotion import PromotionDecision, decide_promotion
 from evaluator.decisions.compare import format_comparison, prepare_comparison
 from evaluator.decisions.comparison import Comparison, bootstrap_settings
+from evaluator.decisions.gate import (
+    DECISION_FILE,
+    decision_document,
+    exit_code,
+    history_sentence,
+    move_aliases,
+)
 from evaluator.decisions.recording import model_ref, record_comparison
 from evaluator.errors import InputError
 from evaluator.io.outputs import write_all, write_json, write_text
@@ -30,17 +37,18 @@ from evaluator.tracking.mlflow_run import (
     RecordedRun,
     RunRecord,
     artifact_list,
+    log_artifact,
     record_run,
-    set_tags,
     ui_hint,
 )
 from evaluator.tracking.registry import (
     EvaluationRun,
     alias_version,
+    append_version_description,
     experiment_name,
+    model_aliases,
     model_version,
     resolve_evaluation,
-    set_alias,
     set_version_tags,
 )
 
@@ -57,6 +65,16 @@ class PromotionRule:
     apply: bool
     champion_alias: str
     previous_alias: str
+
+    def settings(self) -> dict[str, Any]:
+        """The numbers of the rule, as summary.json and decision.json state them."""
+        return {
+            "metric": self.metric,
+            "alpha": self.alpha,
+            "min_delta": self.min_delta,
+            "guardrails": self.guardrails,
+            "floors": self.floors,
+        }
 
 
 def promotion_rule(cfg: DictConfig) -> PromotionRule:
@@ -114,6 +132,7 @@ class PromoteOutcome:
         summary: summary.json of the evidence run.
         output_dir / files: the local result files.
         run: the evidence run (the comparison run, or a promotion run without a champion).
+        document: the content of ``decision.json`` (in ``output_dir`` and on the run).
     """
 
     name: str
@@ -127,11 +146,17 @@ class PromoteOutcome:
     output_dir: Path
     files: list[Path]
     run: RecordedRun
+    document: dict[str, Any]
 
     @property
     def decision_word(self) -> str:
         """``promote`` or ``reject``."""
         return "promote" if self.decision.promote else "reject"
+
+    @property
+    def exit_code(self) -> int:
+        """What ``video-eval-promote`` exits with: 0 promote (applied or dry run), 1 reject."""
+        return exit_code(self.decision)
 
 
 def _required(cfg: DictConfig, key: str) -> str:
@@ -223,13 +248,7 @@ def _decision_summary(
             "decision": "promote" if decision.promote else "reject",
             "reason": decision.reason,
             "champion_version": champion,
-            "rule": {
-                "metric": rule.metric,
-                "alpha": rule.alpha,
-                "min_delta": rule.min_delta,
-                "guardrails": rule.guardrails,
-                "floors": rule.floors,
-            },
+            "rule": rule.settings(),
             "checks": [
                 {
                     "kind": c.kind,
@@ -315,6 +334,35 @@ def _record_without_champion(
     return summary, written, run
 
 
+def _champion(uri: str, name: str, version: str, rule: PromotionRule) -> str | None:
+    """The champion's version; None only for a model with no alias at all (a first promotion).
+
+    Raises:
+        InputError: the candidate is the champion; the champion alias is missing while the
+            model has other aliases (a misspelt ``promote.champion_alias``, or a champion
+            alias that was removed): deciding by floors then would be a silent mistake.
+    """
+    champion_mv = alias_version(uri, name, rule.champion_alias)
+    if champion_mv is None:
+        aliases = model_aliases(uri, name)
+        if aliases:
+            listed = ", ".join(f"{a!r} -> v{v}" for a, v in sorted(aliases.items()))
+            raise InputError(
+                f"registered model {name!r} has no alias {rule.champion_alias!r} (its aliases: "
+                f"{listed}); set promote.champion_alias to the champion's alias, or point "
+                f"{rule.champion_alias!r} at the champion version. Only a model with no alias "
+                f"at all is promoted on promote.floors alone."
+            )
+        return None
+    champion = str(champion_mv.version)
+    if champion == version:
+        raise InputError(
+            f"version {version} of {name!r} already holds the alias {rule.champion_alias!r}; "
+            f"promote another version against it."
+        )
+    return champion
+
+
 def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
     """``video-eval-promote model.name=NAME model.version=V``: decide, record, maybe apply.
 
@@ -331,13 +379,7 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
 
     model_version(uri, name, version)  # the version must exist in the registry
     candidate = resolve_evaluation(uri, f"models:/{name}/{version}")
-    champion_mv = alias_version(uri, name, rule.champion_alias)
-    champion = None if champion_mv is None else str(champion_mv.version)
-    if champion == version:
-        raise InputError(
-            f"version {version} of {name!r} already holds the alias {rule.champion_alias!r}; "
-            f"promote another version against it."
-        )
+    champion = _champion(uri, name, version, rule)
 
     comparison = None
     if champion is not None:
@@ -386,13 +428,39 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
             "promotion.mode": tags["promotion.mode"],
         },
     )
-    applied = False
+    sentence = history_sentence(
+        version=version,
+        champion_version=champion,
+        decision=decision,
+        dry_run=not rule.apply,
+        run_id=run.run_id,
+    )
+    append_version_description(uri, name, version, sentence)
+    moved: dict[str, str] = {}
     if rule.apply and decision.promote:
-        if champion is not None:
-            set_alias(uri, name, rule.previous_alias, champion)
-        set_alias(uri, name, rule.champion_alias, version)
-        set_tags(uri, run.run_id, {"promotion.applied": "true"})
-        applied = True
+        moved = move_aliases(
+            uri, name, version, champion, (rule.champion_alias, rule.previous_alias), run.run_id
+        )
+    document = decision_document(
+        name=name,
+        version=version,
+        candidate=candidate,
+        champion_version=champion,
+        champion_alias=rule.champion_alias,
+        previous_alias=rule.previous_alias,
+        comparison=comparison,
+        decision=decision,
+        rule=rule.settings(),
+        run_id=run.run_id,
+        experiment_id=run.experiment_id,
+        tracking_uri=uri,
+        dry_run=not rule.apply,
+        applied=bool(moved),
+        aliases_moved=moved,
+        sentence=sentence,
+    )
+    decision_file = write_all(output_dir, {DECISION_FILE: write_json(document)})[0]
+    log_artifact(uri, run.run_id, decision_file)
     return PromoteOutcome(
         name,
         version,
@@ -400,11 +468,12 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
         candidate,
         comparison,
         decision,
-        applied,
+        bool(moved),
         summary,
         output_dir,
-        files,
+        [*files, decision_file],
         run,
+        document,
     )
 
 
@@ -430,8 +499,9 @@ def format_promote_summary(outcome: PromoteOutcome, cfg: DictConfig) -> str:
             f"{'move the champion alias' if o.decision.promote else 'apply a promote decision'}"
         )
     lines.append(
-        f"  recorded: tags promotion.* on {o.name} version {o.version}; evidence run {o.run.run_id}"
+        f"  recorded: tags promotion.* and a line of the description of {o.name} version "
+        f"{o.version}; evidence run {o.run.run_id}"
     )
-    lines.append(f"  outputs: {o.output_dir}")
+    lines.append(f"  outputs: {o.output_dir} (decision.json: exit code {o.exit_code})")
     lines.append(f"  view: {ui_hint(o.run.tracking_uri, o.run.experiment_id, o.run.run_id)}")
     return "\n".join(lines)

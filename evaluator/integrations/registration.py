@@ -11,16 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
 from evaluator.errors import InputError
 from evaluator.io.poster import load_table
+from evaluator.tracking.register import register_evaluated_model
 from evaluator.tracking.registry import (
     find_model_version,
     latest_evaluation_run,
     quiet_model_logging,
-    register_evaluated_model,
     set_alias,
     set_version_tags,
 )
@@ -106,3 +107,35 @@ def register_poster_versions(
     if champion is not None:
         set_alias(tracking_uri, name, champion_alias, str(champion))
     return out
+
+
+def run_register(cfg: Any) -> list[Registered]:
+    """``video-eval-register model.name=NAME model.version=V``: register one evaluated version.
+
+    Raises:
+        InputError: a missing model.name / model.version, or the errors of
+            `register_poster_versions`.
+        TrackingError: MLflow failed.
+    """
+    values = {}
+    for key in ("name", "version"):
+        value = cfg.model.get(key)
+        if value is None or not str(value).strip():
+            raise InputError(
+                f"config: model.{key} is required: video-eval-register model.name=NAME "
+                f"model.version=V."
+            )
+        values[key] = str(value).strip()
+    return register_poster_versions(
+        str(cfg.mlflow.tracking_uri), values["name"], [values["version"]]
+    )
+
+
+def format_registered(done: Sequence[Registered], tracking_uri: str) -> str:
+    """One line per version: registered or already registered, and its evaluation run."""
+    return "\n".join(
+        f"video-eval-register: {r.name} version {r.version} "
+        f"{'registered' if r.created else 'already registered'}, evaluation run {r.run_id} "
+        f"({tracking_uri})"
+        for r in done
+    )

@@ -8,6 +8,7 @@ ends: FINISHED when everything was recorded, FAILED (with the error text in the 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import threading
 import time
@@ -23,6 +24,11 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import TrackingError
+from evaluator.tracking.logged_models import (
+    LoggedModelSpec,
+    create_evaluation_model,
+    evaluation_model_spec,
+)
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -69,6 +75,8 @@ class RunRecord:
         artifacts: (local file, artifact folder or None for the root) to log.
         tables: artifact file name -> frame, logged with ``mlflow.log_table``.
         dataset: an MLflow dataset to record as the run's input, or None.
+        logged_model: the LoggedModel to create for the run (its metrics are linked to it
+            and to ``dataset``), or None.
     """
 
     params: dict[str, str] = field(default_factory=dict)
@@ -78,6 +86,7 @@ class RunRecord:
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
     dataset: object | None = None
+    logged_model: LoggedModelSpec | None = None
 
 
 def artifact_list(files: Sequence[Path], root: Path) -> list[tuple[Path, str | None]]:
@@ -178,7 +187,10 @@ def record_run(
         raise TrackingError(f"cannot start an MLflow run at {tracking_uri}: {exc}") from exc
     run_id = run.info.run_id
     try:
-        log_record(client, run_id, record, tracking_uri)
+        model_id = None
+        if record.logged_model is not None:
+            model_id = create_evaluation_model(client, exp_id, run_id, record.logged_model)
+        log_record(client, run_id, record, tracking_uri, model_id=model_id)
         client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -194,15 +206,32 @@ def record_run(
     return RecordedRun(run_id, exp_id, tracking_uri)
 
 
-def log_record(client: MlflowClient, run_id: str, record: RunRecord, tracking_uri: str) -> None:
-    """Log params, metrics, artifacts, tables and the dataset input of ``record``."""
+def log_record(
+    client: MlflowClient,
+    run_id: str,
+    record: RunRecord,
+    tracking_uri: str,
+    *,
+    model_id: str | None = None,
+) -> None:
+    """Log params, metrics, artifacts, tables and the dataset input of ``record``.
+
+    With ``model_id`` every metric is also linked to that LoggedModel and to the record's
+    dataset (name and digest), as the experiment's Models tab shows them.
+    """
     params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in record.params.items()]
     for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, params=chunk)
     now = int(time.time() * 1000)
-    metrics = [Metric(k, float(v), now, 0) for k, v in record.metrics.items()]
+    link: dict[str, Any] = {}
+    if model_id is not None:
+        link["model_id"] = model_id
+        if record.dataset is not None:
+            link["dataset_name"] = record.dataset.name  # type: ignore[attr-defined]
+            link["dataset_digest"] = record.dataset.digest  # type: ignore[attr-defined]
+    metrics = [Metric(k, float(v), now, 0, **link) for k, v in record.metrics.items()]
     for name, points in record.stepped.items():
-        metrics.extend(Metric(name, float(v), now, int(step)) for step, v in points)
+        metrics.extend(Metric(name, float(v), now, int(step), **link) for step, v in points)
     for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=chunk)
     for local, folder in record.artifacts:
@@ -224,6 +253,21 @@ def log_dataset(client: MlflowClient, run_id: str, dataset: object) -> None:
         run_id,
         datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "evaluation")])],
     )
+
+
+def log_artifact(tracking_uri: str, run_id: str, local: Path, folder: str | None = None) -> None:
+    """Add one file to the artifacts of an existing (possibly finished) run.
+
+    Raises:
+        TrackingError: the store refused the file.
+    """
+    try:
+        MlflowClient(tracking_uri=tracking_uri).log_artifact(run_id, str(local), folder)
+    except Exception as exc:
+        raise TrackingError(
+            f"logging {local.name} to MLflow run {run_id} at {tracking_uri} failed: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
 
 
 def set_tags(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
@@ -286,7 +330,14 @@ def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> di
 def record_evaluation(
     cfg: Any, run_name: str, record: RunRecord, parent_run_id: str | None = None
 ) -> RecordedRun:
-    """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``."""
+    """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``.
+
+    An evaluation of a named model (``model.name``) also creates its LoggedModel
+    (`evaluator.tracking.logged_models`), so the Models tab lists the version.
+    """
+    if record.logged_model is None:
+        spec = evaluation_model_spec(cfg.model.name, record.tags, record.params)
+        record = dataclasses.replace(record, logged_model=spec)
     return record_run(
         tracking_uri=str(cfg.mlflow.tracking_uri),
         experiment=str(cfg.mlflow.experiment),

@@ -16,21 +16,17 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import mlflow
-import pandas as pd
 from mlflow.entities import ViewType
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError, TrackingError
-from evaluator.tracking.mlflow_run import _tracking_uri
 
 T = TypeVar("T")
 
@@ -378,6 +374,46 @@ def set_version_tags(tracking_uri: str, name: str, version: str, tags: Mapping[s
     mlflow_call(f"tagging {name} version {version}", tracking_uri, write)
 
 
+def model_aliases(tracking_uri: str, name: str) -> dict[str, str]:
+    """Every alias of registered model ``name`` and the version it points to.
+
+    Raises:
+        InputError: no registered model ``name``.
+    """
+    model = mlflow_call(
+        f"registered model {name!r}",
+        tracking_uri,
+        lambda: _client(tracking_uri).get_registered_model(name),
+    )
+    return {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
+
+
+# The registry stores at most 5000 characters of a version's description.
+MAX_DESCRIPTION = 5000
+
+
+def append_version_description(tracking_uri: str, name: str, version: str, line: str) -> str:
+    """Append ``line`` as a new paragraph of a model version's description; returns the text.
+
+    The oldest paragraphs are dropped when the description would pass the registry's limit,
+    so the newest decisions always fit.
+    """
+    client = _client(tracking_uri)
+
+    def write() -> str:
+        old = client.get_model_version(name, str(version)).description or ""
+        paragraphs = [p for p in old.split("\n\n") if p.strip()] + [line.strip()]
+        text = "\n\n".join(paragraphs)
+        while len(text) > MAX_DESCRIPTION and len(paragraphs) > 1:
+            paragraphs.pop(0)
+            text = "\n\n".join(paragraphs)
+        text = text[-MAX_DESCRIPTION:]
+        client.update_model_version(name, str(version), description=text)
+        return text
+
+    return mlflow_call(f"describing {name} version {version}", tracking_uri, write)
+
+
 def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
     """Point ``alias`` of model ``name`` at ``version`` (moving it if it was elsewhere)."""
     mlflow_call(
@@ -385,103 +421,3 @@ def set_alias(tracking_uri: str, name: str, alias: str, version: str) -> None:
         tracking_uri,
         lambda: _client(tracking_uri).set_registered_model_alias(name, alias, str(version)),
     )
-
-
-# ----------------------------------------------------------------------------- registration
-
-
-@contextlib.contextmanager
-def _reopened_run(tracking_uri: str, run_id: str) -> Iterator[None]:
-    # log_model links the model to the active run; reopen the finished evaluation run for
-    # the call and always end it FINISHED again (the evaluation itself is unaffected).
-    with _tracking_uri(tracking_uri):
-        mlflow.start_run(run_id=run_id)
-        try:
-            yield
-        finally:
-            mlflow.end_run("FINISHED")
-
-
-def register_evaluated_model(
-    tracking_uri: str,
-    *,
-    run_id: str,
-    name: str,
-    predictions: pd.DataFrame,
-    python_model: Any,
-    predictions_artifact: str,
-    expected_version: str | None = None,
-) -> ModelVersion:
-    """Log a pyfunc model that serves ``predictions`` into an evaluation run and register it.
-
-    The model is logged with ``mlflow.pyfunc.log_model`` inside the evaluation run (so the
-    registry links the version to it), registered as a new version of ``name``, and the
-    version gets the tag ``evaluation_run_id``.
-
-    Args:
-        tracking_uri: the store.
-        run_id: the evaluation run.
-        name: the registered model (created when missing).
-        predictions: the ranked frames (``video_id``, ``rank``, ``timestamp``, ...).
-        python_model: the ``mlflow.pyfunc.PythonModel`` to log (e.g.
-            `evaluator.integrations.pyfunc.RankedFramesLookup`).
-        predictions_artifact: the artifact key under which the model finds the predictions.
-        expected_version: when given, the version number the registry must assign (the
-            evaluation run's ``model.version`` tag); a different number is an error, since
-            the version would not match the tags that resolve it to its evaluation.
-
-    Returns:
-        The new model version.
-
-    Raises:
-        InputError: the registry assigned another version than ``expected_version``.
-        TrackingError: MLflow failed.
-    """
-    from mlflow.models import infer_signature
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "predictions.parquet"
-        predictions.to_parquet(path, index=False)
-        example = pd.DataFrame({"video_id": predictions["video_id"].astype(str).iloc[:1]})
-        with quiet_model_logging():
-            signature = infer_signature(example, predictions.iloc[:1])
-
-        def log() -> Any:
-            with _no_progress_bar(), quiet_model_logging(), _reopened_run(tracking_uri, run_id):
-                return mlflow.pyfunc.log_model(
-                    name="predictions_lookup",
-                    python_model=python_model,
-                    artifacts={predictions_artifact: str(path)},
-                    signature=signature,
-                    pip_requirements=["video-evaluator", "mlflow", "pandas", "pyarrow"],
-                )
-
-        info = mlflow_call(f"logging the model of run {run_id}", tracking_uri, log)
-
-    def register() -> ModelVersion:
-        # What mlflow.register_model does for a logged model (models:/<model_id>), through a
-        # client pinned to this store.
-        # The store resolves the model's source through the fluent tracking URI: point it here.
-        client = _client(tracking_uri)
-        with _tracking_uri(tracking_uri):
-            try:
-                client.create_registered_model(name)
-            except MlflowException as exc:
-                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise
-            return client.create_model_version(
-                name,
-                source=info.model_uri,
-                run_id=run_id,
-                tags={"evaluation_run_id": run_id},
-                model_id=info.model_id,
-            )
-
-    mv = mlflow_call(f"registering {name}", tracking_uri, register)
-    if expected_version is not None and str(mv.version) != str(expected_version):
-        raise InputError(
-            f"registering the model of run {run_id} created version {mv.version} of {name!r}, "
-            f"but the evaluation is tagged model.version={expected_version}; the registry "
-            f"already had other versions (start from a fresh store, e.g. `make clean`)."
-        )
-    return mv
