@@ -225,4 +225,3 @@ def slice_gate(
         min_videos=int(min_videos),
         confidence=check_confidence(confidence),
     )
-

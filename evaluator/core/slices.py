@@ -90,7 +90,8 @@ def metric_key_segments(values: Sequence[str], limit: int = MAX_VALUE_SEGMENT) -
             s = f"{s[: limit - 9]}-{_digest(value)}"
         out.append(s)
     if len(set(out)) != len(out):  # a digest collision among 8 hex digits: use the full one
-        out = [f"{s}-{hashlib.sha1(v.encode()).hexdigest()}" for s, v in zip(out, values)]
+        full = [hashlib.sha1(v.encode("utf-8")).hexdigest() for v in values]
+        out = [f"{s}-{h}" for s, h in zip(out, full, strict=True)]
     return out
 
 
@@ -148,9 +149,7 @@ def bin_codes(
     """
     e = np.asarray(edges, dtype=np.float64)
     if e.ndim != 1 or e.shape[0] < 2 or np.isnan(e).any() or not np.all(np.diff(e) > 0):
-        raise ValueError(
-            f"bins must be at least two strictly increasing edges, got {list(edges)}"
-        )
+        raise ValueError(f"bins must be at least two strictly increasing edges, got {list(edges)}")
     x = np.asarray(values, dtype=np.float64)
     codes = np.searchsorted(e, x, side="right") - 1
     last_closed = np.isfinite(e[-1])
@@ -227,16 +226,18 @@ def assign_slices(
     row = order[pos] if meta.shape[0] else np.zeros(ids.shape[0], dtype=np.int64)
     found = (meta[row] == ids) if meta.shape[0] else np.zeros(ids.shape[0], dtype=bool)
     all_codes, all_values, all_segments, n_missing = [], [], [], []
-    for col, codes, vals, segs in zip(columns, meta_codes, values, segments, strict=True):
+    if not (len(columns) == len(meta_codes) == len(values) == len(segments)):
+        raise ValueError("columns, meta_codes, values and segments must have one entry per column")
+    for codes, vals, segs in zip(meta_codes, values, segments, strict=True):
         c = np.where(found, np.asarray(codes, dtype=np.int64)[row], -1)
         missing = c < 0
         used = np.bincount(c[~missing], minlength=len(vals)) > 0
         keep = np.flatnonzero(used)
         remap = np.full(len(vals) + 1, -1, dtype=np.int64)
         remap[keep] = np.arange(keep.shape[0])
-        out_values = [str(vals[i]) for i in keep]
+        out_values = [str(vals[int(i)]) for i in keep]
         seg_source = segs if segs is not None else metric_key_segments([str(v) for v in vals])
-        out_segments = [str(seg_source[i]) for i in keep]
+        out_segments = [str(seg_source[int(i)]) for i in keep]
         if missing.any():
             remap[-1] = keep.shape[0]
             out_values.append(MISSING)
@@ -406,9 +407,7 @@ def episode_slice_metrics(
     order = np.lexsort((-v.confidence, c))
     cs, conf = c[order], v.confidence[order]
     right = v.flag_right[order].astype(np.int64)
-    ends = np.flatnonzero(
-        np.append((cs[1:] != cs[:-1]) | (conf[1:] != conf[:-1]), True)
-    )
+    ends = np.flatnonzero(np.append((cs[1:] != cs[:-1]) | (conf[1:] != conf[:-1]), True))
     starts = np.concatenate(([0], np.cumsum(np.bincount(c, minlength=n_groups))))[:-1]
     position = np.arange(cs.shape[0])
     cum_right = np.cumsum(right)

@@ -73,7 +73,9 @@ def _part_files(path: Path) -> list[Path]:
     parts = sorted(
         p
         for p in path.iterdir()
-        if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith((".", "_"))
+        if p.is_file()
+        and p.suffix.lower() in SUPPORTED_SUFFIXES
+        and not p.name.startswith((".", "_"))
     )
     if not parts:
         raise InputError(
@@ -83,9 +85,7 @@ def _part_files(path: Path) -> list[Path]:
     return parts
 
 
-def read_slice_table(
-    path: Path, text_columns: Sequence[str]
-) -> tuple[pa.Table, np.ndarray | None]:
+def read_slice_table(path: Path, text_columns: Sequence[str]) -> tuple[pa.Table, np.ndarray | None]:
     """The file, or every part file of the folder as one table.
 
     Returns:

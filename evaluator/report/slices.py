@@ -96,7 +96,7 @@ def plot_forest(
     xlabel: str,
     reference: tuple[float, float, float] | None = None,
     reference_label: str = "all videos",
-    marked: Sequence[bool] | None = None,
+    marked: Sequence[bool] | np.ndarray | None = None,
 ) -> None:
     """A forest plot: one row per slice, its value as a dot and its interval as a bar.
 
@@ -123,10 +123,11 @@ def plot_forest(
         hi = rows[high].to_numpy(np.float64)
         gated = rows["gated"].to_numpy(bool)
         red = np.zeros(n, bool) if marked is None else np.asarray(marked, bool)[rows.index]
-        colors = np.where(red, "C3", np.where(gated, "C0", "0.6"))
+        colors = np.where(red, "C3", np.where(gated, "C0", "0.6")).tolist()
         if reference is not None:
             ref, ref_lo, ref_hi = reference
-            ax.axvspan(ref_lo, ref_hi, color="C2", alpha=0.12, linewidth=0)
+            if np.isfinite(ref_lo) and np.isfinite(ref_hi):
+                ax.axvspan(ref_lo, ref_hi, color="C2", alpha=0.12, linewidth=0)
             ax.axvline(ref, color="C2", linewidth=1.2, label=f"{reference_label} {ref:.3f}")
         else:
             ax.axvline(0.0, color="0.3", linewidth=1.0)
@@ -134,7 +135,9 @@ def plot_forest(
         ax.scatter(point, y, c=colors, s=22, zorder=3)
         labels = [
             f"{c} = {v} (n={k})"
-            for c, v, k in zip(rows["slice_column"], rows["slice_value"], rows["n_videos"])
+            for c, v, k in zip(
+                rows["slice_column"], rows["slice_value"], rows["n_videos"], strict=True
+            )
         ]
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=8)
@@ -149,9 +152,7 @@ def plot_forest(
         plt.close(fig)
 
 
-def gallery_slice_filter(
-    gallery_ids: Sequence[str], slice_videos: pd.DataFrame
-) -> dict[str, Any]:
+def gallery_slice_filter(gallery_ids: Sequence[str], slice_videos: pd.DataFrame) -> dict[str, Any]:
     """What the report's gallery needs to filter videos by slice.
 
     Returns:

@@ -392,8 +392,13 @@ def evaluate_inputs(
         files.update(plot_writers(result, intervals, label, cfg))
     slice_out = None
     if slices is not None:
-        k = f"recall_at_{result.settings.k_max}"
-        overall = (metrics[k], metrics.get(f"{k}_ci_low", np.nan), metrics.get(f"{k}_ci_high", np.nan))
+        top = f"recall_at_{result.settings.k_max}"
+        nan = float("nan")
+        overall = (
+            metrics[top],
+            metrics.get(f"{top}_ci_low", nan),
+            metrics.get(f"{top}_ci_high", nan),
+        )
         slice_out = poster_slices(
             slices,
             table,

@@ -281,7 +281,12 @@ def poster_slices(
     names = {k: k, f"mrr_at_{k_max}": f"mrr_at_{k_max}", "n_videos": "n_videos"}
     forest = (k, label, overall) if plots else None
     return _outputs(
-        loaded, ids, match_table["video_id"].astype(str).to_numpy(), assignment, table, names,
+        loaded,
+        ids,
+        match_table["video_id"].astype(str).to_numpy(),
+        assignment,
+        table,
+        names,
         forest,
     )
 
