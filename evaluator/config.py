@@ -30,6 +30,24 @@ class DataConfig:
     predictions: str | None = None
     image_root: str | None = None
     episodes: str | None = None
+    # Per-video metadata (video_id + genre, series, duration_s, ...) for metrics per slice.
+    slices: str | None = None
+
+
+@dataclass
+class SlicesConfig:
+    """Metrics per slice of the catalog, from the ``data.slices`` metadata table."""
+
+    # The slice columns; null = every column of the file but video_id.
+    columns: list[str] | None = None
+    # Numeric column -> bin edges [e0, e1, ...]: bins [e0, e1), [e1, e2), ... (last one closed).
+    # Untyped so that `slices.bins={duration_s: [0, 600, .inf]}` works on the command line;
+    # checked when the evaluation starts.
+    bins: Any = None
+    # Numeric columns to slice by value (each number its own slice), e.g. season.
+    categorical: list[str] = field(default_factory=list)
+    # Slices with fewer eligible videos are reported but never gated by compare / promote.
+    min_videos: int = 30
 
 
 @dataclass
@@ -174,9 +192,41 @@ class EvaluateConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     episode: EpisodeConfig = field(default_factory=EpisodeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    slices: SlicesConfig = field(default_factory=SlicesConfig)
     run_name: str | None = None
     plots: bool = True
     print_summary: bool = True
+
+
+@dataclass
+class SliceTestConfig:
+    """The per-slice comparison: paired delta, CI, McNemar p, adjusted across slices."""
+
+    # null: per slice when both evaluations recorded slices (one side only: an error);
+    # true: require slices; false: ignore them.
+    enabled: bool | None = None
+    # holm (family-wise error) or bh (Benjamini-Hochberg, false discovery rate).
+    adjust: str = "holm"
+    alpha: float = 0.05
+    # Smallest slice tested; null = the candidate evaluation's slices.min_videos.
+    min_videos: int | None = None
+    # The 0/1 metric compared per slice; null = recall_at_{k_max} (poster), episode_accuracy.
+    metric: str | None = None
+
+
+@dataclass
+class PromoteSlicesConfig:
+    """The slice gate of ``video-eval-promote``."""
+
+    # REJECT when a slice of >= min_videos videos regresses significantly after adjustment.
+    # null = true when both evaluations recorded slices; false = report slices, never block.
+    block_on_regression: bool | None = None
+    adjust: str = "holm"
+    # null = promote.alpha.
+    alpha: float | None = None
+    min_videos: int | None = None
+    # null = promote.metric.
+    metric: str | None = None
 
 
 @dataclass
@@ -204,6 +254,7 @@ class CompareConfig:
     # Compare runs on different expert sets or matching settings anyway (recorded as a warning).
     allow_mismatch: bool = False
     bootstrap: BootstrapConfig = field(default_factory=BootstrapConfig)
+    slices: SliceTestConfig = field(default_factory=SliceTestConfig)
     mlflow: CompareMLflowConfig = field(default_factory=CompareMLflowConfig)
     run_name: str | None = None
     plots: bool = True
@@ -228,6 +279,7 @@ class PromoteRuleConfig:
     apply: bool = False
     champion_alias: str = "champion"
     previous_alias: str = "previous_champion"
+    slices: PromoteSlicesConfig = field(default_factory=PromoteSlicesConfig)
 
 
 @dataclass
@@ -269,6 +321,7 @@ _GROUPS: dict[str, Any] = {
     "engine": EngineConfig,
     "mlflow": MLflowConfig,
     "episode": EpisodeConfig,
+    "slices": SlicesConfig,
 }
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "align_videos",
     "change_labels",
     "diff_order",
+    "log_half_binomial_cdf",
     "mcnemar_exact",
     "paired_delta",
     "poster_video_values",
@@ -78,11 +79,19 @@ def mcnemar_exact(n_gained: int, n_lost: int) -> float:
         # k is the median or next to it: P(X <= k) >= 1/2 by symmetry.
         return 1.0
     # log C(N, i) for i = 0..k as a running sum of log((N - i + 1) / i).
+    return min(1.0, 2.0 * math.exp(log_half_binomial_cdf(k, total)))
+
+
+def log_half_binomial_cdf(k: int, total: int) -> float:
+    """``log P(X <= k)`` for X ~ Binomial(total, 1/2), for ``0 <= k < total / 2``.
+
+    ``P(X <= k) = 2**-N * sum_{i<=k} C(N, i)``, summed in log space without a loop (see
+    :func:`mcnemar_exact`).
+    """
     i = np.arange(1, k + 1, dtype=np.float64)
     log_comb = np.concatenate(([0.0], np.cumsum(np.log(total - i + 1.0) - np.log(i))))
     top = log_comb[-1]  # C(N, i) increases in i for i <= k < N / 2
-    log_tail = top + math.log(np.exp(log_comb - top).sum()) - total * math.log(2.0)
-    return min(1.0, 2.0 * math.exp(log_tail))
+    return top + math.log(np.exp(log_comb - top).sum()) - total * math.log(2.0)
 
 
 @dataclass(frozen=True, eq=False)

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator.core.bootstrap import check_confidence
+from evaluator.core.slice_tests import SliceGate
 
-__all__ = ["PromotionCheck", "PromotionDecision", "decide_promotion"]
+__all__ = ["PromotionCheck", "PromotionDecision", "decide_promotion", "slice_checks"]
 
 
 @dataclass(frozen=True)
@@ -22,13 +23,13 @@ class PromotionCheck:
     """One check of the promotion rule.
 
     Attributes:
-        kind: ``"primary"``, ``"guardrail"`` or ``"floor"``.
+        kind: ``"primary"``, ``"guardrail"``, ``"floor"`` or ``"slice"``.
         metric: The metric checked.
         value: The number compared: the one-sided lower bound of the delta (primary), the
             point delta (guardrail) or the candidate's value (floor).
         limit: What it is compared against: ``min_delta`` (primary, must be exceeded
-            strictly), ``-max_drop`` (guardrail, value must be >= it) or the floor (value
-            must be >= it).
+            strictly), ``-max_drop`` (guardrail, value must be >= it), the floor (value
+            must be >= it) or alpha (slice: the adjusted p-value must exceed it).
         passed: Whether the check passed.
         detail: The check in words, with its numbers.
     """
@@ -81,6 +82,7 @@ def decide_promotion(
     guardrail_deltas: Mapping[str, float] | None = None,
     floors: Mapping[str, float] | None = None,
     candidate_values: Mapping[str, float] | None = None,
+    slices: SliceGate | None = None,
 ) -> PromotionDecision:
     """Decide whether a candidate model replaces the champion.
 
@@ -94,6 +96,9 @@ def decide_promotion(
       ``>= -max_drop`` ("may not drop by more than max_drop"; a drop of exactly max_drop is
       allowed). The point delta rather than a lower bound is used so that a guardrail does
       not block a candidate merely because the interval of a noisy metric is wide.
+
+    - slices (when ``slices`` is given): no gated slice is a significant regression (see
+      :func:`slice_checks`).
 
     Without a champion, the candidate is promoted iff ``candidate_values[metric] >= floor``
     for every ``metric -> floor`` in ``floors`` (no floors: promoted). Floors are not checked
@@ -114,6 +119,7 @@ def decide_promotion(
         floors: Metric -> absolute minimum for the candidate, used without a champion.
         candidate_values: Metric -> the candidate's value; must cover every floor metric when
             there is no champion.
+        slices: The slice gate's verdict (with a champion only), or None.
 
     Returns:
         A :class:`PromotionDecision`. Its reason reads, e.g., ``"recall_at_10 +0.031 (95%
@@ -178,6 +184,8 @@ def decide_promotion(
                     detail=f"{metric} {value:+.3f} {words} {drop:.3f}",
                 )
             )
+        if slices is not None:
+            checks.extend(slice_checks(slices))
     else:
         values = dict(candidate_values or {})
         for metric, floor in (floors or {}).items():
@@ -213,3 +221,66 @@ def decide_promotion(
         if not has_champion:
             reason = f"no champion; {reason}"
     return PromotionDecision(promote=promote, reason=reason, checks=tuple(checks))
+
+
+_ADJUST_WORDS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def slice_checks(gate: SliceGate) -> list[PromotionCheck]:
+    """The slice gate as promotion checks.
+
+    One failed check per significant regression (gated slice with adjusted one-sided
+    p-value <= alpha), naming the slice and its numbers; otherwise one passed check that
+    says how many slices were tested and which came closest.
+
+    Example:
+        >>> from evaluator.core.slice_tests import slice_gate
+        >>> g = slice_gate("recall_at_10", np.array(["genre=anime", "genre=drama"]),
+        ...                np.array([300, 500]), np.array([-0.08, 0.01]),
+        ...                np.array([-0.12, -0.02]), np.array([-0.04, 0.04]),
+        ...                np.array([0.0004, 0.8]), min_videos=30, alpha=0.05)
+        >>> print(slice_checks(g)[0].detail)
+        slice genre=anime (300 videos): recall_at_10 -0.080 (95% CI [-0.120, -0.040]), one-sided McNemar p 0.0004, Holm-adjusted p 0.0008 <= 0.05: a significant regression
+    """  # noqa: E501
+    method = _ADJUST_WORDS.get(gate.adjust, gate.adjust)
+    level = _percent(gate.confidence)
+    checks = []
+    for i in np.flatnonzero(gate.significant):
+        checks.append(
+            PromotionCheck(
+                kind="slice",
+                metric=f"{gate.metric}[{gate.labels[i]}]",
+                value=float(gate.p_adjusted[i]),
+                limit=gate.alpha,
+                passed=False,
+                detail=f"slice {gate.labels[i]} ({int(gate.n_videos[i])} videos): {gate.metric} "
+                f"{gate.delta[i]:+.3f} ({level} CI [{gate.ci_low[i]:+.3f}, "
+                f"{gate.ci_high[i]:+.3f}]), one-sided McNemar p {gate.p_regression[i]:.2g}, "
+                f"{method}-adjusted p {gate.p_adjusted[i]:.2g} <= {gate.alpha:g}: a "
+                f"significant regression",
+            )
+        )
+    if checks:
+        return checks
+    tested = np.flatnonzero(gate.gated)
+    if tested.size == 0:
+        detail = f"slices: none has >= {gate.min_videos} videos, so no slice was tested"
+        lowest = math.nan
+    else:
+        j = tested[np.argmin(gate.p_adjusted[tested])]
+        lowest = float(gate.p_adjusted[j])
+        detail = (
+            f"no slice regresses significantly on {gate.metric} ({tested.size} slices of >= "
+            f"{gate.min_videos} videos tested, {method}-adjusted, alpha {gate.alpha:g}; lowest "
+            f"adjusted p {lowest:.2g} at {gate.labels[j]}, {gate.delta[j]:+.3f})"
+        )
+    return [
+        PromotionCheck(
+            kind="slice",
+            metric=gate.metric,
+            value=lowest,
+            limit=gate.alpha,
+            passed=True,
+            detail=detail,
+        )
+    ]

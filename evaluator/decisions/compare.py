@@ -8,6 +8,7 @@ files and records the comparison run. The promotion (`evaluator.decisions.promot
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tempfile
 from collections.abc import Sequence
@@ -19,6 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluator.decisions.compare_episode import prepare_episode
 from evaluator.decisions.compare_poster import prepare_poster
+from evaluator.decisions.compare_slices import (
+    SliceTestSettings,
+    compare_slices,
+    format_slices,
+    slice_test_settings,
+)
 from evaluator.decisions.comparison import (
     BootstrapSettings,
     Comparison,
@@ -43,6 +50,7 @@ def prepare_comparison(
     one_sided_alpha: float | None = None,
     candidate: EvaluationRun | None = None,
     baseline: EvaluationRun | None = None,
+    slices: SliceTestSettings | None = None,
 ) -> Comparison:
     """Resolve both REFs, check they are comparable, align their videos, compute the numbers.
 
@@ -56,6 +64,7 @@ def prepare_comparison(
             ``episode_accuracy``.
         one_sided_alpha: also compute the one-sided (1 - alpha) lower bounds.
         candidate / baseline: already resolved runs (skips resolving the REF).
+        slices: the per-slice comparison settings (default: when both runs have slices).
 
     Returns:
         The :class:`Comparison`.
@@ -77,7 +86,11 @@ def prepare_comparison(
         req = ComparisonRequest(
             tracking_uri, cand, base, Path(tmp), boot, extra_metrics, one_sided_alpha, warnings
         )
-        return prepare_poster(req) if cand.task == "poster" else prepare_episode(req)
+        c = prepare_poster(req) if cand.task == "poster" else prepare_episode(req)
+        per_slice, notes = compare_slices(
+            c, tracking_uri, Path(tmp), slices or SliceTestSettings(), allow_mismatch=allow_mismatch
+        )
+    return dataclasses.replace(c, slices=per_slice, warnings=(*c.warnings, *notes))
 
 
 # ----------------------------------------------------------------------------- the command
@@ -117,6 +130,7 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> CompareOutcome:
         baseline,
         allow_mismatch=bool(cfg.allow_mismatch),
         bootstrap=bootstrap_settings(cfg),
+        slices=slice_test_settings(cfg.slices, "slices"),
     )
     summary, files, run = record_comparison(
         c,
@@ -158,6 +172,8 @@ def format_comparison(c: Comparison) -> list[str]:
         )
     elif c.sweep_note:
         lines.append(f"  {c.sweep_note}")
+    if c.slices is not None:
+        lines += format_slices(c.slices)
     for w in c.warnings:
         lines.append(f"  WARNING: {w}")
     return lines

@@ -69,4 +69,7 @@ def prepare_episode(req: ComparisonRequest) -> Comparison:
         warnings=tuple(warnings),
         bootstrap=boot,
         one_sided_alpha=alpha,
+        video_ids=align.video_ids,
+        cand_values=c_ok.astype(np.float64)[:, None],
+        base_values=b_ok.astype(np.float64)[:, None],
     )

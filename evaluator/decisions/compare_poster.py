@@ -143,4 +143,7 @@ def prepare_poster(req: ComparisonRequest) -> Comparison:
         bootstrap=boot,
         one_sided_alpha=alpha,
         settings=poster_settings(cand),
+        video_ids=align.video_ids,
+        cand_values=c_vals,
+        base_values=b_vals,
     )

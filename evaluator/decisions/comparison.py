@@ -78,6 +78,10 @@ class Comparison:
         warnings: the mismatches that ``allow_mismatch`` let through.
         bootstrap: the bootstrap settings used.
         one_sided_alpha: alpha of ``paired.lower_bound``, or None.
+        settings: the evaluations' matching settings (poster).
+        video_ids: the compared videos, in the order of ``cand_values`` / ``base_values``.
+        cand_values / base_values: per-video values (n, len(names)) behind ``paired``.
+        slices: the per-slice comparison (`compare_slices.SliceComparison`), or None.
     """
 
     candidate: EvaluationRun
@@ -98,6 +102,10 @@ class Comparison:
     bootstrap: BootstrapSettings
     one_sided_alpha: float | None
     settings: dict[str, str] = field(default_factory=dict)
+    video_ids: np.ndarray | None = None
+    cand_values: np.ndarray | None = None
+    base_values: np.ndarray | None = None
+    slices: Any = None
 
     def index(self, metric: str) -> int:
         """Column of ``metric`` in ``paired``."""

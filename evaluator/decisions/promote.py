@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from evaluator import __version__
 from evaluator.core.promotion import PromotionDecision, decide_promotion
 from evaluator.decisions.compare import format_comparison, prepare_comparison
+from evaluator.decisions.compare_slices import SliceTestSettings, slice_test_settings
 from evaluator.decisions.comparison import Comparison, bootstrap_settings
 from evaluator.decisions.gate import (
     DECISION_FILE,
@@ -65,6 +66,22 @@ class PromotionRule:
     apply: bool
     champion_alias: str
     previous_alias: str
+    block_on_regression: bool | None = None
+    slices: SliceTestSettings = field(default_factory=SliceTestSettings)
+
+    @property
+    def slice_params(self) -> dict[str, str]:
+        """The run params ``promote.slices.*``."""
+        s = self.slices
+        return {
+            "promote.slices.block_on_regression": str(self.block_on_regression).lower()
+            if self.block_on_regression is not None
+            else "auto",
+            "promote.slices.adjust": s.adjust,
+            "promote.slices.alpha": str(s.alpha),
+            "promote.slices.min_videos": "recorded" if s.min_videos is None else str(s.min_videos),
+            "promote.slices.metric": str(s.metric),
+        }
 
     def settings(self) -> dict[str, Any]:
         """The numbers of the rule, as summary.json and decision.json state them."""
@@ -74,6 +91,13 @@ class PromotionRule:
             "min_delta": self.min_delta,
             "guardrails": self.guardrails,
             "floors": self.floors,
+            "slices": {
+                "block_on_regression": self.block_on_regression,
+                "adjust": self.slices.adjust,
+                "alpha": self.slices.alpha,
+                "min_videos": self.slices.min_videos,
+                "metric": self.slices.metric,
+            },
         }
 
 
@@ -106,6 +130,16 @@ def promotion_rule(cfg: DictConfig) -> PromotionRule:
             f"config: promote.champion_alias and promote.previous_alias must be two different "
             f"non-empty names, got {aliases[0]!r} and {aliases[1]!r}."
         )
+    block = p.slices.block_on_regression
+    slices = slice_test_settings(
+        p.slices,
+        "promote.slices",
+        alpha=alpha,
+        metric=str(p.metric),
+        enabled=True if block else None,
+        one_side_ok=block is False,
+        off_hint="promote.slices.block_on_regression=false",
+    )
     return PromotionRule(
         metric=str(p.metric),
         alpha=alpha,
@@ -115,6 +149,8 @@ def promotion_rule(cfg: DictConfig) -> PromotionRule:
         apply=bool(p.apply),
         champion_alias=aliases[0],
         previous_alias=aliases[1],
+        block_on_regression=None if block is None else bool(block),
+        slices=slices,
     )
 
 
@@ -202,6 +238,9 @@ def _decide(
             min_delta=rule.min_delta,
             guardrails=rule.guardrails,
             guardrail_deltas={g: float(p.delta[comparison.index(g)]) for g in rule.guardrails},
+            slices=None
+            if comparison.slices is None or rule.block_on_regression is False
+            else comparison.slices.gate,
         )
     except ValueError as exc:
         if isinstance(exc, InputError):
@@ -237,6 +276,7 @@ def _promotion_params(rule: PromotionRule) -> dict[str, str]:
     }
     params.update({f"promote.guardrails.{k}": str(v) for k, v in rule.guardrails.items()})
     params.update({f"promote.floors.{k}": str(v) for k, v in rule.floors.items()})
+    params.update(rule.slice_params)
     return params
 
 
@@ -391,6 +431,7 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
             extra_metrics=[rule.metric, *rule.guardrails],
             one_sided_alpha=rule.alpha,
             candidate=candidate,
+            slices=rule.slices,
         )
     decision = _decide(rule, comparison, candidate)
     tags = _promotion_tags(rule, decision, name, version, champion)

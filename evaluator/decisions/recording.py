@@ -12,6 +12,12 @@ import pandas as pd
 
 from evaluator import __version__
 from evaluator.core.comparison import SweepDelta
+from evaluator.decisions.compare_slices import (
+    slice_files,
+    slice_metrics,
+    slice_params,
+    slice_summary,
+)
 from evaluator.decisions.comparison import Comparison, count_name, mcnemar_name
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.report.plots import plot_delta_curve, plot_recall_curves, plot_sweep_delta
@@ -46,6 +52,8 @@ def comparison_metrics(c: Comparison) -> dict[str, float]:
         out[f"sweep_delta_recall_at_{k}_max"] = float(np.nanmax(c.sweep.delta))
         out["sweep_n_points_candidate_better"] = float(c.sweep.n_better)
         out["sweep_n_points_candidate_worse"] = float(c.sweep.n_worse)
+    if c.slices is not None:
+        out.update(slice_metrics(c.slices))
     return {k: v for k, v in out.items() if math.isfinite(v)}
 
 
@@ -143,6 +151,8 @@ def comparison_summary(c: Comparison, extra: Mapping[str, Any] | None = None) ->
         "warnings": list(c.warnings),
         "evaluator_version": __version__,
     }
+    if c.slices is not None:
+        out["slices"] = slice_summary(c.slices)
     out.update(extra or {})
     return out
 
@@ -226,6 +236,9 @@ def record_comparison(
         files["sweep_delta.parquet"] = write_parquet(sweep_delta_table(c.sweep))
     if plots:
         files.update(plot_writers(c))
+    if c.slices is not None:
+        title = f"{c.candidate.label} vs {c.baseline.label}"
+        files.update(slice_files(c.slices, title, plots))
     if config_yaml is not None:
         files["config.yaml"] = write_text(config_yaml)
     written = write_all(output_dir, files)
@@ -240,6 +253,7 @@ def record_comparison(
         "compare.bootstrap.seed": str(c.bootstrap.seed),
         **({"compare.k_max": str(c.k_max)} if c.k_max else {}),
         **c.settings,
+        **(slice_params(c.slices) if c.slices is not None else {}),
         **(extra_params or {}),
     }
     tags = {**comparison_tags(c), "mlflow.note.content": note_text(c), **(extra_tags or {})}
@@ -249,7 +263,7 @@ def record_comparison(
         metrics={**comparison_metrics(c), **(extra_metrics or {})},
         stepped=comparison_stepped(c),
         artifacts=artifact_list(written, output_dir),
-        tables={"video_diff.json": c.video_diff} if log_table else {},
+        tables=_tables(c) if log_table else {},
     )
     run = record_run(
         tracking_uri=tracking_uri,
@@ -259,6 +273,13 @@ def record_comparison(
         artifact_location=artifact_location,
     )
     return summary, written, run
+
+
+def _tables(c: Comparison) -> dict[str, pd.DataFrame]:
+    tables = {"video_diff.json": c.video_diff}
+    if c.slices is not None:
+        tables["slice_comparison.json"] = c.slices.table
+    return tables
 
 
 def note_text(c: Comparison) -> str:

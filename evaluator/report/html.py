@@ -32,6 +32,7 @@ from evaluator.io.outputs import Writer
 from evaluator.io.poster import PosterInputs
 from evaluator.io.thumbnails import resolve_image, thumbnail_data_uri
 from evaluator.report.html_template import TEMPLATE
+from evaluator.report.slices import gallery_slice_filter, slices_section
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class ReportInputs:
         table: the match table.
         intervals: the bootstrap intervals of recall@k, or None.
         image_root: base folder of ``image`` paths (None: each table's folder).
+        slices: the per-slice table (``slices.parquet``), or None.
+        slice_videos: each scored video's slice per column, or None.
     """
 
     title: str
@@ -55,6 +58,8 @@ class ReportInputs:
     table: pd.DataFrame
     intervals: BootstrapResult | None
     image_root: Path | None = None
+    slices: pd.DataFrame | None = None
+    slice_videos: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -290,6 +295,10 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
         "page_size": max(1, int(options.page_size)),
         **data,
     }
+    slices_html = ""
+    if ri.slices is not None and ri.slice_videos is not None:
+        payload["slices"] = gallery_slice_filter(data["cols"]["id"], ri.slice_videos)
+        slices_html = slices_section(ri.slices, payload["slices"], s.k_max, confidence)
     blob = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     # Inside <script>: no "</script>" or "<!--" can come out of a JSON string this way.
     blob = blob.replace("<", "\\u003c")
@@ -351,6 +360,7 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
         .replace("__COUNTS__", count_html)
         .replace("__REASONS__", reason_rows)
         .replace("__PLOTS__", plots)
+        .replace("__SLICES__", slices_html)
         .replace("__DATA__", blob)
     )
 

@@ -57,6 +57,8 @@ table.mf { font-size: 12px; margin-top: 6px; }
 table.mf td.st { font-weight: 600; }
 .pager { display: flex; gap: 8px; align-items: center; margin: 10px 0; }
 .empty { color: var(--muted); padding: 20px 0; }
+table.slices td.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.slices tr.small td { color: var(--muted); }
 </style>
 </head>
 <body>
@@ -76,6 +78,7 @@ time: a similar frame was too far in time; time+similarity: both kinds, never on
 that is both; neither: nothing close in time or similar.</p></div>
 </section>
 <section class="plots">__PLOTS__</section>
+__SLICES__
 <section id="gallery">
 <h2>Videos</h2>
 <div class="controls">
@@ -85,6 +88,7 @@ that is both; neither: nothing close in time or similar.</p></div>
 <option value="miss">misses</option>
 <option value="hit">hits</option>
 </select>
+<select id="slice" aria-label="slice" hidden><option value="">all slices</option></select>
 <span class="legend">
 <span><i class="dot" style="background:var(--hit)"></i>hit</span>
 <span><i class="dot" style="background:var(--nt)"></i>near miss: in time, not similar</span>
@@ -120,7 +124,20 @@ that is both; neither: nothing close in time or similar.</p></div>
   var S = D.settings, STATUS = ["hit", "near miss (in time, not similar)",
     "near miss (similar, not in time)", "far"];
   var COLORS = ["var(--hit)", "var(--nt)", "var(--ns)", "var(--far)"];
-  var state = { q: "", filter: "all", page: 0 };
+  var state = { q: "", filter: "all", slice: "", page: 0 };
+  var sBox = document.getElementById("slice"), SL = D.slices;
+  if (SL) {
+    sBox.hidden = false;
+    SL.columns.forEach(function (col, c) {
+      var g = document.createElement("optgroup");
+      g.label = col;
+      SL.values[c].forEach(function (val, code) {
+        var o = document.createElement("option");
+        o.value = c + ":" + code; o.textContent = col + " = " + val; g.appendChild(o);
+      });
+      sBox.appendChild(g);
+    });
+  }
   var qBox = document.getElementById("q"), fBox = document.getElementById("filter");
   D.reasons.forEach(function (r) {
     var o = document.createElement("option");
@@ -134,6 +151,10 @@ that is both; neither: nothing close in time or similar.</p></div>
   function num(v, d) { return v === null || v === undefined ? "–" : Number(v).toFixed(d); }
   function keep(v) {
     if (state.q && v.id.toLowerCase().indexOf(state.q) < 0) return false;
+    if (state.slice) {
+      var sc = state.slice.split(":");
+      if (SL.codes[Number(sc[0])][v.i] !== Number(sc[1])) return false;
+    }
     if (state.filter === "hit") return v.hit > 0;
     if (state.filter === "miss") return v.hit === 0;
     if (state.filter.indexOf("reason:") === 0) return v.why === state.filter.slice(7);
@@ -232,11 +253,17 @@ that is both; neither: nothing close in time or similar.</p></div>
   fBox.addEventListener("change", function () {
     state.filter = fBox.value; state.page = 0; render();
   });
+  sBox.addEventListener("change", function () {
+    state.slice = sBox.value; state.page = 0; render();
+  });
   document.addEventListener("click", function (ev) {
     var t = ev.target;
     if (t.getAttribute && t.getAttribute("data-go")) {
       state.page += Number(t.getAttribute("data-go")); render();
       document.getElementById("gallery").scrollIntoView();
+    } else if (t.getAttribute && t.getAttribute("data-slice") !== null) {
+      sBox.value = t.getAttribute("data-slice"); state.slice = sBox.value; state.page = 0;
+      render();
     } else if (t.getAttribute && t.getAttribute("data-filter")) {
       fBox.value = t.getAttribute("data-filter"); state.filter = fBox.value; state.page = 0;
       render();

@@ -27,6 +27,7 @@ from evaluator.core.episode import (
     curve_at_thresholds,
     evaluate_episodes,
 )
+from evaluator.core.episode_inputs import episode_videos
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
@@ -36,6 +37,7 @@ from evaluator.report.episode_tables import (
     group_frame,
     sweep_frame,
 )
+from evaluator.tasks.slicing import SliceOutputs, episode_slices, load_slices
 from evaluator.tracking.datasets import file_dataset
 from evaluator.tracking.mlflow_run import (
     RecordedRun,
@@ -266,6 +268,7 @@ def run_episode(
     settings = episode_settings(cfg)
     path = _episodes_path(cfg)
     table = load_episode_table(path, group_by=settings.group_by)
+    slices = load_slices(cfg)
     result = evaluate_episodes(
         table.metadata_episode,
         table.predicted_episode,
@@ -286,6 +289,7 @@ def run_episode(
     if result.groups is not None and table.group_column is not None:
         groups = group_frame(result.groups, table.group_column)
     summary = build_summary(result, metrics, table, settings, digest, cfg)
+    slice_out = None if slices is None else _slices(slices, table, result, settings, cfg)
 
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
@@ -298,6 +302,9 @@ def run_episode(
         files["episode_groups.parquet"] = write_parquet(groups)
     if cfg.plots:
         files[PLOT_FILE] = _plot_writer(result, metrics, settings, _plot_title(cfg, table))
+    if slice_out is not None:
+        summary["slices"] = slice_out.summary
+        files.update(slice_out.files)
     written = write_all(output_dir, files)
 
     run = None
@@ -306,10 +313,13 @@ def run_episode(
         tables = {"episode_videos.json": videos, "episode_sweep.json": sweep}
         if groups is not None:
             tables["episode_groups.json"] = groups
+        if slice_out is not None:
+            tables["slices.json"] = slice_out.table
+        all_metrics = {**metrics, **(slice_out.metrics if slice_out else {})}
         record = RunRecord(
-            params=_params(cfg, table),
+            params={**_params(cfg, table), **(slice_out.params if slice_out else {})},
             tags=tags,
-            metrics={k: v for k, v in metrics.items() if math.isfinite(v)},
+            metrics={k: v for k, v in all_metrics.items() if math.isfinite(v)},
             stepped=stepped_metrics(result),
             artifacts=artifact_list(written, output_dir),
             tables=tables if cfg.mlflow.log_table else {},
@@ -355,3 +365,29 @@ def _plot_writer(
         )
 
     return write
+
+
+def _slices(
+    slices: Any,
+    table: EpisodeTable,
+    result: EpisodeResult,
+    settings: EpisodeSettings,
+    cfg: DictConfig,
+) -> SliceOutputs:
+    """The per-slice episode metrics (``data.slices``)."""
+    videos = episode_videos(
+        table.metadata_episode, table.predicted_episode, table.true_episode, table.confidence
+    )
+    accuracy = result.metrics["episode_accuracy"]
+    return episode_slices(
+        slices,
+        table.video_id,
+        videos,
+        threshold=settings.confidence_threshold,
+        target=settings.target_accuracy,
+        target_name=settings.target_name,
+        bootstrap=cfg.episode.bootstrap,
+        overall=(accuracy, math.nan, math.nan),
+        label=episode_run_name(cfg),
+        plots=bool(cfg.plots),
+    )

@@ -21,6 +21,7 @@ from evaluator.io.poster import PosterInputs, load_poster_inputs
 from evaluator.report.html import ReportInputs, ReportOptions, report_writer
 from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
+from evaluator.tasks.slicing import SliceOutputs, load_slices, poster_slices
 from evaluator.tracking.datasets import file_dataset
 from evaluator.tracking.mlflow_run import (
     RecordedRun,
@@ -314,6 +315,7 @@ class PosterEvaluation:
         digest: the dataset digest of the eligible expert set.
         keep_rows: bool per expert row: in the eligible expert set.
         files: relative path -> writer of every result file, in writing order.
+        slices: the per-slice results (``data.slices``), or None.
     """
 
     inputs: PosterInputs
@@ -325,6 +327,7 @@ class PosterEvaluation:
     digest: str
     keep_rows: np.ndarray
     files: dict[str, Writer]
+    slices: SliceOutputs | None = None
 
 
 def evaluate_inputs(
@@ -350,6 +353,7 @@ def evaluate_inputs(
         InputError: a bad setting, or no eligible video.
     """
     settings = settings_from_config(cfg)
+    slices = load_slices(cfg)  # bad slice metadata is refused before anything is computed
     result = score_poster(
         inputs, settings, judge_frames=bool(OmegaConf.select(cfg, "report.html", default=False))
     )
@@ -386,6 +390,26 @@ def evaluate_inputs(
         files["sweep.parquet"] = write_parquet(sweep_table(result.sweep))
     if cfg.plots:
         files.update(plot_writers(result, intervals, label, cfg))
+    slice_out = None
+    if slices is not None:
+        top = f"recall_at_{result.settings.k_max}"
+        nan = float("nan")
+        overall = (
+            metrics[top],
+            metrics.get(f"{top}_ci_low", nan),
+            metrics.get(f"{top}_ci_high", nan),
+        )
+        slice_out = poster_slices(
+            slices,
+            table,
+            k_max=result.settings.k_max,
+            bootstrap=cfg.metrics.bootstrap,
+            overall=overall,
+            label=label,
+            plots=bool(cfg.plots),
+        )
+        summary["slices"] = slice_out.summary
+        files.update(slice_out.files)
     if cfg.report.html:
         # After the plots: the report embeds the PNGs written just before it.
         files["report.html"] = report_writer(
@@ -397,6 +421,8 @@ def evaluate_inputs(
                 table=table,
                 intervals=intervals,
                 image_root=None if cfg.data.image_root is None else Path(str(cfg.data.image_root)),
+                slices=None if slice_out is None else slice_out.table,
+                slice_videos=None if slice_out is None else slice_out.videos,
             ),
             ReportOptions(
                 page_size=int(cfg.report.page_size),
@@ -406,7 +432,7 @@ def evaluate_inputs(
             plots=[rel for rel in files if rel.startswith("plots/")],
         )
     return PosterEvaluation(
-        inputs, result, metrics, stepped, summary, table, digest, keep_rows, files
+        inputs, result, metrics, stepped, summary, table, digest, keep_rows, files, slice_out
     )
 
 
@@ -422,16 +448,25 @@ def poster_record(
     inputs = evaluation.inputs
     tags = evaluation_tags("poster", evaluation.digest, inputs.expert_table.path.name, cfg.model)
     log_dataset = cfg.mlflow.log_dataset and not inputs.expert_table.in_memory
+    sl = evaluation.slices
+    tables = {"match_table.json": evaluation.match_table}
+    if sl is not None:
+        tables["slices.json"] = sl.table
     return RunRecord(
         params={
             **_params(cfg, inputs),
             **(table_embedder.embedder.params if table_embedder else {}),
+            **(sl.params if sl is not None else {}),
         },
         tags=tags,
-        metrics={k: v for k, v in evaluation.metrics.items() if np.isfinite(v)},
+        metrics={
+            k: v
+            for k, v in {**evaluation.metrics, **(sl.metrics if sl else {})}.items()
+            if np.isfinite(v)
+        },
         stepped=evaluation.stepped,
         artifacts=artifact_list(written, output_dir),
-        tables={"match_table.json": evaluation.match_table} if cfg.mlflow.log_table else {},
+        tables=tables if cfg.mlflow.log_table else {},
         dataset=_dataset(inputs, evaluation.digest, evaluation.keep_rows) if log_dataset else None,
     )
 
