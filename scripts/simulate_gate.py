@@ -106,6 +106,14 @@ def simulate(gain: float, args: argparse.Namespace, rng: np.random.Generator) ->
     }
 
 
+def print_table(title: str, header: str, lines: list[str]) -> None:
+    """A title, a header, a rule and the rows."""
+    print(title)
+    print(header)
+    print("-" * len(header))
+    print("\n".join(lines))
+
+
 def simulate_slices(
     drop: float, adjust: str, agreement: float, args: argparse.Namespace, rng: np.random.Generator
 ) -> dict[str, Any]:
@@ -179,22 +187,18 @@ def report_slices(args: argparse.Namespace) -> None:
         for drop in (0.0, args.slice_drop)
     ]
     elapsed = time.perf_counter() - start
-    print(
+    print_table(
         f"\nslice gate: {args.slices} slices of {args.slice_videos} videos, {args.slice_trials} "
         f"trials per row, champion recall@10 {args.champion_recall}, alpha {args.alpha}, "
-        f"one-sided exact McNemar per slice"
-    )
-    header = (
+        f"one-sided exact McNemar per slice",
         f"{'agree':>5} {'adjust':>6} {'slice 0 drop':>12} {'mean delta':>10} {'blocked':>8} "
-        f"{'slice 0 flagged':>15} {'MC SE':>6}"
-    )
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
+        f"{'slice 0 flagged':>15} {'MC SE':>6}",
+        [
             f"{r['agreement']:5.2f} {r['adjust']:>6} {100 * r['drop']:11.0f}p "
             f"{r['delta']:+10.4f} {r['blocked']:8.3f} {r['target']:15.3f} {r['se']:6.3f}"
-        )
+            for r in rows
+        ],
+    )
     for r in rows:
         tag = f"{r['adjust']}, agreement {r['agreement']:g}"
         if r["drop"] == 0.0:
@@ -258,22 +262,18 @@ def report_promotion(args: argparse.Namespace) -> None:
     rows = [simulate(gain, args, rng) for gain in gains]
     elapsed = time.perf_counter() - start
 
-    print(
+    print_table(
         f"{args.trials} trials per row, {args.videos} videos, {args.resamples} resamples, "
-        f"alpha {args.alpha}, min_delta {args.min_delta}, difficulty SD {args.spread}"
-    )
-    header = (
+        f"alpha {args.alpha}, min_delta {args.min_delta}, difficulty SD {args.spread}",
         f"{'true gain':>9} {'champion':>9} {'candidate':>9} {'mean delta':>10} "
-        f"{'discordant':>10} {'promoted':>9} {'MC SE':>7}"
-    )
-    print(header)
-    print("-" * len(header))
-    for row in rows:
-        print(
+        f"{'discordant':>10} {'promoted':>9} {'MC SE':>7}",
+        [
             f"{100 * row['gain']:+8.0f}p {row['champion']:9.3f} {row['candidate']:9.3f} "
             f"{row['mean_delta']:+10.4f} {row['discordant']:10.3f} {row['rate']:9.3f} "
             f"{row['se']:7.3f}"
-        )
+            for row in rows
+        ],
+    )
     for row in rows:
         if row["gain"] == 0.0:
             limit = args.alpha + 2 * math.sqrt(args.alpha * (1 - args.alpha) / args.trials)
