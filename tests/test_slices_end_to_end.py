@@ -1,4 +1,4 @@
-"""Slices end to end: evaluations record them, compare and promote test and gate them (real MLflow)."""
+"""Slices end to end: evaluations record them, compare and promote test and gate them."""
 
 from __future__ import annotations
 
@@ -227,7 +227,7 @@ def test_compare_reports_slices_and_refuses_slices_on_one_side(files, tmp_path: 
     ):
         compare(plain, base)
     assert compare(plain, base, "slices.enabled=false").comparison.slices is None
-    with pytest.raises(InputError, match="slices.adjust must be one of"):
+    with pytest.raises(InputError, match=r"slices\.adjust must be one of"):
         compare(cand, base, "slices.adjust=bonferroni")
 
 
