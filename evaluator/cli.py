@@ -23,6 +23,7 @@ from evaluator.errors import InputError, TrackingError
 from evaluator.tasks.episode import EpisodeOutcome, run_episode
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure
 from evaluator.tasks.poster import PosterOutcome, run_poster
+from evaluator.tasks.slicing import slices_line
 from evaluator.tracking.mlflow_run import ui_hint
 
 register_configs()
@@ -52,6 +53,8 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
         f"  outputs: {outcome.output_dir}",
     ]
     sm = outcome.summary["metrics"]
+    if (line := slices_line(outcome.summary)) is not None:
+        lines.insert(-1, line)
     if "n_embeddings_computed" in sm:
         lines.insert(
             -1,
@@ -89,6 +92,7 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
     ]
     if outcome.groups is None:
         lines.append(f"  no per-group breakdown (no '{s.group_by}' column)" if s.group_by else "")
+    lines.append(slices_line(outcome.summary) or "")
     lines.append(f"  outputs: {outcome.output_dir}")
     if outcome.run is not None:
         run = outcome.run

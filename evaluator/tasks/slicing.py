@@ -370,3 +370,16 @@ def slice_params(loaded: LoadedSlices) -> dict[str, str]:
         "slices.categorical": ",".join(s.categorical),
         "slices.min_videos": str(s.min_videos),
     }
+
+
+def slices_line(summary: dict[str, Any]) -> str | None:
+    """The printed line about the slices of an evaluation (None without slices)."""
+    s = summary.get("slices")
+    if not s:
+        return None
+    return (
+        f"  slices: {s['n_slices']} in {len(s['columns'])} column(s) ({s['n_slices_gated']} with "
+        f">= {s['min_videos']} videos) in slices.parquet; "
+        f"{s['n_videos_without_slice_metadata']} scored videos without metadata -> "
+        f"(missing), {s['n_slice_rows_unknown_videos']} metadata rows for unknown videos ignored"
+    )

@@ -200,3 +200,32 @@ def test_gate_arguments(kw, message) -> None:
     one = np.ones(1)
     with pytest.raises(ValueError, match=message):
         slice_gate("m", np.array(["a"]), one, one, one, one, one * 0.5, **args)
+
+
+def test_simulate_gate_script_slice_gate() -> None:
+    """scripts/simulate_gate.py's slice gate (the promote command's path) on fewer trials."""
+    import argparse
+    import importlib.util
+    import math
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "simulate_gate.py"
+    spec = importlib.util.spec_from_file_location("simulate_gate", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    trials, alpha = 300, 0.05
+    args = argparse.Namespace(
+        slices=10,
+        slice_videos=300,
+        slice_trials=trials,
+        slice_resamples=1,
+        min_videos=30,
+        alpha=alpha,
+        champion_recall=0.7,
+        spread=1.5,
+        seed=3,
+    )
+    null = module.simulate_slices(0.0, "holm", 0.8, args, np.random.default_rng(3))
+    assert null["blocked"] <= alpha + 2.5 * math.sqrt(alpha * (1 - alpha) / trials), null
+    drop = module.simulate_slices(0.05, "holm", 0.8, args, np.random.default_rng(4))
+    assert drop["blocked"] >= 0.5 and drop["target"] >= 0.5, drop
