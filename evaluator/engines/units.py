@@ -20,17 +20,16 @@ from evaluator.core.frames import Frames
 from evaluator.core.partials import PosterPartial, partial_from_result
 from evaluator.core.poster import PosterSettings, evaluate_poster
 from evaluator.errors import InputError
+from evaluator.io.partition import ORDER_COLUMN, ROW_COLUMN
 from evaluator.io.poster import LoadedTable, PosterInputs, load_table, row_key
 
 # Optional int64 columns of a unit's tables (not data; removed before validation):
-# ORDER_COLUMN: the row's position in "all expert rows, then all prediction rows" of the whole
-#   evaluation (file order over the part files); a video's order key is its smallest value, and
-#   results are reported in that order (the order of an in-memory evaluation). Without it the
-#   row's position in the unit's tables is used (experts first).
-# ROW_COLUMN: the row id reported for the row's frame in the report's gallery (its position in
-#   its own table over all part files); default its position in the unit's table.
-ORDER_COLUMN = "__order"
-ROW_COLUMN = "__row"
+# ORDER_COLUMN ("__order"): the row's position in "all expert rows, then all prediction rows"
+#   of the whole evaluation (file order over the part files); a video's order key is its
+#   smallest value, and results are reported in that order (the order of an in-memory
+#   evaluation). Without it the row's position in the unit's tables is used (experts first).
+# ROW_COLUMN ("__row"): the row id reported for the row's frame in the report's gallery (its
+#   position in its own table over all part files); default its position in the unit's table.
 RESERVED_COLUMNS = (ORDER_COLUMN, ROW_COLUMN)
 
 
@@ -99,9 +98,9 @@ def score_unit(
     if e_emb is not None and p_emb is not None:
         if n_exp and n_pred and e_emb.shape[1] != p_emb.shape[1]:
             raise InputError(
-                f"{predictions_label}: column 'embedding': embeddings of different lengths: "
-                f"{p_emb.shape[1]} here, {e_emb.shape[1]} in {experts_label}; both tables need "
-                f"one length D."
+                f"{predictions_label}: column 'embedding': embeddings of different lengths: this "
+                f"file has {p_emb.shape[1]}, the experts file {experts_label} has "
+                f"{e_emb.shape[1]}; both tables need one length D."
             )
         if not n_exp:
             e_emb = np.zeros((0, p_emb.shape[1]), dtype=np.float32)

@@ -93,6 +93,7 @@ def load_table(
     image_embedder: ImageEmbedder | None = None,
     embedder_hint: str = "embedder=torchvision",
     frame: pd.DataFrame | pa.Table | None = None,
+    first_row: int = 0,
 ) -> LoadedTable:
     """Read and validate one poster table.
 
@@ -105,6 +106,8 @@ def load_table(
         embedder_hint: the config override that enables an image embedder, for messages.
         frame: validate this in-memory table (pandas, or Arrow as read) instead of reading
             ``path``.
+        first_row: the table's first row is row ``first_row + 1`` of ``path`` in messages (a
+            batch read from the middle of a file).
 
     Returns:
         The validated table.
@@ -133,7 +136,9 @@ def load_table(
         )
     in_memory = frame is not None
     frame = _scalar_frame(table)
-    ids = video_ids(path, table)
+    if first_row:
+        frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    ids = video_ids(path, table, frame)
     frame["video_id"] = ids
     ts = numeric_column(path, table, "timestamp", frame, "seconds (a number)")
     bad = ~np.isfinite(ts) | (ts < 0)
