@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from evaluator.core.frames import Frames, ranks_from_scores
 from evaluator.errors import InputError
+from evaluator.io.sources import Source, read_parts
 from evaluator.io.tables import (
     arrow_from_pandas,
     column_error,
@@ -86,7 +87,7 @@ def _scalar_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def load_table(
-    path: str | Path,
+    path: str | Path | Source,
     *,
     role: str,
     need_embeddings: bool,
@@ -98,8 +99,9 @@ def load_table(
     """Read and validate one poster table.
 
     Args:
-        path: the file (.parquet, .csv or .jsonl); with ``frame``, the table's name in
-            messages (and, for ``image`` paths, a path whose folder is the default root).
+        path: the file (.parquet, .csv or .jsonl) or a source of parquet part files (read
+            whole, for vectors computed by an image embedder); with ``frame``, the table's
+            name in messages (and, for ``image`` paths, a path whose folder is the default root).
         role: "experts" or "predictions".
         need_embeddings: whether the match rule uses cosine similarity.
         image_embedder: turns `image` / `video_path` rows into vectors, or None.
@@ -115,6 +117,10 @@ def load_table(
     Raises:
         InputError: for every bad-input class of SPEC section 2.
     """
+    if isinstance(path, Source):
+        source, path = path, path.label
+        if frame is None and not source.is_single_file:
+            frame = read_parts(source)
     path = Path(path)
     if frame is None:
         table = read_table(path)
@@ -238,8 +244,8 @@ def row_key(frame: pd.DataFrame) -> np.ndarray | None:
 
 
 def load_poster_inputs(
-    experts_path: str | Path,
-    predictions_path: str | Path,
+    experts_path: str | Path | Source,
+    predictions_path: str | Path | Source,
     *,
     need_embeddings: bool,
     image_embedder: ImageEmbedder | None = None,

@@ -171,3 +171,21 @@ def check_parts(source: Source, schemas: Sequence[pa.Schema]) -> pa.Schema:
                     f"{source.label} needs the same column types."
                 )
     return first
+
+
+def read_parts(source: Source) -> pa.Table:
+    """Every part file of a parquet source as one table (after `check_parts`).
+
+    Raises:
+        InputError: parts that differ or cannot be read, or no rows at all.
+    """
+    check_parts(source, part_schemas(source))
+    try:
+        table = pa.concat_tables(
+            [pq.read_table(f) for f in source.files], promote_options="permissive"
+        )
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{source.label}: the part files cannot be read together: {exc}") from None
+    if table.num_rows == 0:
+        raise InputError(f"{source.label}: the table is empty (no data rows).")
+    return table

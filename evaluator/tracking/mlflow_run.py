@@ -146,6 +146,7 @@ def record_run(
     record: RunRecord,
     artifact_location: str | None = None,
     parent_run_id: str | None = None,
+    late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
 ) -> RecordedRun:
     """Create a run and record everything in a few batched calls.
 
@@ -157,6 +158,8 @@ def record_run(
         artifact_location: artifact root for a new experiment (None = see
             `default_artifact_location`).
         parent_run_id: makes this a nested run of that run.
+        late_artifacts: called after everything else is logged; returns more files to log
+            (the plots and report drawn meanwhile by a worker). Its errors fail the run.
 
     Returns:
         The run's id and experiment id.
@@ -179,6 +182,8 @@ def record_run(
     run_id = run.info.run_id
     try:
         log_record(client, run_id, record, tracking_uri)
+        for local, folder in late_artifacts() if late_artifacts is not None else ():
+            client.log_artifact(run_id, str(local), folder)
         client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -284,10 +289,15 @@ def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> di
 
 
 def record_evaluation(
-    cfg: Any, run_name: str, record: RunRecord, parent_run_id: str | None = None
+    cfg: Any,
+    run_name: str,
+    record: RunRecord,
+    parent_run_id: str | None = None,
+    late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
 ) -> RecordedRun:
     """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``."""
     return record_run(
+        late_artifacts=late_artifacts,
         tracking_uri=str(cfg.mlflow.tracking_uri),
         experiment=str(cfg.mlflow.experiment),
         run_name=run_name,
