@@ -112,6 +112,9 @@ def _fail(message: str, code: int) -> None:
 @hydra.main(config_path="conf", config_name="evaluate", version_base=None)
 def main(cfg: DictConfig) -> None:
     """``video-eval``: evaluate a predictions file and record the evaluation in MLflow."""
+    from evaluator.tasks.poster_files import enable_process_worker
+
+    enable_process_worker()  # the console script's main module is safe to import again
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN

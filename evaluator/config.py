@@ -156,6 +156,9 @@ class ReportConfig:
     # Thumbnails for at most this many videos (in gallery order: misses first); the others get
     # their timeline strip only, which keeps the file small at tens of thousands of videos.
     max_thumbnail_videos: int = 300
+    # Videos in the gallery at most (in gallery order: misses first); bounds the report and
+    # the per-frame data kept for it on very large sets. null = every scored video.
+    max_gallery_videos: int | None = 20000
 
 
 @dataclass

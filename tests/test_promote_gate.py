@@ -106,7 +106,7 @@ def test_decision_json_is_on_disk_and_on_the_evidence_run(store, tmp_path: Path)
         evidence["delta_recall_at_10_ci_high"],
     )
     assert p["lower_bound"] == evidence["delta_recall_at_10_lower_bound"] > 0
-    assert p["p_value"] == evidence["mcnemar_p_recall_at_10"]
+    assert p["p_value"] == evidence["mcnemar_p_at_10"]
     assert p["p_value_test"] == "mcnemar_exact"
     assert p["candidate"] - p["champion"] == pytest.approx(p["delta"], abs=1e-12)
     assert [g["metric"] for g in local["guardrails"]] == ["recall_at_1"]
@@ -166,7 +166,9 @@ def test_bad_input_moves_nothing_and_records_nothing(store, tmp_path, overrides,
     runs = _all_runs(client)
     assert {r.info.run_id for r in runs} == before
     assert not [r for r in runs if r.info.status == "RUNNING"]
-    assert client.get_registered_model(NAME).aliases == {"champion": "1"}
+    assert {a: str(v) for a, v in client.get_registered_model(NAME).aliases.items()} == {
+        "champion": "1"
+    }
     assert not (tmp_path / "out" / "decision.json").exists()
 
 
@@ -242,7 +244,8 @@ def _console_scripts(bin_dir: Path) -> Path:
         module, func = target.split(":")
         path = bin_dir / name
         path.write_text(
-            f"#!{sys.executable}\nimport sys\nfrom {module} import {func}\nsys.exit({func}())\n"
+            f"#!{sys.executable}\nimport sys\nfrom {module} import {func}\n"
+            f"if __name__ == '__main__':\n    sys.exit({func}())\n"
         )
         path.chmod(0o755)
     return bin_dir
@@ -312,7 +315,8 @@ def test_the_ci_recipes_gate_three_versions(
         assert decision["decision"] == word and decision["exit_code"] == codes[-1]
         assert decision["candidate"]["version"] == version
         assert decision["applied"] is (word == "promote")
-    assert client.get_registered_model(name).aliases == {"champion": "2", "previous_champion": "1"}
+    aliases = client.get_registered_model(name).aliases
+    assert {a: str(v) for a, v in aliases.items()} == {"champion": "2", "previous_champion": "1"}
     history = client.get_model_version(name, "3").description
     assert "REJECT v3 over champion v2 (rejected, no alias moved): recall_at_10 -0.110" in history
     assert client.get_model_version(name, "1").description.startswith(

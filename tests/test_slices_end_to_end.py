@@ -243,8 +243,9 @@ def test_evaluations_that_disagree_on_the_metadata_are_not_aligned(files, tmp_pa
         [f"mlflow.tracking_uri={uri}", f"candidate={cand}", f"baseline={base}"], "compare"
     )
     with pytest.raises(
-        InputError, match=r"\d+ compared video\(s\) in different slices of column 'genre', e\.g\. "
-        r"vid\d+ \('kids' vs 'anime'\)"
+        InputError,
+        match=r"\d+ compared video\(s\) in different slices of column 'genre', e\.g\. "
+        r"vid\d+ \('kids' vs 'anime'\)",
     ):
         run_compare(cfg, tmp_path / "c")
     cfg = compose_config(

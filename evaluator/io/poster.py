@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from evaluator.core.frames import Frames, ranks_from_scores
 from evaluator.errors import InputError
+from evaluator.io.sources import Source, read_parts
 from evaluator.io.tables import (
     arrow_from_pandas,
     column_error,
@@ -86,24 +87,29 @@ def _scalar_frame(table: pa.Table) -> pd.DataFrame:
 
 
 def load_table(
-    path: str | Path,
+    path: str | Path | Source,
     *,
     role: str,
     need_embeddings: bool,
     image_embedder: ImageEmbedder | None = None,
     embedder_hint: str = "embedder=torchvision",
-    frame: pd.DataFrame | None = None,
+    frame: pd.DataFrame | pa.Table | None = None,
+    first_row: int = 0,
 ) -> LoadedTable:
     """Read and validate one poster table.
 
     Args:
-        path: the file (.parquet, .csv or .jsonl); with ``frame``, the table's name in
-            messages (and, for ``image`` paths, a path whose folder is the default root).
+        path: the file (.parquet, .csv or .jsonl) or a source of parquet part files (read
+            whole, for vectors computed by an image embedder); with ``frame``, the table's
+            name in messages (and, for ``image`` paths, a path whose folder is the default root).
         role: "experts" or "predictions".
         need_embeddings: whether the match rule uses cosine similarity.
         image_embedder: turns `image` / `video_path` rows into vectors, or None.
         embedder_hint: the config override that enables an image embedder, for messages.
-        frame: validate this in-memory table instead of reading ``path``.
+        frame: validate this in-memory table (pandas, or Arrow as read) instead of reading
+            ``path``.
+        first_row: the table's first row is row ``first_row + 1`` of ``path`` in messages (a
+            batch read from the middle of a file).
 
     Returns:
         The validated table.
@@ -111,8 +117,17 @@ def load_table(
     Raises:
         InputError: for every bad-input class of SPEC section 2.
     """
+    if isinstance(path, Source):
+        source, path = path, path.label
+        if frame is None and not source.is_single_file:
+            frame = read_parts(source)
     path = Path(path)
-    table = read_table(path) if frame is None else arrow_from_pandas(path, frame)
+    if frame is None:
+        table = read_table(path)
+    elif isinstance(frame, pa.Table):
+        table = frame
+    else:
+        table = arrow_from_pandas(path, frame)
     required = ["video_id", "timestamp"]
     require_columns(path, table, required, role)
     if (
@@ -127,7 +142,9 @@ def load_table(
         )
     in_memory = frame is not None
     frame = _scalar_frame(table)
-    ids = video_ids(path, table)
+    if first_row:
+        frame.index = pd.RangeIndex(first_row, first_row + len(frame))
+    ids = video_ids(path, table, frame)
     frame["video_id"] = ids
     ts = numeric_column(path, table, "timestamp", frame, "seconds (a number)")
     bad = ~np.isfinite(ts) | (ts < 0)
@@ -217,7 +234,7 @@ def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) ->
     return rank
 
 
-def _row_key(frame: pd.DataFrame) -> np.ndarray | None:
+def row_key(frame: pd.DataFrame) -> np.ndarray | None:
     """Integer code of each row's other columns (annotator, frame_id, ...)."""
     other = [c for c in frame.columns if c not in _KNOWN]
     if not other:
@@ -227,8 +244,8 @@ def _row_key(frame: pd.DataFrame) -> np.ndarray | None:
 
 
 def load_poster_inputs(
-    experts_path: str | Path,
-    predictions_path: str | Path,
+    experts_path: str | Path | Source,
+    predictions_path: str | Path | Source,
     *,
     need_embeddings: bool,
     image_embedder: ImageEmbedder | None = None,
@@ -274,7 +291,7 @@ def load_poster_inputs(
         video=codes[:n_exp].astype(np.int64),
         timestamp=exp.timestamp,
         embedding=exp.embedding,
-        row_key=_row_key(exp.frame),
+        row_key=row_key(exp.frame),
     )
     model = Frames(
         video=codes[n_exp:].astype(np.int64),

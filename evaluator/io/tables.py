@@ -31,6 +31,10 @@ def describe_rows(
 ) -> str:
     """Describe up to five offending rows (0-based positions) as 'row 3 (video_id='a', ...)'."""
     rows = np.asarray(rows)
+    # A frame indexed from N (a batch read from the middle of a file) numbers rows from N + 1.
+    first = 0
+    if table is not None and isinstance(table.index, pd.RangeIndex):
+        first = int(table.index.start)
     parts = []
     for r in rows[:MAX_ROWS_SHOWN]:
         detail = ""
@@ -39,7 +43,7 @@ def describe_rows(
                 f"{c}={_short(table[c].iloc[int(r)])}" for c in columns if c in table
             )
             detail = f" ({values})" if values else ""
-        parts.append(f"row {int(r) + 1}{detail}")
+        parts.append(f"row {first + int(r) + 1}{detail}")
     more = f" and {len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
     return ", ".join(parts) + more
 
@@ -195,8 +199,10 @@ def require_columns(path: Path, table: pa.Table, columns: Sequence[str], role: s
         )
 
 
-def video_ids(path: Path, table: pa.Table) -> np.ndarray:
+def video_ids(path: Path, table: pa.Table, frame: pd.DataFrame | None = None) -> np.ndarray:
     """The `video_id` column as an object array of str (integers become their decimal text).
+
+    ``frame`` (optional) numbers the offending rows like `describe_rows`.
 
     Raises:
         InputError: missing values, or a type other than text or integer.
@@ -213,7 +219,8 @@ def video_ids(path: Path, table: pa.Table) -> np.ndarray:
         )
     null = col.is_null().to_numpy(zero_copy_only=False)
     if null.any():
-        raise column_error(path, "video_id", "missing video id", np.flatnonzero(null))
+        numbering = None if frame is None else pd.DataFrame(index=frame.index)
+        raise column_error(path, "video_id", "missing video id", np.flatnonzero(null), numbering)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
 
 
@@ -284,6 +291,10 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if isinstance(arr, pa.ChunkedArray):  # an empty chunked array combines to a chunked array
         arr = pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
+    if len(arr) == 0:
+        # A work unit's table may hold no rows (its videos are all in the other table).
+        width = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0
+        return Embeddings(np.zeros((0, width), dtype=np.float32))
     null = arr.is_null().to_numpy(zero_copy_only=False)
     if null.any():
         raise column_error(

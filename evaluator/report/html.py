@@ -26,10 +26,10 @@ import pandas as pd
 
 from evaluator import __version__
 from evaluator.core.bootstrap import BootstrapResult
-from evaluator.core.matching import FRAME_STATUSES, MISS_REASONS, FrameMatches
-from evaluator.core.poster import PosterResult, poster_frame_matches
+from evaluator.core.matching import FRAME_STATUSES, MISS_REASONS
+from evaluator.core.partials import FinishedPoster, gallery_order
+from evaluator.core.poster import PosterResult
 from evaluator.io.outputs import Writer
-from evaluator.io.poster import PosterInputs
 from evaluator.io.thumbnails import resolve_image, thumbnail_data_uri
 from evaluator.report.html_template import TEMPLATE
 from evaluator.report.slices import gallery_slice_filter, slices_section
@@ -41,25 +41,28 @@ class ReportInputs:
 
     Attributes:
         title: the model's name (the run name).
-        result: the core result.
-        inputs: the validated tables (frames, image paths).
+        finished: the evaluation (result, video ids, the gallery's frames and their images).
         summary: the content of summary.json (metrics by name).
         table: the match table.
         intervals: the bootstrap intervals of recall@k, or None.
-        image_root: base folder of ``image`` paths (None: each table's folder).
+        expert_root / prediction_root: base folders of each table's ``image`` paths.
         slices: the per-slice table (``slices.parquet``), or None.
         slice_videos: each scored video's slice per column, or None.
     """
 
     title: str
-    result: PosterResult
-    inputs: PosterInputs
+    finished: FinishedPoster
     summary: dict[str, Any]
     table: pd.DataFrame
     intervals: BootstrapResult | None
-    image_root: Path | None = None
+    expert_root: Path = Path(".")
+    prediction_root: Path = Path(".")
     slices: pd.DataFrame | None = None
     slice_videos: pd.DataFrame | None = None
+
+    @property
+    def result(self) -> PosterResult:
+        return self.finished.result
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,18 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
 
 
 class _Thumbnails:
-    """Thumbnails of one table's ``image`` column, made once per distinct file."""
+    """Thumbnails of one table's ``image`` paths, made once per distinct file."""
 
-    def __init__(self, frame: pd.DataFrame, root: Path, height_px: int, store: list[str]):
-        self.paths = frame["image"].astype("string").fillna("").to_numpy(dtype=object)
+    def __init__(self, paths: np.ndarray, root: Path, height_px: int, store: list[str]):
+        self.paths = paths
         self.root = root
         self.height_px = height_px
         self.store = store
         self.index: dict[Path, int] = {}
 
-    def get(self, row: int) -> int:
-        """Index of row's thumbnail in the shared store, -1 when it has none."""
-        relative = str(self.paths[row])
+    def get(self, frame: int) -> int:
+        """Index of the frame's thumbnail in the shared store, -1 when it has none."""
+        relative = str(self.paths[frame] or "")
         path = resolve_image(self.root, relative) if relative else None
         if path is None:
             return -1
@@ -128,18 +131,23 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
     file small and are built without a Python loop per video; the page expands only the videos
     it shows (`gallery_videos` does the same in Python).
     """
-    result, inputs = ri.result, ri.inputs
-    fm: FrameMatches = poster_frame_matches(inputs.experts, inputs.model, result)
+    result, finished = ri.result, ri.finished
+    fm = result.matches.frames
+    if fm is None:
+        raise ValueError("the report needs the frame view: score with judge_frames=True")
     m = result.matches
-    n = m.videos.shape[0]
-    reasons = np.asarray(MISS_REASONS, dtype=object)[m.miss_reason]
-    ids = inputs.video_ids[m.videos].astype(str)
-    # Misses first (by reason, then id), then hits from the latest first hit to the earliest.
-    is_hit = m.first_hit_rank > 0
-    order = np.lexsort((ids, -m.first_hit_rank, reasons, is_hit))
-    # Frames come grouped by scored video, in the order of ``m.videos``; reorder the groups.
-    m_split = np.searchsorted(_positions(fm.model_video, m.videos), np.arange(n + 1))
-    e_split = np.searchsorted(_positions(fm.expert_video, m.videos), np.arange(n + 1))
+    # The gallery's videos: all scored videos, or the first of them in display order when
+    # the gallery is capped (report.max_gallery_videos).
+    shown_videos = fm.videos
+    at = np.searchsorted(m.videos, shown_videos)
+    n = shown_videos.shape[0]
+    first_hit = m.first_hit_rank[at]
+    reasons = np.asarray(MISS_REASONS, dtype=object)[m.miss_reason[at]]
+    ids = finished.video_ids[shown_videos].astype(str)
+    order = gallery_order(first_hit, m.miss_reason[at], ids)
+    # Frames come grouped by video, in the order of ``shown_videos``; reorder the groups.
+    m_split = np.searchsorted(_positions(fm.model_video, shown_videos), np.arange(n + 1))
+    e_split = np.searchsorted(_positions(fm.expert_video, shown_videos), np.arange(n + 1))
     m_len = np.diff(m_split)[order]
     e_len = np.diff(e_split)[order]
     mi = _ranges(m_split[:-1][order], m_len)
@@ -150,32 +158,25 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
     m_th = np.full(mi.shape[0], -1, dtype=np.int64)
     if (
         options.thumbnail_px > 0
-        and "image" in inputs.expert_table.frame.columns
-        and "image" in inputs.prediction_table.frame.columns
+        and finished.expert_image is not None
+        and finished.model_image is not None
     ):
-
-        def root(table_path: Path) -> Path:
-            return ri.image_root if ri.image_root is not None else table_path.parent
-
         exp_thumbs = _Thumbnails(
-            inputs.expert_table.frame, root(inputs.expert_table.path), options.thumbnail_px, thumbs
+            finished.expert_image, ri.expert_root, options.thumbnail_px, thumbs
         )
         pred_thumbs = _Thumbnails(
-            inputs.prediction_table.frame,
-            root(inputs.prediction_table.path),
-            options.thumbnail_px,
-            thumbs,
+            finished.model_image, ri.prediction_root, options.thumbnail_px, thumbs
         )
         # Thumbnails only for the first videos shown: a bounded number of files.
         shown = max(0, min(n, int(options.max_thumbnail_videos)))
         for j in range(int(e_len[:shown].sum())):
-            e_th[j] = exp_thumbs.get(int(fm.expert_row[ei[j]]))
+            e_th[j] = exp_thumbs.get(int(ei[j]))
         for j in range(int(m_len[:shown].sum())):
-            m_th[j] = pred_thumbs.get(int(fm.model_row[mi[j]]))
+            m_th[j] = pred_thumbs.get(int(mi[j]))
 
     cols = {
         "id": ids[order].tolist(),
-        "hit": m.first_hit_rank[order].tolist(),
+        "hit": first_hit[order].tolist(),
         "why": [str(r) for r in reasons[order].tolist()],
         "eo": np.concatenate([[0], np.cumsum(e_len)]).tolist(),
         "mo": np.concatenate([[0], np.cumsum(m_len)]).tolist(),

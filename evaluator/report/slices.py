@@ -7,13 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager
 
 from evaluator.core.slices import SliceAssignment, slice_metric_keys
 
@@ -73,6 +68,8 @@ def slice_videos_frame(video_ids: np.ndarray, assignment: SliceAssignment) -> pd
 
 
 def _font_families() -> list[str]:
+    from matplotlib import font_manager
+
     have = {f.name for f in font_manager.fontManager.ttflist}
     return ["DejaVu Sans", *[f for f in _CJK_FONTS if f in have]]
 
@@ -111,6 +108,8 @@ def plot_forest(
         reference_label: its legend text.
         marked: per row, drawn in red (e.g. a significant regression).
     """
+    from evaluator.report.plots import plt  # matplotlib only when a plot is drawn
+
     rows = forest_rows(frame)
     n = len(rows)
     height = max(2.4, 0.28 * n + 1.4)

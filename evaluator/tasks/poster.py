@@ -1,50 +1,48 @@
-"""One poster evaluation, end to end: config -> io -> core -> report -> outputs -> MLflow."""
+"""One poster evaluation, end to end: config -> engine -> numbers -> files -> MLflow.
+
+`run_poster` overlaps what does not depend on each other: MLflow's import and the store's
+schema check / migrations run in a background thread (`evaluator.tracking.warmup`) and the
+plots and the HTML report in a worker process (`VisualsWorker`) while the engine reads and
+scores, and while MLflow records the rest. The run is still created only once the numbers
+exist, and always ends (FINISHED or FAILED), also on Ctrl-C and SIGTERM.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from evaluator import __version__
-from evaluator.core.bootstrap import BootstrapResult, bootstrap_mean_ci
-from evaluator.core.digest import dataset_digest
 from evaluator.core.poster import PosterResult, PosterSettings
-from evaluator.engines.local import score_poster
+from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.io.poster import PosterInputs, load_poster_inputs
-from evaluator.report.html import ReportInputs, ReportOptions, report_writer
-from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
+from evaluator.io.sources import Source, resolve_source
 from evaluator.report.tables import match_table, sweep_table
-from evaluator.tasks.slicing import SliceOutputs, load_slices, poster_slices
-from evaluator.tracking.datasets import file_dataset
-from evaluator.tracking.mlflow_run import (
-    RecordedRun,
-    RunRecord,
-    artifact_list,
-    evaluation_tags,
-    record_evaluation,
-    run_name_for,
-    warm_store,
+from evaluator.tasks.poster_files import (
+    Visuals,
+    VisualsWorker,
+    build_summary,
+    dataset_of,
+    params_of,
+    recall_intervals,
+    render_visuals,
+    sweep_curves,
+    visuals_of,
 )
+from evaluator.tasks.slicing import LoadedSlices, SliceOutputs, load_slices, poster_slices
 
-COUNT_METRICS = (
-    "n_embeddings_computed",
-    "n_embeddings_cached",
-    "n_videos_eligible",
-    "n_videos_excluded",
-    "n_videos_without_predictions",
-    "n_prediction_videos_unknown",
-    "n_predictions_truncated",
-    "n_expert_duplicates_dropped",
-    "n_expert_frames_eligible",
-    "n_model_frames_considered",
-)
+if TYPE_CHECKING:
+    from evaluator.tracking.mlflow_run import RecordedRun, RunRecord
 
 
 @dataclass(frozen=True)
@@ -58,6 +56,7 @@ class PosterOutcome:
         output_dir: where the result files were written.
         files: the result files written.
         run: the MLflow run, or None when tracking was off.
+        scored: the engine's answer (video ids, inputs read, units).
     """
 
     result: PosterResult
@@ -66,6 +65,7 @@ class PosterOutcome:
     output_dir: Path
     files: list[Path]
     run: RecordedRun | None
+    scored: Scored | None = None
 
 
 def _grid(values: Any, configured: float | None) -> tuple[float, ...]:
@@ -98,91 +98,10 @@ def settings_from_config(cfg: DictConfig) -> PosterSettings:
         raise InputError(f"config: {exc}") from None
 
 
-def recall_intervals(result: PosterResult, cfg: DictConfig) -> BootstrapResult | None:
-    """Percentile bootstrap intervals of recall@k for every k (videos resampled; None = off)."""
-    boot = cfg.metrics.bootstrap
-    if int(boot.n_resamples) <= 0 or result.matches.videos.shape[0] == 0:
-        return None
-    try:
-        return bootstrap_mean_ci(
-            result.hits.astype(np.float64),
-            n_resamples=int(boot.n_resamples),
-            confidence=float(boot.confidence),
-            seed=int(boot.seed),
-        )
-    except ValueError as exc:
-        raise InputError(f"config: metrics.bootstrap: {exc}") from None
-
-
-def sweep_curves(result: PosterResult) -> dict[str, list[tuple[int, float]]]:
-    """The two stepped sweep metrics of SPEC section 6 (UI-overlayable sweep curves).
-
-    ``sweep_recall_at_{K}_by_min_cosine``: step = round(100 * theta), tau at the configured value;
-    ``sweep_recall_at_{K}_by_tolerance``: step = round(10 * tau), theta at the configured value.
-    """
-    sweep, s = result.sweep, result.settings
-    if sweep is None:
-        return {}
-    k = s.k_max
-    i = int(np.flatnonzero(sweep.time_tolerances_s == s.time_tolerance_s)[0])
-    curves = {}
-    if s.min_cosine is None:
-        j = 0
-    else:
-        j = int(np.flatnonzero(sweep.min_cosines == s.min_cosine)[0])
-        curves[f"sweep_recall_at_{k}_by_min_cosine"] = [
-            (round(100 * float(theta)), float(sweep.recall[i, jj, k - 1]))
-            for jj, theta in enumerate(sweep.min_cosines)
-        ]
-    curves[f"sweep_recall_at_{k}_by_tolerance"] = [
-        (round(10 * float(tau)), float(sweep.recall[ii, j, k - 1]))
-        for ii, tau in enumerate(sweep.time_tolerances_s)
-    ]
-    return curves
-
-
-def plot_writers(
-    result: PosterResult, intervals: BootstrapResult | None, label: str, cfg: DictConfig
-) -> dict[str, Writer]:
-    """plots/recall_at_k.png, plots/sweep_recall_at_{K}.png and plots/pairs.png."""
-    s = result.settings
-    nan = np.full(s.k_max, np.nan)
-    curve = Curve(
-        label,
-        result.recall_curve,
-        nan if intervals is None else intervals.low,
-        nan if intervals is None else intervals.high,
-    )
-    confidence = None if intervals is None else float(cfg.metrics.bootstrap.confidence)
-    n = int(result.metrics["n_videos_eligible"])
-    title = f"{label} ({n} eligible videos)"
-    writers: dict[str, Writer] = {
-        "plots/recall_at_k.png": lambda p: plot_recall_curves(
-            [curve], p, title=f"recall@k: {title}", confidence=confidence
-        ),
-        "plots/pairs.png": lambda p: plot_pairs(
-            result.matches,
-            p,
-            time_tolerance_s=s.time_tolerance_s,
-            min_cosine=s.min_cosine,
-            title=title,
-        ),
-    }
-    if result.sweep is not None:
-        sweep = result.sweep
-        writers[f"plots/sweep_recall_at_{s.k_max}.png"] = lambda p: plot_sweep_heatmap(
-            sweep,
-            s.k_max,
-            p,
-            time_tolerance_s=s.time_tolerance_s,
-            min_cosine=s.min_cosine,
-            title=label,
-        )
-    return writers
-
-
 def default_run_name(cfg: DictConfig) -> str:
     """``<model.name>-v<model.version>``, ``<model.name>``, else the predictions file's stem."""
+    from evaluator.tracking.mlflow_run import run_name_for
+
     return run_name_for(cfg, cfg.data.predictions)
 
 
@@ -229,144 +148,101 @@ def _required_path(cfg: DictConfig, key: str) -> Path:
     return Path(str(value))
 
 
-def build_summary(
-    result: PosterResult,
-    inputs: PosterInputs,
-    digest: str,
-    cfg: DictConfig,
-    metrics: dict[str, float],
-) -> dict[str, Any]:
-    """summary.json: every metric by name, plus what was evaluated and how."""
-    metrics = {k: (int(v) if k in COUNT_METRICS else v) for k, v in metrics.items()}
-    return {
-        "task": "poster",
-        "metrics": metrics,
-        "recall_at_k": [float(v) for v in result.recall_curve],
-        "dataset_digest": digest,
-        "experts": str(inputs.expert_table.path),
-        "predictions": str(inputs.prediction_table.path),
-        "rank_source": inputs.prediction_table.rank_source,
-        "model": {"name": cfg.model.name, "version": cfg.model.version},
-        "settings": {
-            "time_tolerance_s": result.settings.time_tolerance_s,
-            "min_cosine": result.settings.min_cosine,
-            "min_expert_frames": result.settings.min_expert_frames,
-            "k_max": result.settings.k_max,
-        },
-        "evaluator_version": __version__,
-    }
-
-
-def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            flat[prefix] = "null" if node is None else str(node)
-
-    container = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(container, dict)
-    for group in ("matching", "metrics", "sweep", "embedder", "data"):
-        walk(group, container.get(group, {}))
-    for key, loaded in (("experts", inputs.expert_table), ("predictions", inputs.prediction_table)):
-        flat[f"data.{key}_resolved"] = (
-            str(loaded.path) if loaded.in_memory else str(loaded.path.resolve())
-        )
-    flat["predictions.rank_source"] = inputs.prediction_table.rank_source
-    emb = inputs.experts.embedding
-    flat["embedding.dim"] = "null" if emb is None else str(emb.shape[1])
-    return flat
-
-
-def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> Any:
-    """The eligible expert set as an MLflow dataset: source, digest, schema; no rows copied."""
-    columns = [("video_id", "string"), ("timestamp", "double")]
-    if inputs.experts.embedding is not None:
-        columns.append((f"embedding[{inputs.experts.embedding.shape[1]}]", "string"))
-    columns.extend(
-        (str(c), "string")
-        for c in inputs.expert_table.frame.columns
-        if c not in ("video_id", "timestamp")
-    )
-    path = inputs.expert_table.path
-    return file_dataset(
-        path, f"{path.stem} ({int(keep_rows.sum())} eligible expert frames)", digest, columns
-    )
-
-
 @dataclass(frozen=True)
 class PosterEvaluation:
     """The numbers and result files of one evaluation, before anything is written or recorded.
 
     Both `video-eval` (`run_poster`) and the ``mlflow.models.evaluate`` plugin
-    (`evaluator.integrations.mlflow_plugin`) produce it with `evaluate_inputs` and record it with
-    `poster_record`, so the two report the same metrics, tables and plots.
+    (`evaluator.integrations.mlflow_plugin`) produce it with `evaluate_scored` (or
+    `evaluate_inputs`) and record it with `poster_record`, so the two report the same metrics,
+    tables and plots.
 
     Attributes:
-        inputs: the validated tables.
+        scored: the engine's answer.
         result: the core result.
         metrics: every step-0 metric by name (NaN included; the record drops non-finite ones).
         stepped: the stepped metrics (``recall_at_k``, its interval, the sweep curves).
         summary: the content of summary.json.
         match_table: the per-video match table.
         digest: the dataset digest of the eligible expert set.
-        keep_rows: bool per expert row: in the eligible expert set.
-        files: relative path -> writer of every result file, in writing order.
+        data_files: relative path -> writer of the data files (summary, tables, config).
+        visuals: the plots and report to draw.
         slices: the per-slice results (``data.slices``), or None.
     """
 
-    inputs: PosterInputs
+    scored: Scored
     result: PosterResult
     metrics: dict[str, float]
     stepped: dict[str, list[tuple[int, float]]]
     summary: dict[str, Any]
     match_table: pd.DataFrame
     digest: str
-    keep_rows: np.ndarray
-    files: dict[str, Writer]
+    data_files: dict[str, Writer]
+    visuals: Visuals
     slices: SliceOutputs | None = None
+
+    @property
+    def files(self) -> dict[str, Writer]:
+        """Every result file (data files, then plots and report), in writing order."""
+        return {**self.data_files, **self.visuals.writers()}
+
+
+def _gallery_cap(cfg: DictConfig) -> int | None:
+    value = OmegaConf.select(cfg, "report.max_gallery_videos", default=None)
+    return None if value is None else int(value)
+
+
+def _judge_frames(cfg: DictConfig) -> bool:
+    return bool(OmegaConf.select(cfg, "report.html", default=False))
 
 
 def evaluate_inputs(
-    inputs: PosterInputs,
+    inputs: PosterInputs, cfg: DictConfig, *, label: str, table_embedder: Any = None
+) -> PosterEvaluation:
+    """Tables loaded whole -> every number, table, plot and report of one evaluation.
+
+    Raises:
+        InputError: a bad setting, bad slice metadata, or no eligible video.
+    """
+    slices = load_slices(cfg)  # bad slice metadata is refused before anything is computed
+    scored = score_poster(
+        inputs,
+        settings_from_config(cfg),
+        judge_frames=_judge_frames(cfg),
+        max_gallery_videos=_gallery_cap(cfg),
+    )
+    return evaluate_scored(scored, cfg, label=label, table_embedder=table_embedder, slices=slices)
+
+
+def evaluate_scored(
+    scored: Scored,
     cfg: DictConfig,
     *,
     label: str,
     table_embedder: Any = None,
+    slices: LoadedSlices | None = None,
 ) -> PosterEvaluation:
-    """Validated tables -> every number, table, plot and report of one evaluation.
+    """An engine's answer -> every number, table, plot and report of one evaluation.
 
     Args:
-        inputs: the validated expert and prediction tables.
+        scored: what the engine computed.
         cfg: a config with the ``video-eval`` schema (matching, metrics, sweep, plots, report,
             data.image_root, model).
         label: the model's name in plot titles and the report (the run name).
         table_embedder: the image embedder that computed the vectors, or None.
+        slices: the slice metadata already read; None reads ``data.slices`` (if given).
 
     Returns:
         The evaluation; nothing is written yet.
 
     Raises:
-        InputError: a bad setting, or no eligible video.
+        InputError: a bad bootstrap setting or bad slice metadata.
     """
-    settings = settings_from_config(cfg)
-    slices = load_slices(cfg)  # bad slice metadata is refused before anything is computed
-    result = score_poster(
-        inputs, settings, judge_frames=bool(OmegaConf.select(cfg, "report.html", default=False))
-    )
-
-    # The digest covers the eligible expert set, after exact duplicates are dropped.
-    exp = inputs.experts
-    keep_rows = result.expert_keep & result.eligible[exp.video]
-    digest = dataset_digest(
-        inputs.video_ids[exp.video[keep_rows]],
-        exp.timestamp[keep_rows],
-        None if exp.embedding is None else exp.embedding[keep_rows],
-    )
-    table = match_table(result, inputs.video_ids)
+    if slices is None:
+        slices = load_slices(cfg)
+    result = scored.finished.result
+    digest = scored.finished.digest
+    table = match_table(result, scored.finished.video_ids)
     intervals = recall_intervals(result, cfg)
     metrics = dict(result.metrics)
     if table_embedder is not None:
@@ -380,7 +256,7 @@ def evaluate_inputs(
         stepped["recall_at_k_ci_low"] = [(k + 1, float(v)) for k, v in enumerate(intervals.low)]
         stepped["recall_at_k_ci_high"] = [(k + 1, float(v)) for k, v in enumerate(intervals.high)]
     stepped.update(sweep_curves(result))
-    summary = build_summary(result, inputs, digest, cfg, metrics)
+    summary = build_summary(scored, digest, cfg, metrics)
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
         "match_table.parquet": write_parquet(table),
@@ -388,51 +264,28 @@ def evaluate_inputs(
     }
     if result.sweep is not None:
         files["sweep.parquet"] = write_parquet(sweep_table(result.sweep))
-    if cfg.plots:
-        files.update(plot_writers(result, intervals, label, cfg))
     slice_out = None
     if slices is not None:
         top = f"recall_at_{result.settings.k_max}"
         nan = float("nan")
-        overall = (
-            metrics[top],
-            metrics.get(f"{top}_ci_low", nan),
-            metrics.get(f"{top}_ci_high", nan),
-        )
         slice_out = poster_slices(
             slices,
             table,
             k_max=result.settings.k_max,
             bootstrap=cfg.metrics.bootstrap,
-            overall=overall,
+            overall=(
+                metrics[top],
+                metrics.get(f"{top}_ci_low", nan),
+                metrics.get(f"{top}_ci_high", nan),
+            ),
             label=label,
             plots=bool(cfg.plots),
         )
         summary["slices"] = slice_out.summary
-        files.update(slice_out.files)
-    if cfg.report.html:
-        # After the plots: the report embeds the PNGs written just before it.
-        files["report.html"] = report_writer(
-            ReportInputs(
-                title=label,
-                result=result,
-                inputs=inputs,
-                summary=summary,
-                table=table,
-                intervals=intervals,
-                image_root=None if cfg.data.image_root is None else Path(str(cfg.data.image_root)),
-                slices=None if slice_out is None else slice_out.table,
-                slice_videos=None if slice_out is None else slice_out.videos,
-            ),
-            ReportOptions(
-                page_size=int(cfg.report.page_size),
-                thumbnail_px=int(cfg.report.thumbnail_px),
-                max_thumbnail_videos=int(cfg.report.max_thumbnail_videos),
-            ),
-            plots=[rel for rel in files if rel.startswith("plots/")],
-        )
+        files.update(slice_out.data_files)
+    visuals = visuals_of(scored, cfg, label, summary, table, intervals, slice_out)
     return PosterEvaluation(
-        inputs, result, metrics, stepped, summary, table, digest, keep_rows, files, slice_out
+        scored, result, metrics, stepped, summary, table, digest, files, visuals, slice_out
     )
 
 
@@ -445,16 +298,19 @@ def poster_record(
     table_embedder: Any = None,
 ) -> RunRecord:
     """What MLflow records of an evaluation whose files are in ``output_dir`` (SPEC section 7)."""
-    inputs = evaluation.inputs
-    tags = evaluation_tags("poster", evaluation.digest, inputs.expert_table.path.name, cfg.model)
-    log_dataset = cfg.mlflow.log_dataset and not inputs.expert_table.in_memory
+    from evaluator.tracking.mlflow_run import RunRecord, artifact_list, evaluation_tags
+
+    scored = evaluation.scored
+    tags = evaluation_tags("poster", evaluation.digest, scored.experts.path.name, cfg.model)
+    log_dataset = cfg.mlflow.log_dataset and not scored.experts.in_memory
+    n_frames = int(evaluation.metrics["n_expert_frames_eligible"])
     sl = evaluation.slices
     tables = {"match_table.json": evaluation.match_table}
     if sl is not None:
         tables["slices.json"] = sl.table
     return RunRecord(
         params={
-            **_params(cfg, inputs),
+            **params_of(cfg, scored),
             **(table_embedder.embedder.params if table_embedder else {}),
             **(sl.params if sl is not None else {}),
         },
@@ -467,14 +323,74 @@ def poster_record(
         stepped=evaluation.stepped,
         artifacts=artifact_list(written, output_dir),
         tables=tables if cfg.mlflow.log_table else {},
-        dataset=_dataset(inputs, evaluation.digest, evaluation.keep_rows) if log_dataset else None,
+        dataset=dataset_of(scored, evaluation.digest, n_frames) if log_dataset else None,
+    )
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) here, so temporary files go and no run stays RUNNING."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _streamable(experts: Source, predictions: Source, cfg: DictConfig) -> bool:
+    precomputed = cfg.matching.min_cosine is None or cfg.embedder.name == "precomputed"
+    return precomputed and experts.suffix == predictions.suffix == ".parquet"
+
+
+def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
+    """Run the configured engine on ``data.experts`` / ``data.predictions``.
+
+    Parquet inputs (files, part directories, globs) with precomputed vectors stream through
+    the local engine within ``engine.memory_budget_mb``; CSV / JSONL files and vectors computed
+    by an image embedder are loaded whole.
+
+    Raises:
+        InputError: bad config or input files.
+    """
+    settings = settings_from_config(cfg)
+    experts = resolve_source(str(_required_path(cfg, "data.experts")), "experts")
+    predictions = resolve_source(str(_required_path(cfg, "data.predictions")), "predictions")
+    engine = str(OmegaConf.select(cfg, "engine.name", default="local"))
+    if engine != "local":
+        raise InputError(f"config: engine={engine} is not available here; use engine=local.")
+    if _streamable(experts, predictions, cfg):
+        return stream_sources(
+            experts,
+            predictions,
+            settings,
+            budget_mb=float(OmegaConf.select(cfg, "engine.memory_budget_mb", default=1024)),
+            temp_dir=OmegaConf.select(cfg, "engine.temp_dir", default=None),
+            judge_frames=_judge_frames(cfg),
+            want_images=_judge_frames(cfg) and int(cfg.report.thumbnail_px) > 0,
+            max_gallery_videos=_gallery_cap(cfg),
+        )
+    inputs = load_poster_inputs(
+        experts.label if experts.is_single_file else experts,
+        predictions.label if predictions.is_single_file else predictions,
+        need_embeddings=settings.min_cosine is not None,
+        image_embedder=table_embedder,
+    )
+    return score_poster(
+        inputs, settings, judge_frames=_judge_frames(cfg), max_gallery_videos=_gallery_cap(cfg)
     )
 
 
 def run_poster(
     cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
 ) -> PosterOutcome:
-    """Evaluate one predictions file against the expert set and record it.
+    """Evaluate one predictions table against the expert set and record it.
 
     Args:
         cfg: the composed ``video-eval`` config.
@@ -489,29 +405,61 @@ def run_poster(
         InputError: bad config or input files (nothing written, no run created).
         TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
     """
-    settings = settings_from_config(cfg)
-    experts_path = _required_path(cfg, "data.experts")
-    predictions_path = _required_path(cfg, "data.predictions")
-    store_ready = warm_store(str(cfg.mlflow.tracking_uri)) if track else (lambda: None)
-    table_embedder = None
-    if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
-        table_embedder = build_table_embedder(cfg)
-    inputs = load_poster_inputs(
-        experts_path,
-        predictions_path,
-        need_embeddings=settings.min_cosine is not None,
-        image_embedder=table_embedder,
-    )
-    evaluation = evaluate_inputs(
-        inputs, cfg, label=default_run_name(cfg), table_embedder=table_embedder
-    )
-    written = write_all(output_dir, evaluation.files)
+    from evaluator.tracking.warmup import Warmup
 
-    run = None
-    if track:
-        store_ready()
-        record = poster_record(evaluation, cfg, written, output_dir, table_embedder=table_embedder)
-        run = record_evaluation(cfg, default_run_name(cfg), record, parent_run_id)
+    settings_from_config(cfg)
+    warmup = Warmup(str(cfg.mlflow.tracking_uri)) if track else None
+    worker = VisualsWorker() if (cfg.plots or cfg.report.html) else None
+    recorded = False
+    try:
+        with _sigterm_as_exit():
+            slices = load_slices(cfg)  # refused before anything is computed
+            table_embedder = None
+            if cfg.matching.min_cosine is not None and cfg.embedder.name != "precomputed":
+                table_embedder = build_table_embedder(cfg)
+            scored = score_from_config(cfg, table_embedder)
+            label = default_run_name(cfg)
+            evaluation = evaluate_scored(
+                scored, cfg, label=label, table_embedder=table_embedder, slices=slices
+            )
+            written = write_all(output_dir, evaluation.data_files)
+            drawn = worker.submit(evaluation.visuals, output_dir) if worker is not None else None
+
+            def visual_files() -> list[Path]:
+                if drawn is None:
+                    return render_visuals(evaluation.visuals, output_dir) if not worker else []
+                return drawn.result()
+
+            run = None
+            if warmup is not None:
+                from evaluator.tracking.mlflow_run import artifact_list, record_evaluation
+
+                warmup.wait()
+                record = poster_record(
+                    evaluation, cfg, written, output_dir, table_embedder=table_embedder
+                )
+                recorded = True
+                late: list[Path] = []
+
+                def late_artifacts() -> list[tuple[Path, str | None]]:
+                    late.extend(visual_files())
+                    return artifact_list(late, output_dir)
+
+                run = record_evaluation(cfg, label, record, parent_run_id, late_artifacts)
+                written += late
+            else:
+                written += visual_files()
+    finally:
+        if worker is not None:
+            worker.close()
+        if warmup is not None and not recorded:
+            warmup.discard()
     return PosterOutcome(
-        evaluation.result, evaluation.summary, evaluation.match_table, output_dir, written, run
+        evaluation.result,
+        evaluation.summary,
+        evaluation.match_table,
+        output_dir,
+        written,
+        run,
+        scored,
     )

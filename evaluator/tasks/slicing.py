@@ -16,7 +16,7 @@ What it records (see docs/slices.md):
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,7 @@ class SliceOutputs:
         files: relative path -> writer (the two tables, the forest plot).
         plot: the forest plot's relative path, or None.
         params: the run params ``slices.*`` (read back by compare / promote).
+        forest: what the forest plot is drawn from (picklable, for a drawing worker), or None.
     """
 
     table: pd.DataFrame
@@ -142,6 +143,35 @@ class SliceOutputs:
     files: dict[str, Writer]
     plot: str | None
     params: dict[str, str]
+    forest: SliceForest | None = None
+
+    @property
+    def data_files(self) -> dict[str, Writer]:
+        """The files other than the forest plot (the tables)."""
+        return {rel: w for rel, w in self.files.items() if rel != self.plot}
+
+
+@dataclass(frozen=True)
+class SliceForest:
+    """The forest plot of one per-slice metric: its table and texts (a picklable value)."""
+
+    table: pd.DataFrame
+    column: str
+    label: str
+    reference: tuple[float, float, float] | None
+    min_videos: int
+
+    def draw(self, path: Path) -> None:
+        plot_forest(
+            self.table,
+            self.column,
+            f"{self.column}_ci_low",
+            f"{self.column}_ci_high",
+            path,
+            title=f"{self.label}: {self.column} per slice",
+            xlabel=f"{self.column} (bars: bootstrap interval over the slice's videos)",
+            reference=self.reference,
+        )
 
 
 def _assign(loaded: LoadedSlices, ids: np.ndarray) -> SliceAssignment:
@@ -196,34 +226,13 @@ def _outputs(
         "slices.parquet": write_parquet(table),
         "slice_videos.parquet": write_parquet(videos),
     }
-    plot = None
+    plot = drawing = None
     if forest is not None:
         column, label, reference = forest
         plot = f"plots/slices_{column}.png"
-        files[plot] = _forest_writer(table, column, label, reference, s.min_videos)
-    return SliceOutputs(table, videos, metrics, summary, files, plot, slice_params(loaded))
-
-
-def _forest_writer(
-    table: pd.DataFrame,
-    column: str,
-    label: str,
-    reference: tuple[float, float, float] | None,
-    min_videos: int,
-) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        plot_forest(
-            table,
-            column,
-            f"{column}_ci_low",
-            f"{column}_ci_high",
-            path,
-            title=f"{label}: {column} per slice",
-            xlabel=f"{column} (bars: bootstrap interval over the slice's videos)",
-            reference=reference,
-        )
-
-    return write
+        drawing = SliceForest(table, column, label, reference, s.min_videos)
+        files[plot] = drawing.draw
+    return SliceOutputs(table, videos, metrics, summary, files, plot, slice_params(loaded), drawing)
 
 
 def poster_slices(

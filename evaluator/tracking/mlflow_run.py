@@ -155,6 +155,7 @@ def record_run(
     record: RunRecord,
     artifact_location: str | None = None,
     parent_run_id: str | None = None,
+    late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
 ) -> RecordedRun:
     """Create a run and record everything in a few batched calls.
 
@@ -166,6 +167,8 @@ def record_run(
         artifact_location: artifact root for a new experiment (None = see
             `default_artifact_location`).
         parent_run_id: makes this a nested run of that run.
+        late_artifacts: called after everything else is logged; returns more files to log
+            (the plots and report drawn meanwhile by a worker). Its errors fail the run.
 
     Returns:
         The run's id and experiment id.
@@ -191,6 +194,8 @@ def record_run(
         if record.logged_model is not None:
             model_id = create_evaluation_model(client, exp_id, run_id, record.logged_model)
         log_record(client, run_id, record, tracking_uri, model_id=model_id)
+        for local, folder in late_artifacts() if late_artifacts is not None else ():
+            client.log_artifact(run_id, str(local), folder)
         client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
         with contextlib.suppress(Exception):
@@ -328,7 +333,11 @@ def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> di
 
 
 def record_evaluation(
-    cfg: Any, run_name: str, record: RunRecord, parent_run_id: str | None = None
+    cfg: Any,
+    run_name: str,
+    record: RunRecord,
+    parent_run_id: str | None = None,
+    late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
 ) -> RecordedRun:
     """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``.
 
@@ -339,6 +348,7 @@ def record_evaluation(
         spec = evaluation_model_spec(cfg.model.name, record.tags, record.params)
         record = dataclasses.replace(record, logged_model=spec)
     return record_run(
+        late_artifacts=late_artifacts,
         tracking_uri=str(cfg.mlflow.tracking_uri),
         experiment=str(cfg.mlflow.experiment),
         run_name=run_name,

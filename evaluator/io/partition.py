@@ -1,0 +1,353 @@
+"""Reading part files in batches and partitioning their rows by video into work units.
+
+A table (`evaluator.io.sources.Source`) is read file by file, in batches of at most
+``batch_rows`` rows, only the columns the evaluation needs. Each batch is validated on its
+own (messages name the part file and the row in it). Rows are then either collected in memory
+(when both tables fit the memory budget) or written to hash buckets: temporary Arrow IPC files,
+one per (bucket, table), each holding every row of the videos whose id hashes to it, in input
+order. A bucket that turns out larger than a unit may be is split again with another hash.
+
+Two int64 columns are added to every row: ``__order`` (position in "all expert rows, then all
+prediction rows"; the canonical video order) and ``__row`` (position in its own table over all
+part files; the gallery's row id and the way back to a file and row for messages).
+"""
+
+from __future__ import annotations
+
+import errno
+import math
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from evaluator.errors import InputError
+from evaluator.io.poster import IMAGE_COLUMNS, load_table
+from evaluator.io.sources import Source, check_parts, part_schemas
+from evaluator.io.tables import MAX_ROWS_SHOWN, require_columns
+
+ORDER_COLUMN = "__order"
+ROW_COLUMN = "__row"
+# Per-row memory beyond the Arrow data while a unit is scored: ids as Python strings, float64
+# timestamps, ranks, sort orders and group offsets of the core, the pandas scalar frame.
+SCALAR_ROW_BYTES = 320
+BATCH_ROWS = 65_536
+MAX_BUCKETS = 256
+
+
+@dataclass(frozen=True)
+class TablePlan:
+    """How one table is read.
+
+    Attributes:
+        source: its files.
+        role: "experts" or "predictions".
+        columns: the columns read (experts: all, so exact duplicates are judged on every
+            column; predictions: those the evaluation uses).
+        schema: the first part's schema.
+        file_rows: rows per file (from the parquet footers).
+        row_bytes: estimated memory per row while its unit is scored.
+    """
+
+    source: Source
+    role: str
+    columns: tuple[str, ...]
+    schema: pa.Schema
+    file_rows: tuple[int, ...]
+    row_bytes: int
+
+    @property
+    def n_rows(self) -> int:
+        return int(sum(self.file_rows))
+
+    @property
+    def file_starts(self) -> np.ndarray:
+        """First global row of each file."""
+        return np.cumsum([0, *self.file_rows[:-1]]).astype(np.int64)
+
+    def locate(self, rows: np.ndarray) -> list[tuple[Path, int]]:
+        """(file, 0-based row in that file) of global rows."""
+        starts = self.file_starts
+        index = np.searchsorted(starts, rows, side="right") - 1
+        return [
+            (self.source.files[i], int(r - starts[i])) for i, r in zip(index, rows, strict=True)
+        ]
+
+
+def plan_table(source: Source, role: str, *, need_embeddings: bool, want_image: bool) -> TablePlan:
+    """Check the parts' schemas and decide the columns and the per-row memory estimate.
+
+    Raises:
+        InputError: parts whose columns differ (naming the file and column), a required
+            column missing, or a table without rows.
+    """
+    schemas = part_schemas(source)
+    schema = check_parts(source, schemas)
+    first = source.files[0]
+    require_columns(
+        first,
+        pa.table({n: pa.array([], pa.null()) for n in schema.names}),
+        ["video_id", "timestamp"],
+        role,
+    )
+    if role == "experts":
+        columns = tuple(schema.names)
+    else:
+        wanted = ["video_id", "timestamp", "rank" if "rank" in schema.names else "score"]
+        if need_embeddings:
+            wanted.append("embedding")
+        if want_image:
+            wanted.extend(c for c in IMAGE_COLUMNS if c in schema.names)
+        columns = tuple(c for c in schema.names if c in wanted)
+    rows, data_bytes, emb_bytes = [], 0, 0
+    for f in source.files:
+        meta = pq.ParquetFile(f).metadata
+        rows.append(int(meta.num_rows))
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            for c in range(group.num_columns):
+                chunk = group.column(c)
+                name = chunk.path_in_schema.split(".")[0]
+                if name in columns:
+                    data_bytes += int(chunk.total_uncompressed_size)
+                    if name == "embedding":
+                        emb_bytes += int(chunk.total_uncompressed_size)
+    if sum(rows) == 0:
+        raise InputError(f"{source.label}: the table is empty (no data rows).")
+    n = sum(rows)
+    # A float32 copy of the vectors unless they are stored as float32 (then read zero-copy).
+    copy = 0
+    if need_embeddings and "embedding" in columns:
+        value_type = getattr(schema.field("embedding").type, "value_type", None)
+        if value_type is not None and value_type != pa.float32():
+            item = max(1, getattr(value_type, "bit_width", 32) // 8)
+            copy = 4 * (emb_bytes // n) // item
+    return TablePlan(
+        source, role, columns, schema, tuple(rows), data_bytes // n + copy + SCALAR_ROW_BYTES
+    )
+
+
+def rows_per_unit(budget_bytes: int, *plans: TablePlan) -> int:
+    """The most rows (both tables together) one work unit may hold within the budget."""
+    row_bytes = max(p.row_bytes for p in plans)
+    return max(1, int(budget_bytes // row_bytes))
+
+
+def _canonical(t: pa.DataType) -> pa.DataType:
+    """The type a column is written to buckets with (parts may differ in widths and flavours)."""
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
+        return pa.large_string()
+    if pa.types.is_integer(t):
+        return pa.int64()
+    if pa.types.is_floating(t):
+        return pa.float64()
+    if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
+        if pa.types.is_floating(t.value_type) or pa.types.is_integer(t.value_type):
+            # Vectors are scored as float32; validation refused values float32 cannot hold.
+            return pa.list_(pa.float32())
+    return t
+
+
+def _canonical_video_id(col: pa.ChunkedArray | pa.Array) -> pa.Array:
+    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    return arr.cast(pa.large_string())
+
+
+def iter_batches(
+    plan: TablePlan, batch_rows: int = BATCH_ROWS
+) -> Iterator[tuple[Path, int, int, pa.Table]]:
+    """(file, first row in the file, first global row, batch) over all parts, in order."""
+    row = 0
+    for f in plan.source.files:
+        in_file = 0
+        try:
+            reader = pq.ParquetFile(f)
+            for batch in reader.iter_batches(batch_size=batch_rows, columns=list(plan.columns)):
+                yield f, in_file, row, pa.Table.from_batches([batch])
+                in_file += batch.num_rows
+                row += batch.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                raise
+            raise InputError(f"{f}: cannot be read as parquet: {exc}") from None
+
+
+def validate_batch(
+    plan: TablePlan, path: Path, first_row: int, table: pa.Table, need_embeddings: bool
+) -> int | None:
+    """Every row-level check of SPEC section 2 on one batch; returns its vector length.
+
+    Raises:
+        InputError: naming the part file, the column and the rows (numbered in the file).
+    """
+    loaded = load_table(
+        path, role=plan.role, need_embeddings=need_embeddings, frame=table, first_row=first_row
+    )
+    if loaded.embedding is None or not len(loaded.embedding):
+        return None
+    return int(loaded.embedding.shape[1])
+
+
+def with_row_columns(
+    plan: TablePlan, table: pa.Table, first_row: int, order_offset: int, schema: pa.Schema | None
+) -> pa.Table:
+    """The batch in the bucket schema, with ``__order`` and ``__row`` appended."""
+    n = table.num_rows
+    rows = np.arange(first_row, first_row + n, dtype=np.int64)
+    columns, names = [], []
+    for name in table.column_names:
+        col = table[name]
+        target = (
+            pa.large_string() if name == "video_id" else _canonical(plan.schema.field(name).type)
+        )
+        if name == "video_id":
+            col = _canonical_video_id(col)
+        elif col.type != target:
+            col = col.cast(target)
+        columns.append(col)
+        names.append(name)
+    columns += [pa.array(rows + order_offset), pa.array(rows)]
+    names += [ORDER_COLUMN, ROW_COLUMN]
+    out = pa.Table.from_arrays(columns, names=names)
+    return out if schema is None else out.cast(schema)
+
+
+def bucket_of(video_id: pa.ChunkedArray | pa.Array, n_buckets: int, salt: int) -> np.ndarray:
+    """Bucket of each row: a hash of its video id (text), modulo ``n_buckets``."""
+    arr = video_id.combine_chunks() if isinstance(video_id, pa.ChunkedArray) else video_id
+    encoded = pc.dictionary_encode(arr)
+    values = np.asarray(encoded.dictionary.to_numpy(zero_copy_only=False), dtype=object)
+    hashed = pd.util.hash_array(values, hash_key=f"video-eval{salt:06d}"[:16])
+    per_value = (hashed % np.uint64(n_buckets)).astype(np.int64)
+    return per_value[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def duplicate_rank_error(plan: TablePlan, table: pa.Table) -> InputError | None:
+    """A duplicate (video, rank) among a unit's prediction rows, named by file and row.
+
+    Rows of one video may come from several part files (or batches), so this check runs on
+    whole units; the rows are named in their files.
+    """
+    if "rank" not in table.column_names:
+        return None
+    ids = table["video_id"].to_numpy(zero_copy_only=False)
+    ranks = table["rank"].to_numpy(zero_copy_only=False)
+    dup = pd.DataFrame({"v": ids, "r": ranks}).duplicated(keep=False).to_numpy()
+    if not dup.any():
+        return None
+    rows = table[ROW_COLUMN].to_numpy()[dup]
+    order = np.argsort(rows, kind="stable")
+    where = plan.locate(rows[order])
+    single = len(plan.source.files) == 1
+    shown = [
+        f"row {r + 1}{'' if single else f' of {f.name}'} (rank={_value(rank)}, "
+        f"video_id={str(vid)!r})"
+        for (f, r), rank, vid in zip(
+            where[:MAX_ROWS_SHOWN], ranks[dup][order], ids[dup][order], strict=False
+        )
+    ]
+    more = len(where) - MAX_ROWS_SHOWN
+    label = plan.source.files[0] if single else plan.source.label
+    return InputError(
+        f"{label}: column 'rank': duplicate rank within a video in {len(where)} rows: "
+        f"{', '.join(shown)}{f' and {more} more' if more > 0 else ''}."
+    )
+
+
+def _value(v: object) -> str:
+    return repr(v.item() if isinstance(v, np.generic) else v)
+
+
+class TempBuckets:
+    """Hash buckets on local disk: one Arrow IPC file per (bucket, table).
+
+    Used as a context manager: the folder is removed on exit, also on errors, Ctrl-C and
+    SIGTERM (the task turns SIGTERM into an exception).
+    """
+
+    def __init__(self, temp_dir: str | Path | None, n_buckets: int, salt: int = 0) -> None:
+        self.n = n_buckets
+        self.salt = salt
+        self.root = Path(
+            tempfile.mkdtemp(prefix="video-eval-", dir=None if temp_dir is None else str(temp_dir))
+        )
+        self.writers: dict[tuple[int, str], pa.ipc.RecordBatchFileWriter] = {}
+        self.rows = np.zeros((n_buckets, 2), dtype=np.int64)
+        self.schemas: dict[str, pa.Schema] = {}
+
+    def __enter__(self) -> TempBuckets:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def cleanup(self) -> None:
+        for w in self.writers.values():
+            try:
+                w.close()
+            except (pa.ArrowException, OSError):
+                pass
+        self.writers.clear()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def path(self, bucket: int, role: str) -> Path:
+        return self.root / f"{role}-{bucket:04d}.arrow"
+
+    def add(self, role: str, table: pa.Table) -> None:
+        """Append the rows of ``table`` (bucket schema) to their buckets, keeping their order."""
+        side = 0 if role == "experts" else 1
+        self.schemas.setdefault(role, table.schema)
+        buckets = bucket_of(table["video_id"], self.n, self.salt)
+        order = np.argsort(buckets, kind="stable")
+        sorted_buckets = buckets[order]
+        table = table.take(pa.array(order))
+        bounds = np.searchsorted(sorted_buckets, np.arange(self.n + 1))
+        try:
+            for b in np.flatnonzero(np.diff(bounds)):
+                part = table.slice(int(bounds[b]), int(bounds[b + 1] - bounds[b]))
+                key = (int(b), role)
+                if key not in self.writers:
+                    self.writers[key] = pa.ipc.new_file(str(self.path(int(b), role)), table.schema)
+                self.writers[key].write_table(part)
+                self.rows[b, side] += part.num_rows
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+                raise NoSpaceError(self.root) from exc
+            raise
+
+    def finish_writing(self) -> None:
+        for w in self.writers.values():
+            w.close()
+        self.writers.clear()
+
+    def read(self, bucket: int, role: str) -> pa.Table:
+        """The rows of one bucket of one table, in input order (an empty table when none)."""
+        path = self.path(bucket, role)
+        if not path.exists():
+            return self.schemas[role].empty_table() if role in self.schemas else pa.table({})
+        with pa.memory_map(str(path)) as source:
+            return pa.ipc.open_file(source).read_all()
+
+
+class NoSpaceError(InputError):
+    """The disk under ``engine.temp_dir`` filled up while partitioning."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(
+            f"{root.parent}: no space left on the device while writing the temporary "
+            f"partitions of the inputs (they were removed). Free space there, point "
+            f"engine.temp_dir at a larger local disk, or raise engine.memory_budget_mb so more "
+            f"of the input is scored in memory."
+        )
+
+
+def n_buckets_for(total_bytes: int, budget_bytes: int) -> int:
+    """How many hash buckets keep an average bucket well inside the budget."""
+    return int(min(MAX_BUCKETS, max(2, math.ceil(1.5 * total_bytes / max(1, budget_bytes)))))
