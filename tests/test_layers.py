@@ -76,7 +76,7 @@ def test_no_import_runs_up_a_layer(path: Path) -> None:
     assert own in RANK, f"{path}: layer {own!r} is not in the layer table of this test"
     for line, module in _imports(path):
         target = _layer(module)
-        if target is None or target == "__init__" and module == "evaluator":
+        if target is None or (target == "__init__" and module == "evaluator"):
             continue
         if module == "evaluator.__version__":
             continue
@@ -86,9 +86,7 @@ def test_no_import_runs_up_a_layer(path: Path) -> None:
         )
 
 
-@pytest.mark.parametrize(
-    "path", sorted((ROOT / "core").rglob("*.py")), ids=lambda p: p.name
-)
+@pytest.mark.parametrize("path", sorted((ROOT / "core").rglob("*.py")), ids=lambda p: p.name)
 def test_core_is_pure(path: Path) -> None:
     import sys
 
