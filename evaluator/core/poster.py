@@ -96,7 +96,8 @@ class PosterResult:
         n_model_frames_truncated: model frames beyond k_max per video code.
         matches: per-video match results for the eligible videos.
         sweep: the threshold sweep, or None when no sweep grid was given.
-        expert_keep: bool per input expert row: False for exact duplicates dropped.
+        expert_keep: bool per input expert row: False for exact duplicates dropped (None
+            when the result was merged from partial results: `evaluator.core.partials`).
     """
 
     settings: PosterSettings
@@ -109,7 +110,7 @@ class PosterResult:
     n_model_frames_truncated: np.ndarray
     matches: VideoMatches
     sweep: SweepResult | None
-    expert_keep: np.ndarray = field(repr=False)
+    expert_keep: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def hits(self) -> np.ndarray:
@@ -131,14 +132,47 @@ def recall_from_first_hit(first_hit_rank: np.ndarray, k_max: int) -> np.ndarray:
     return np.cumsum(counts) / n
 
 
+def sweep_hit_counts(
+    sweep_best: np.ndarray, min_cosines: Sequence[float] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per (tau, theta, k): how many videos hit within k frames (the mergeable sweep).
+
+    A video hits within k frames at (tau, theta) iff the running maximum, over the first k
+    ranks, of the best cosine among expert frames within tau is >= theta; the same comparisons
+    a full evaluation makes, so every grid value equals a full evaluation's. Counts of disjoint
+    video sets add up.
+
+    Args:
+        sweep_best: (n_tau, n_videos, K) from `match_videos`.
+        min_cosines: the theta grid, or None for time-only matching.
+
+    Returns:
+        (thetas, counts): thetas (n_theta,) (a single NaN when time-only), int64 counts of
+        shape (n_tau, n_theta, K).
+    """
+    if min_cosines is None:
+        thetas = np.array([np.nan])
+        hit = (sweep_best > -np.inf)[:, None]
+    else:
+        thetas = np.asarray(min_cosines, dtype=np.float64)
+        hit = sweep_best[:, None, :, :] >= thetas[None, :, None, None]
+    return thetas, hit.sum(axis=2, dtype=np.int64)
+
+
+def sweep_recall_from_counts(counts: np.ndarray, n_videos: int) -> np.ndarray:
+    """recall = counts / n_videos (the mean over videos of the hit indicator); NaN when none."""
+    if n_videos == 0:
+        return np.full(counts.shape, np.nan)
+    return counts / n_videos
+
+
 def sweep_recall(
     sweep_best: np.ndarray, min_cosines: Sequence[float] | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Recall@k over the theta grid from the running best cosine per tau, video and rank.
 
-    A video hits within k frames at (tau, theta) iff the running maximum, over the first k
-    ranks, of the best cosine among expert frames within tau is >= theta; the same comparisons
-    a full evaluation makes, so every grid value equals a full evaluation's.
+    recall = `sweep_hit_counts` / number of videos, so every grid value equals a full
+    evaluation's at that (tau, theta).
 
     Args:
         sweep_best: (n_tau, n_videos, K) from `match_videos`.
@@ -147,16 +181,57 @@ def sweep_recall(
     Returns:
         (thetas, recall) with recall of shape (n_tau, n_theta, K).
     """
-    n_tau, n_videos, k = sweep_best.shape
-    if min_cosines is None:
-        thetas = np.array([np.nan])
-        hit = (sweep_best > -np.inf)[:, None]
-    else:
-        thetas = np.asarray(min_cosines, dtype=np.float64)
-        hit = sweep_best[:, None, :, :] >= thetas[None, :, None, None]
-    if n_videos == 0:
-        return thetas, np.full((n_tau, thetas.shape[0], k), np.nan)
-    return thetas, hit.mean(axis=2)
+    thetas, counts = sweep_hit_counts(sweep_best, min_cosines)
+    return thetas, sweep_recall_from_counts(counts, sweep_best.shape[1])
+
+
+def poster_metrics(
+    settings: PosterSettings,
+    matches: VideoMatches,
+    n_expert: np.ndarray,
+    considered: np.ndarray,
+    counts: dict[str, int],
+) -> tuple[dict[str, float], np.ndarray]:
+    """The metrics of SPEC section 4 from the per-video match results of the eligible videos.
+
+    Args:
+        settings: the settings used.
+        matches: per-video results in the canonical video order (means are summed in it).
+        n_expert: kept expert frames per scored video, aligned with ``matches.videos``.
+        considered: model frames considered per scored video (at most k_max), aligned too.
+        counts: ``n_videos_excluded``, ``n_prediction_videos_unknown``,
+            ``n_predictions_truncated`` and ``n_expert_duplicates_dropped``.
+
+    Returns:
+        (metric name -> value, recall@k for k = 1..k_max).
+    """
+    k_max = settings.k_max
+    curve = recall_from_first_hit(matches.first_hit_rank, k_max)
+    n_elig = matches.videos.shape[0]
+    fh = matches.first_hit_rank
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reciprocal = np.where(fh > 0, 1.0 / np.maximum(fh, 1), 0.0)
+        precision = np.where(considered > 0, matches.n_matched_model_frames / considered, 0.0)
+        coverage = matches.n_matched_expert_frames / n_expert
+
+    def mean(values: np.ndarray) -> float:
+        return float(values.mean()) if n_elig else float("nan")
+
+    metrics: dict[str, float] = {f"recall_at_{k}": float(curve[k - 1]) for k in range(1, k_max + 1)}
+    metrics[f"mrr_at_{k_max}"] = mean(reciprocal)
+    metrics[f"precision_at_{k_max}"] = mean(precision)
+    metrics[f"expert_coverage_at_{k_max}"] = mean(coverage)
+    metrics.update(
+        n_videos_eligible=float(n_elig),
+        n_videos_excluded=float(counts["n_videos_excluded"]),
+        n_videos_without_predictions=float((considered == 0).sum()),
+        n_prediction_videos_unknown=float(counts["n_prediction_videos_unknown"]),
+        n_predictions_truncated=float(counts["n_predictions_truncated"]),
+        n_expert_duplicates_dropped=float(counts["n_expert_duplicates_dropped"]),
+        n_expert_frames_eligible=float(n_expert.sum()),
+        n_model_frames_considered=float(considered.sum()),
+    )
+    return metrics, curve
 
 
 def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
@@ -210,6 +285,8 @@ def poster_frame_matches(experts: Frames, model: Frames, result: PosterResult) -
     if result.matches.frames is not None:
         return result.matches.frames
     s = result.settings
+    if result.expert_keep is None:
+        raise ValueError("a merged result carries its frames only when judge_frames was on")
     if s.min_cosine is None:
         experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
         model = Frames(model.video, model.timestamp, None, model.rank, None)
@@ -303,31 +380,17 @@ def evaluate_poster(
         judge_frames=judge_frames,
     )
 
-    curve = recall_from_first_hit(matches.first_hit_rank, k_max)
-    n_elig = videos.shape[0]
-    fh = matches.first_hit_rank
-    considered = n_model[videos]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        reciprocal = np.where(fh > 0, 1.0 / np.maximum(fh, 1), 0.0)
-        precision = np.where(considered > 0, matches.n_matched_model_frames / considered, 0.0)
-        coverage = matches.n_matched_expert_frames / n_expert[videos]
-
-    def mean(values: np.ndarray) -> float:
-        return float(values.mean()) if n_elig else float("nan")
-
-    metrics: dict[str, float] = {f"recall_at_{k}": float(curve[k - 1]) for k in range(1, k_max + 1)}
-    metrics[f"mrr_at_{k_max}"] = mean(reciprocal)
-    metrics[f"precision_at_{k_max}"] = mean(precision)
-    metrics[f"expert_coverage_at_{k_max}"] = mean(coverage)
-    metrics.update(
-        n_videos_eligible=float(n_elig),
-        n_videos_excluded=float((has_experts & ~eligible).sum()),
-        n_videos_without_predictions=float((considered == 0).sum()),
-        n_prediction_videos_unknown=float((n_prediction_videos & ~has_experts).sum()),
-        n_predictions_truncated=float(n_truncated.sum()),
-        n_expert_duplicates_dropped=float(drop.sum()),
-        n_expert_frames_eligible=float(n_expert[videos].sum()),
-        n_model_frames_considered=float(considered.sum()),
+    metrics, curve = poster_metrics(
+        settings,
+        matches,
+        n_expert[videos],
+        n_model[videos],
+        {
+            "n_videos_excluded": int((has_experts & ~eligible).sum()),
+            "n_prediction_videos_unknown": int((n_prediction_videos & ~has_experts).sum()),
+            "n_predictions_truncated": int(n_truncated.sum()),
+            "n_expert_duplicates_dropped": int(drop.sum()),
+        },
     )
 
     sweep = None

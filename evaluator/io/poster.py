@@ -92,7 +92,7 @@ def load_table(
     need_embeddings: bool,
     image_embedder: ImageEmbedder | None = None,
     embedder_hint: str = "embedder=torchvision",
-    frame: pd.DataFrame | None = None,
+    frame: pd.DataFrame | pa.Table | None = None,
 ) -> LoadedTable:
     """Read and validate one poster table.
 
@@ -103,7 +103,8 @@ def load_table(
         need_embeddings: whether the match rule uses cosine similarity.
         image_embedder: turns `image` / `video_path` rows into vectors, or None.
         embedder_hint: the config override that enables an image embedder, for messages.
-        frame: validate this in-memory table instead of reading ``path``.
+        frame: validate this in-memory table (pandas, or Arrow as read) instead of reading
+            ``path``.
 
     Returns:
         The validated table.
@@ -112,7 +113,12 @@ def load_table(
         InputError: for every bad-input class of SPEC section 2.
     """
     path = Path(path)
-    table = read_table(path) if frame is None else arrow_from_pandas(path, frame)
+    if frame is None:
+        table = read_table(path)
+    elif isinstance(frame, pa.Table):
+        table = frame
+    else:
+        table = arrow_from_pandas(path, frame)
     required = ["video_id", "timestamp"]
     require_columns(path, table, required, role)
     if (
@@ -217,7 +223,7 @@ def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) ->
     return rank
 
 
-def _row_key(frame: pd.DataFrame) -> np.ndarray | None:
+def row_key(frame: pd.DataFrame) -> np.ndarray | None:
     """Integer code of each row's other columns (annotator, frame_id, ...)."""
     other = [c for c in frame.columns if c not in _KNOWN]
     if not other:
@@ -274,7 +280,7 @@ def load_poster_inputs(
         video=codes[:n_exp].astype(np.int64),
         timestamp=exp.timestamp,
         embedding=exp.embedding,
-        row_key=_row_key(exp.frame),
+        row_key=row_key(exp.frame),
     )
     model = Frames(
         video=codes[n_exp:].astype(np.int64),

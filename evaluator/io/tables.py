@@ -284,6 +284,10 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
     arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
     if isinstance(arr, pa.ChunkedArray):  # an empty chunked array combines to a chunked array
         arr = pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
+    if len(arr) == 0:
+        # A work unit's table may hold no rows (its videos are all in the other table).
+        width = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0
+        return Embeddings(np.zeros((0, width), dtype=np.float32))
     null = arr.is_null().to_numpy(zero_copy_only=False)
     if null.any():
         raise column_error(

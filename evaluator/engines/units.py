@@ -1,0 +1,219 @@
+"""Scoring one work unit: all rows of a set of videos -> the set's `PosterPartial`.
+
+This is the function every engine runs per unit: the local streaming engine on each in-memory
+or on-disk bucket, the Spark engine inside ``applyInPandas`` (one call per group of videos).
+Partials of disjoint video sets merge with `evaluator.core.partials.merge_partials`, and
+`evaluator.core.partials.finish` turns the merge into the full result, equal to an in-memory
+evaluation of all videos.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from evaluator.core.digest import video_digests
+from evaluator.core.frames import Frames
+from evaluator.core.partials import PosterPartial, partial_from_result
+from evaluator.core.poster import PosterSettings, evaluate_poster
+from evaluator.errors import InputError
+from evaluator.io.poster import LoadedTable, PosterInputs, load_table, row_key
+
+# Optional int64 columns of a unit's tables (not data; removed before validation):
+# ORDER_COLUMN: the row's position in "all expert rows, then all prediction rows" of the whole
+#   evaluation (file order over the part files); a video's order key is its smallest value, and
+#   results are reported in that order (the order of an in-memory evaluation). Without it the
+#   row's position in the unit's tables is used (experts first).
+# ROW_COLUMN: the row id reported for the row's frame in the report's gallery (its position in
+#   its own table over all part files); default its position in the unit's table.
+ORDER_COLUMN = "__order"
+ROW_COLUMN = "__row"
+RESERVED_COLUMNS = (ORDER_COLUMN, ROW_COLUMN)
+
+
+@dataclass(frozen=True)
+class _Side:
+    table: LoadedTable
+    order: np.ndarray | None
+    row: np.ndarray | None
+
+
+def _split(label: str, data: pd.DataFrame | pa.Table, role: str, need: bool) -> _Side:
+    table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
+    extra: dict[str, np.ndarray | None] = {}
+    for name in RESERVED_COLUMNS:
+        extra[name] = None
+        if name in table.column_names:
+            extra[name] = table[name].to_numpy().astype(np.int64, copy=False)
+            table = table.drop_columns([name])
+    loaded = load_table(label, role=role, need_embeddings=need, frame=table)
+    return _Side(loaded, extra[ORDER_COLUMN], extra[ROW_COLUMN])
+
+
+def score_unit(
+    experts: pd.DataFrame | pa.Table,
+    predictions: pd.DataFrame | pa.Table,
+    settings: PosterSettings,
+    *,
+    judge_frames: bool = False,
+    experts_label: str = "experts",
+    predictions_label: str = "predictions",
+) -> PosterPartial:
+    """Score one unit: every expert and prediction row of a set of videos.
+
+    The unit must hold ALL rows of each of its videos (from both tables); rows of one video
+    keep their relative order from the input (it breaks ties between equal scores and
+    timestamps). Columns are those of the input tables (SPEC section 2): ``video_id`` (text or
+    integers), ``timestamp``; predictions ``rank`` or ``score``; ``embedding`` (list or
+    fixed-size list of numbers per row, any float width; in pandas a sequence or array per
+    cell) unless ``settings.min_cosine`` is None; other expert columns decide exact
+    duplicates as usual; an ``image`` column gives the gallery's thumbnails. The optional
+    int64 columns ORDER_COLUMN and ROW_COLUMN set the video order and the gallery's row ids
+    (see their comment). Either table may have no rows.
+
+    Every row-level check of SPEC section 2 is applied to the unit's rows (messages name the
+    label and rows counted within the unit).
+
+    Args:
+        experts: the unit's expert rows.
+        predictions: the unit's prediction rows.
+        settings: the checked settings (the same for every unit of an evaluation).
+        judge_frames: also keep the frame-by-frame view of the scored videos (the report's
+            gallery).
+        experts_label / predictions_label: how messages name the tables.
+
+    Returns:
+        The unit's partial.
+
+    Raises:
+        InputError: a bad value in the unit's rows, or embeddings of different lengths.
+    """
+    need = settings.min_cosine is not None
+    exp = _split(experts_label, experts, "experts", need)
+    pred = _split(predictions_label, predictions, "predictions", need)
+    n_exp, n_pred = exp.table.video_id.shape[0], pred.table.video_id.shape[0]
+    e_emb, p_emb = exp.table.embedding, pred.table.embedding
+    if e_emb is not None and p_emb is not None:
+        if n_exp and n_pred and e_emb.shape[1] != p_emb.shape[1]:
+            raise InputError(
+                f"{predictions_label}: column 'embedding': embeddings of different lengths: "
+                f"{p_emb.shape[1]} here, {e_emb.shape[1]} in {experts_label}; both tables need "
+                f"one length D."
+            )
+        if not n_exp:
+            e_emb = np.zeros((0, p_emb.shape[1]), dtype=np.float32)
+        if not n_pred:
+            p_emb = np.zeros((0, e_emb.shape[1]), dtype=np.float32)
+    codes, uniques = pd.factorize(np.concatenate([exp.table.video_id, pred.table.video_id]))
+    codes = codes.astype(np.int64)
+    positions = np.arange(n_exp + n_pred, dtype=np.int64)
+    if exp.order is not None or pred.order is not None:
+        positions = np.concatenate(
+            [
+                positions[:n_exp] if exp.order is None else exp.order,
+                positions[n_exp:] if pred.order is None else pred.order,
+            ]
+        )
+    experts_f = Frames(codes[:n_exp], exp.table.timestamp, e_emb, None, row_key(exp.table.frame))
+    model_f = Frames(codes[n_exp:], pred.table.timestamp, p_emb, pred.table.rank)
+    return score_frames(
+        experts_f,
+        model_f,
+        np.asarray(uniques, dtype=object),
+        _first(codes, positions, uniques.shape[0]),
+        settings,
+        judge_frames=judge_frames,
+        expert_rows=exp.row,
+        model_rows=pred.row,
+        expert_image=_images(exp.table) if judge_frames else None,
+        model_image=_images(pred.table) if judge_frames else None,
+    )
+
+
+def _first(codes: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
+    """The smallest key per code."""
+    out = np.full(n, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(out, codes, keys)
+    return out
+
+
+def _images(table: LoadedTable) -> np.ndarray | None:
+    if "image" not in table.frame.columns:
+        return None
+    return table.frame["image"].astype("string").fillna("").to_numpy(dtype=object)
+
+
+def score_frames(
+    experts: Frames,
+    model: Frames,
+    video_ids: np.ndarray,
+    order_key: np.ndarray,
+    settings: PosterSettings,
+    *,
+    judge_frames: bool = False,
+    expert_rows: np.ndarray | None = None,
+    model_rows: np.ndarray | None = None,
+    expert_image: np.ndarray | None = None,
+    model_image: np.ndarray | None = None,
+) -> PosterPartial:
+    """The partial of validated frames (codes index ``video_ids``; all rows of each video).
+
+    Args:
+        experts / model: the frames (model frames ranked).
+        video_ids: str id per code.
+        order_key: canonical position per code (`PosterPartial.order_key`).
+        settings: the checked settings.
+        judge_frames: keep the frame-by-frame view (the report's gallery).
+        expert_rows / model_rows: row id per input row for the gallery (default: position).
+        expert_image / model_image: image path per input row, or None.
+
+    Returns:
+        The partial.
+    """
+    n = int(video_ids.shape[0])
+    result = evaluate_poster(experts, model, n, settings, judge_frames=judge_frames)
+    keep = result.expert_keep
+    assert keep is not None
+    dim = None if settings.min_cosine is None or experts.embedding is None else experts.embedding
+    scored = keep & result.eligible[experts.video]
+    digest = video_digests(
+        experts.video[scored],
+        experts.timestamp[scored],
+        None if dim is None else dim[scored],
+        n,
+    )
+    return partial_from_result(
+        result,
+        video_ids,
+        order_key,
+        np.bincount(model.video, minlength=n),
+        np.bincount(experts.video[~keep], minlength=n),
+        digest,
+        None if dim is None else int(dim.shape[1]),
+        expert_rows=expert_rows,
+        model_rows=model_rows,
+        expert_image=expert_image,
+        model_image=model_image,
+    )
+
+
+def score_inputs(
+    inputs: PosterInputs, settings: PosterSettings, *, judge_frames: bool
+) -> PosterPartial:
+    """The partial of tables loaded whole (`evaluator.io.poster.load_poster_inputs`).
+
+    Their codes are already in the canonical order (first appearance, experts first).
+    """
+    return score_frames(
+        inputs.experts,
+        inputs.model,
+        inputs.video_ids,
+        np.arange(inputs.n_videos, dtype=np.int64),
+        settings,
+        judge_frames=judge_frames,
+        expert_image=_images(inputs.expert_table) if judge_frames else None,
+        model_image=_images(inputs.prediction_table) if judge_frames else None,
+    )
