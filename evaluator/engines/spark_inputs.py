@@ -251,6 +251,10 @@ def poster_table(
         keep.append("embedding")
     if image_column is not None:
         keep.append(image_column)
+    if "image" in columns and image_column != "image":
+        # The report's gallery shows thumbnails of these frames.
+        frame = frame.withColumn("image", F.col("image").cast("string"))
+        keep.append("image")
     if role == "experts":
         # The other columns decide which rows are exact duplicates (the local row key).
         other = [c for c in columns if c not in KNOWN]

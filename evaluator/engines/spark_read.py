@@ -31,7 +31,7 @@ FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "json", "json": "json", 
 PREFIXES = ("table", "parquet", "csv", "json", "jsonl", "orc", "delta")
 MAX_SHOWN = 5
 # Files mapped to their sorted position with one literal map; beyond this, Spark's own order.
-MAX_MAPPED_FILES = 20_000
+MAX_MAPPED_FILES = 16_384
 ORDER_COLUMNS = ("_file", "_row")
 
 

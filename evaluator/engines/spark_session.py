@@ -135,6 +135,13 @@ def session_conf(master: str, conf: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+def _local_python(master: str, conf: Mapping[str, str]) -> None:
+    # pyspark starts its local Python workers from PYSPARK_PYTHON (the setting alone is not
+    # read in local mode), so the workers import what this interpreter imports.
+    if master.startswith("local") and "spark.pyspark.python" in conf:
+        os.environ.setdefault("PYSPARK_PYTHON", conf["spark.pyspark.python"])
+
+
 @contextmanager
 def spark_session(master: str, conf: Mapping[str, Any]) -> Iterator[SparkSession]:
     """Yield the active session, or start one (``master``, ``conf``) and stop it afterwards.
@@ -153,7 +160,9 @@ def spark_session(master: str, conf: Mapping[str, Any]) -> Iterator[SparkSession
         return
     check_java()
     builder = sql.SparkSession.builder.master(master).appName("video-evaluator")
-    for key, value in session_conf(master, conf).items():
+    settings = session_conf(master, conf)
+    _local_python(master, settings)
+    for key, value in settings.items():
         builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
@@ -161,7 +170,9 @@ def spark_session(master: str, conf: Mapping[str, Any]) -> Iterator[SparkSession
         raise InputError(
             f"engine=spark: Spark did not start (engine.master={master}): {first_line(exc)}"
         ) from None
-    session.sparkContext.setLogLevel("ERROR")
+    # Task failures are reported by `job_error` in one message; the JVM's own stack traces
+    # on stderr would only bury it.
+    session.sparkContext.setLogLevel("FATAL")
     try:
         yield session
     finally:
