@@ -27,6 +27,7 @@ from evaluator.engines.spark_inputs import (
 )
 from evaluator.engines.spark_poster import score_on_spark
 from evaluator.engines.spark_session import job_error, spark_session
+from evaluator.errors import InputError
 from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable, episode_table
 
 
@@ -138,6 +139,13 @@ def spark_score_poster(
                 raise
             raise job_error(exc, step) from None
     finished = finish(merged, settings)
+    if finished.result.metrics["n_videos_eligible"] == 0:
+        most = int(finished.result.n_expert_frames.max(initial=0))
+        raise InputError(
+            f"{experts_source}: no video has at least metrics.min_expert_frames="
+            f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
+            f"there is nothing to score; lower metrics.min_expert_frames or check the table."
+        )
     return SparkPosterRun(
         finished,
         experts,

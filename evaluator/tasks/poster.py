@@ -14,6 +14,7 @@ from evaluator import __version__
 from evaluator.core.bootstrap import BootstrapResult, bootstrap_mean_ci
 from evaluator.core.digest import dataset_digest
 from evaluator.core.poster import PosterResult, PosterSettings
+from evaluator.engines import engine_name
 from evaluator.engines.local import score_poster
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
@@ -242,8 +243,8 @@ def build_summary(
         "metrics": metrics,
         "recall_at_k": [float(v) for v in result.recall_curve],
         "dataset_digest": digest,
-        "experts": str(inputs.expert_table.path),
-        "predictions": str(inputs.prediction_table.path),
+        "experts": _source(cfg, inputs.expert_table, "experts"),
+        "predictions": _source(cfg, inputs.prediction_table, "predictions"),
         "rank_source": inputs.prediction_table.rank_source,
         "model": {"name": cfg.model.name, "version": cfg.model.version},
         "settings": {
@@ -254,6 +255,13 @@ def build_summary(
         },
         "evaluator_version": __version__,
     }
+
+
+def _source(cfg: DictConfig, table: Any, key: str) -> str:
+    """How a table is named: the file read, or with engine=spark what Spark read (a URI...)."""
+    if engine_name(cfg) == "spark":
+        return str(cfg.data[key])
+    return str(table.path)
 
 
 def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
@@ -272,7 +280,7 @@ def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
         walk(group, container.get(group, {}))
     for key, loaded in (("experts", inputs.expert_table), ("predictions", inputs.prediction_table)):
         flat[f"data.{key}_resolved"] = (
-            str(loaded.path) if loaded.in_memory else str(loaded.path.resolve())
+            _source(cfg, loaded, key) if loaded.in_memory else str(loaded.path.resolve())
         )
     flat["predictions.rank_source"] = inputs.prediction_table.rank_source
     emb = inputs.experts.embedding
@@ -280,7 +288,7 @@ def _params(cfg: DictConfig, inputs: PosterInputs) -> dict[str, str]:
     return flat
 
 
-def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> Any:
+def _dataset(inputs: PosterInputs, digest: str, n_rows: int, cfg: DictConfig) -> Any:
     """The eligible expert set as an MLflow dataset: source, digest, schema; no rows copied."""
     columns = [("video_id", "string"), ("timestamp", "double")]
     if inputs.experts.embedding is not None:
@@ -291,9 +299,9 @@ def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> Any:
         if c not in ("video_id", "timestamp")
     )
     path = inputs.expert_table.path
-    return file_dataset(
-        path, f"{path.stem} ({int(keep_rows.sum())} eligible expert frames)", digest, columns
-    )
+    spark = str(cfg.data.experts) if engine_name(cfg) == "spark" else None
+    name = f"{path.stem} ({n_rows} eligible expert frames)"
+    return file_dataset(path, name, digest, columns, spark_location=spark)
 
 
 @dataclass(frozen=True)
@@ -312,7 +320,8 @@ class PosterEvaluation:
         summary: the content of summary.json.
         match_table: the per-video match table.
         digest: the dataset digest of the eligible expert set.
-        keep_rows: bool per expert row: in the eligible expert set.
+        keep_rows: bool per expert row: in the eligible expert set (None with engine=spark,
+            whose rows stay on the executors).
         files: relative path -> writer of every result file, in writing order.
     """
 
@@ -323,7 +332,7 @@ class PosterEvaluation:
     summary: dict[str, Any]
     match_table: pd.DataFrame
     digest: str
-    keep_rows: np.ndarray
+    keep_rows: np.ndarray | None
     files: dict[str, Writer]
 
 
@@ -333,6 +342,7 @@ def evaluate_inputs(
     *,
     label: str,
     table_embedder: Any = None,
+    scored: tuple[PosterResult, str] | None = None,
 ) -> PosterEvaluation:
     """Validated tables -> every number, table, plot and report of one evaluation.
 
@@ -342,6 +352,8 @@ def evaluate_inputs(
             data.image_root, model).
         label: the model's name in plot titles and the report (the run name).
         table_embedder: the image embedder that computed the vectors, or None.
+        scored: the result and dataset digest when an engine computed them elsewhere
+            (``engine=spark``); None scores ``inputs`` here.
 
     Returns:
         The evaluation; nothing is written yet.
@@ -349,19 +361,22 @@ def evaluate_inputs(
     Raises:
         InputError: a bad setting, or no eligible video.
     """
-    settings = settings_from_config(cfg)
-    result = score_poster(
-        inputs, settings, judge_frames=bool(OmegaConf.select(cfg, "report.html", default=False))
-    )
-
-    # The digest covers the eligible expert set, after exact duplicates are dropped.
-    exp = inputs.experts
-    keep_rows = result.expert_keep & result.eligible[exp.video]
-    digest = dataset_digest(
-        inputs.video_ids[exp.video[keep_rows]],
-        exp.timestamp[keep_rows],
-        None if exp.embedding is None else exp.embedding[keep_rows],
-    )
+    keep_rows = None
+    if scored is not None:
+        result, digest = scored
+    else:
+        settings = settings_from_config(cfg)
+        judge = bool(OmegaConf.select(cfg, "report.html", default=False))
+        result = score_poster(inputs, settings, judge_frames=judge)
+        # The digest covers the eligible expert set, after exact duplicates are dropped.
+        exp = inputs.experts
+        assert result.expert_keep is not None
+        keep_rows = result.expert_keep & result.eligible[exp.video]
+        digest = dataset_digest(
+            inputs.video_ids[exp.video[keep_rows]],
+            exp.timestamp[keep_rows],
+            None if exp.embedding is None else exp.embedding[keep_rows],
+        )
     table = match_table(result, inputs.video_ids)
     intervals = recall_intervals(result, cfg)
     metrics = dict(result.metrics)
@@ -421,7 +436,10 @@ def poster_record(
     """What MLflow records of an evaluation whose files are in ``output_dir`` (SPEC section 7)."""
     inputs = evaluation.inputs
     tags = evaluation_tags("poster", evaluation.digest, inputs.expert_table.path.name, cfg.model)
-    log_dataset = cfg.mlflow.log_dataset and not inputs.expert_table.in_memory
+    log_dataset = cfg.mlflow.log_dataset and (
+        not inputs.expert_table.in_memory or engine_name(cfg) == "spark"
+    )
+    n_rows = int(evaluation.metrics["n_expert_frames_eligible"])
     return RunRecord(
         params={
             **_params(cfg, inputs),
@@ -432,7 +450,7 @@ def poster_record(
         stepped=evaluation.stepped,
         artifacts=artifact_list(written, output_dir),
         tables={"match_table.json": evaluation.match_table} if cfg.mlflow.log_table else {},
-        dataset=_dataset(inputs, evaluation.digest, evaluation.keep_rows) if log_dataset else None,
+        dataset=_dataset(inputs, evaluation.digest, n_rows, cfg) if log_dataset else None,
     )
 
 
@@ -458,18 +476,23 @@ def run_poster(
     experts_path = _required_path(cfg, "data.experts")
     predictions_path = _required_path(cfg, "data.predictions")
     store_ready = warm_store(str(cfg.mlflow.tracking_uri)) if track else (lambda: None)
-    table_embedder = None
-    if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
-        table_embedder = build_table_embedder(cfg)
-    inputs = load_poster_inputs(
-        experts_path,
-        predictions_path,
-        need_embeddings=settings.min_cosine is not None,
-        image_embedder=table_embedder,
-    )
-    evaluation = evaluate_inputs(
-        inputs, cfg, label=default_run_name(cfg), table_embedder=table_embedder
-    )
+    if engine_name(cfg) == "spark":
+        from evaluator.tasks.poster_spark import spark_evaluation
+
+        evaluation, table_embedder = spark_evaluation(cfg, settings, default_run_name(cfg))
+    else:
+        table_embedder = None
+        if settings.min_cosine is not None and cfg.embedder.name != "precomputed":
+            table_embedder = build_table_embedder(cfg)
+        inputs = load_poster_inputs(
+            experts_path,
+            predictions_path,
+            need_embeddings=settings.min_cosine is not None,
+            image_embedder=table_embedder,
+        )
+        evaluation = evaluate_inputs(
+            inputs, cfg, label=default_run_name(cfg), table_embedder=table_embedder
+        )
     written = write_all(output_dir, evaluation.files)
 
     run = None
