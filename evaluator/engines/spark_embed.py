@@ -25,8 +25,8 @@ from evaluator.errors import InputError
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
 
-# Per Python worker: broadcast id -> the rebuilt embedder (built on the first batch).
-_EMBEDDERS: dict[int, Any] = {}
+# Per Python worker: the driver embedder's identity -> the rebuilt embedder (first batch).
+_EMBEDDERS: dict[str, Any] = {}
 OUTPUT = "embedding array<float>, n_computed long, n_cached long, device string"
 
 
@@ -70,6 +70,7 @@ def _embed_batches(
     batches: Iterator[pd.DataFrame],
     *,
     parts: Any,
+    key: str,
     cache_root: str | None,
     root: str,
     column: str,
@@ -79,9 +80,9 @@ def _embed_batches(
     from evaluator.embed import EmbeddingCache, FrameReadError, FrameRef, embed_frames
     from evaluator.embed.backbone import rebuild_embedder
 
-    embedder = _EMBEDDERS.get(parts.id)
+    embedder = _EMBEDDERS.get(key)
     if embedder is None:
-        embedder = _EMBEDDERS[parts.id] = rebuild_embedder(parts.value)
+        embedder = _EMBEDDERS[key] = rebuild_embedder(parts.value)
     cache = None if cache_root is None else EmbeddingCache(cache_root)
     base = Path(root)
     for batch in batches:
@@ -154,14 +155,18 @@ def embed_table(
         ", ".join(f"{c} {'string' if c != 'timestamp' else 'double'}" for c in keys) + f", {OUTPUT}"
     )
 
+    source = table.source  # the closure must not reach the DataFrame (driver-only)
+    key = str(embedder.identity)
+
     def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         return _embed_batches(
             batches,
             parts=parts,
+            key=key,
             cache_root=cache_root,
             root=image_root,
             column=column,
-            source=table.source,
+            source=source,
         )
 
     embedded = distinct.mapInPandas(run, schema).persist()
