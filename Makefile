@@ -8,7 +8,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint bench ui snapshots clean
+.PHONY: help setup java demo test test-fast lint bench ui snapshots clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
@@ -17,10 +17,13 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[dev]"
+	$(PY) -m pip install -q -e ".[dev,spark]"
 	touch $(STAMP)
 
-setup: $(STAMP) ## create .venv and install the project with dev dependencies
+setup: $(STAMP) ## create .venv and install the project with dev dependencies (pyspark included)
+
+java: ## a Java runtime for engine=spark (Debian openjdk-17-jre-headless, only when java is missing)
+	.ci/java
 
 demo: $(STAMP) ## generate the demo data and evaluate the demo models (poster + episode) into ./mlflow.db
 	$(PY) scripts/make_demo_data.py --out demo_data
@@ -33,10 +36,10 @@ demo: $(STAMP) ## generate the demo data and evaluate the demo models (poster + 
 	$(PY) scripts/register_demo_models.py --tracking-uri sqlite:///mlflow.db --name poster-ranker --versions 1,2 --champion 1
 	$(VENV)/bin/video-eval-promote mlflow.tracking_uri=sqlite:///mlflow.db model.name=poster-ranker model.version=2 hydra.run.dir=outputs/demo/promote
 
-test: $(STAMP) ## run the whole test suite (slow tests included)
+test: $(STAMP) java ## run the whole test suite (slow tests included)
 	$(PY) -m pytest
 
-test-fast: $(STAMP) ## run the tests not marked slow
+test-fast: $(STAMP) java ## run the tests not marked slow
 	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy

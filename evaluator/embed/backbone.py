@@ -8,6 +8,7 @@ import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -241,6 +242,30 @@ class Embedder:
         # A bar for a single batch is noise; longer jobs deserve one.
         show = self.spec.progress and total is not None and total > self.spec.batch_size
         return tqdm(total=total, desc=f"embed {self.spec.model}", unit="img", disable=not show)
+
+
+def embedder_parts(embedder: Embedder) -> tuple[Any, ...]:
+    """What rebuilds an embedder elsewhere (a Spark executor): spec, CPU model, transform, ...
+
+    The parts pickle; `rebuild_embedder` turns them back into an embedder whose identity (and
+    so whose cache keys) equals a local one's on the same kind of device.
+    """
+    p = embedder.params
+    model = embedder.model.to("cpu").to(memory_format=torch.contiguous_format)
+    return (
+        embedder.spec,
+        model,
+        embedder.transform,
+        embedder.dim,
+        p["embedder.weights"],
+        p["embedder.weights_sha256"],
+    )
+
+
+def rebuild_embedder(parts: tuple[Any, ...]) -> Embedder:
+    """The embedder of `embedder_parts`, on this machine's device (``spec.device``, e.g. auto)."""
+    spec, model, transform, dim, label, sha = parts
+    return Embedder(spec, model, transform, dim, label, sha, _resolve_device(spec.device))
 
 
 def _load_weights_file(model: nn.Module, path: str, head: tuple[str, ...]) -> None:

@@ -2,5 +2,26 @@
 
 An engine takes validated inputs and settings and returns the core's result; the task around it
 (`evaluator.tasks`) does the rest (statistics, report, record). `local` runs the pure core in
-this process.
+this process; `spark` runs it on Apache Spark executors (`evaluator.engines.spark`).
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+from evaluator.errors import InputError
+
+ENGINES = ("local", "spark")
+
+
+def engine_name(cfg: Any) -> str:
+    """The configured engine (``engine.name``; no engine group = local).
+
+    Raises:
+        InputError: an engine that does not exist.
+    """
+    engine = getattr(cfg, "engine", None)
+    name = "local" if engine is None else str(engine.name)
+    if name not in ENGINES:
+        raise InputError(f"config: engine={name} is not known; use engine=local or engine=spark.")
+    return name

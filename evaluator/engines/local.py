@@ -35,6 +35,8 @@ class TableInfo:
         columns: its column names.
         rank_source: "rank" or "score" (predictions), "" (experts).
         in_memory: True for a DataFrame handed over in memory (no file).
+        location: with ``engine=spark``, the source string Spark read (a URI, a folder of part
+            files, ``table:NAME``); it names the table in summary.json and the dataset input.
         folder: the default root of its ``image`` paths.
     """
 
@@ -43,6 +45,12 @@ class TableInfo:
     columns: tuple[str, ...]
     rank_source: str = ""
     in_memory: bool = False
+    location: str | None = None
+
+    @property
+    def name(self) -> str:
+        """The table as the user gave it (Spark's source string, or the path)."""
+        return self.location if self.location is not None else str(self.path)
 
     @property
     def folder(self) -> Path:

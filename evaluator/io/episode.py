@@ -116,7 +116,20 @@ def load_episode_table(path: str | Path, *, group_by: str | None = "series_id") 
     """
     path = Path(path)
     text_columns: Sequence[str] = ("video_id", "series_id")
-    table = read_table(path, string_columns=text_columns)
+    return episode_table(path, read_table(path, string_columns=text_columns), group_by=group_by)
+
+
+def episode_table(path: Path, table: pa.Table, *, group_by: str | None) -> EpisodeTable:
+    """Validate an episode table already read (a file, or Spark's rows of one, `engine=spark`).
+
+    Args:
+        path: names the table in messages.
+        table: its columns; ``video_id`` and ``series_id`` as read from text.
+        group_by: as for `load_episode_table`.
+
+    Raises:
+        InputError: as `load_episode_table`.
+    """
     require_columns(path, table, REQUIRED_COLUMNS, "episodes")
     frame = table.select(list(REQUIRED_COLUMNS)).to_pandas()
     ids = video_ids(path, table)

@@ -28,6 +28,7 @@ from evaluator.core.episode import (
     evaluate_episodes,
 )
 from evaluator.core.episode_inputs import episode_videos
+from evaluator.engines import engine_name
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
@@ -231,15 +232,19 @@ def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
     episode = OmegaConf.to_container(cfg.episode, resolve=True)
     walk("episode", episode)
     flat["data.episodes"] = str(cfg.data.episodes)
-    flat["data.episodes_resolved"] = str(table.path.resolve())
+    flat["data.episodes_resolved"] = (
+        str(table.path.resolve()) if table.path.exists() else str(cfg.data.episodes)
+    )
     flat["episode.group_column"] = table.group_column or "null"
     return flat
 
 
-def _dataset(table: EpisodeTable, digest: str) -> Any:
+def _dataset(table: EpisodeTable, digest: str, cfg: DictConfig) -> Any:
     """The evaluation set as an MLflow dataset: source, digest, schema; no rows copied."""
     columns = [("video_id", "string"), ("metadata_episode", "long"), ("true_episode", "long")]
-    return file_dataset(table.path, f"{table.path.stem} ({table.n_videos} videos)", digest, columns)
+    spark = str(cfg.data.episodes) if engine_name(cfg) == "spark" else None
+    name = f"{table.path.stem} ({table.n_videos} videos)"
+    return file_dataset(table.path, name, digest, columns, spark_location=spark)
 
 
 def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
@@ -267,8 +272,13 @@ def run_episode(
     """
     settings = episode_settings(cfg)
     path = _episodes_path(cfg)
-    table = load_episode_table(path, group_by=settings.group_by)
-    slices = load_slices(cfg)
+    slices = load_slices(cfg)  # bad slice metadata is refused before the episodes are read
+    if engine_name(cfg) == "spark":
+        from evaluator.engines.spark import spark_episode_table
+
+        table = spark_episode_table(cfg.engine, str(cfg.data.episodes), group_by=settings.group_by)
+    else:
+        table = load_episode_table(path, group_by=settings.group_by)
     result = evaluate_episodes(
         table.metadata_episode,
         table.predicted_episode,
@@ -323,7 +333,7 @@ def run_episode(
             stepped=stepped_metrics(result),
             artifacts=artifact_list(written, output_dir),
             tables=tables if cfg.mlflow.log_table else {},
-            dataset=_dataset(table, digest) if cfg.mlflow.log_dataset else None,
+            dataset=_dataset(table, digest, cfg) if cfg.mlflow.log_dataset else None,
         )
         run = record_evaluation(cfg, episode_run_name(cfg), record, parent_run_id)
     return EpisodeOutcome(

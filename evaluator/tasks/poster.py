@@ -22,6 +22,7 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator.core.poster import PosterResult, PosterSettings
+from evaluator.engines import engine_name
 from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
@@ -352,19 +353,24 @@ def _streamable(experts: Source, predictions: Source, cfg: DictConfig) -> bool:
 def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
     """Run the configured engine on ``data.experts`` / ``data.predictions``.
 
-    Parquet inputs (files, part directories, globs) with precomputed vectors stream through
-    the local engine within ``engine.memory_budget_mb``; CSV / JSONL files and vectors computed
-    by an image embedder are loaded whole.
+    ``engine=spark`` reads and scores on Spark (`evaluator.tasks.poster_spark`). With
+    ``engine=local``, parquet inputs (files, part directories, globs) with precomputed vectors
+    stream within ``engine.memory_budget_mb``; CSV / JSONL files and vectors computed by an
+    image embedder are loaded whole.
 
     Raises:
         InputError: bad config or input files.
     """
     settings = settings_from_config(cfg)
-    experts = resolve_source(str(_required_path(cfg, "data.experts")), "experts")
-    predictions = resolve_source(str(_required_path(cfg, "data.predictions")), "predictions")
-    engine = str(OmegaConf.select(cfg, "engine.name", default="local"))
-    if engine != "local":
-        raise InputError(f"config: engine={engine} is not available here; use engine=local.")
+    experts_given = str(_required_path(cfg, "data.experts"))
+    predictions_given = str(_required_path(cfg, "data.predictions"))
+    if engine_name(cfg) == "spark":
+        # Spark reads what it is given (URIs, tables, part folders): no local resolving.
+        from evaluator.tasks.poster_spark import spark_scored
+
+        return spark_scored(cfg, settings, table_embedder)
+    experts = resolve_source(experts_given, "experts")
+    predictions = resolve_source(predictions_given, "predictions")
     if _streamable(experts, predictions, cfg):
         return stream_sources(
             experts,

@@ -95,8 +95,8 @@ def build_summary(
         "metrics": metrics,
         "recall_at_k": [float(v) for v in result.recall_curve],
         "dataset_digest": digest,
-        "experts": str(scored.experts.path),
-        "predictions": str(scored.predictions.path),
+        "experts": scored.experts.name,
+        "predictions": scored.predictions.name,
         "rank_source": scored.predictions.rank_source,
         "model": {"name": cfg.model.name, "version": cfg.model.version},
         "settings": {
@@ -144,7 +144,8 @@ def dataset_of(scored: Scored, digest: str, n_frames: int) -> Any:
         if c not in ("video_id", "timestamp", "embedding")
     )
     path = scored.experts.path
-    return file_dataset(path, f"{path.stem} ({n_frames} eligible expert frames)", digest, columns)
+    name = f"{path.stem} ({n_frames} eligible expert frames)"
+    return file_dataset(path, name, digest, columns, spark_location=scored.experts.location)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,23 @@ def local_source(path: str) -> Any:
     return cls(path)
 
 
-def file_dataset(path: Path, name: str, digest: str, columns: Sequence[tuple[str, str]]) -> Any:
+def spark_source(location: str) -> Any:
+    """MLflow's dataset source for what Spark read: ``table:NAME`` or a URI / folder."""
+    from mlflow.data.spark_dataset_source import SparkDatasetSource
+
+    if location.startswith("table:"):
+        return SparkDatasetSource(table_name=location[len("table:") :])
+    return SparkDatasetSource(path=location)
+
+
+def file_dataset(
+    path: Path,
+    name: str,
+    digest: str,
+    columns: Sequence[tuple[str, str]],
+    *,
+    spark_location: str | None = None,
+) -> Any:
     """An MLflow `MetaDataset` describing a file: no rows (or embeddings) are copied.
 
     Args:
@@ -27,6 +43,8 @@ def file_dataset(path: Path, name: str, digest: str, columns: Sequence[tuple[str
         name: the dataset name shown in the UI.
         digest: the content digest (the first 32 characters are used, MLflow's limit is 36).
         columns: (name, MLflow type) pairs for the schema, e.g. ("video_id", "string").
+        spark_location: with engine=spark, the source string Spark read (a table, a URI or a
+            folder of part files); it becomes the dataset's source.
     """
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.types.schema import ColSpec, Schema, TensorSpec
@@ -34,7 +52,9 @@ def file_dataset(path: Path, name: str, digest: str, columns: Sequence[tuple[str
     specs: list[ColSpec | TensorSpec] = [ColSpec(kind, col) for col, kind in columns]
     # MetaDataset implements `profile` as a property; mypy reads the abstract declaration.
     return MetaDataset(  # type: ignore[abstract]
-        source=local_source(str(path.resolve())),
+        source=local_source(str(path.resolve()))
+        if spark_location is None
+        else spark_source(spark_location),
         name=name,
         digest=digest[:32],
         schema=Schema(specs),

@@ -1,0 +1,159 @@
+"""The Spark engine (``engine=spark``): the same evaluation, with the per-video work on executors.
+
+What runs where:
+
+- driver: the config, the checks' verdicts, the per-video outcomes (a few numbers per video, no
+  frame vectors), the statistics over videos (means, bootstrap, sweep), the report, the result
+  files and the MLflow record: the code of ``engine=local``.
+- executors: reading and checking the tables (`evaluator.engines.spark_inputs`), embedding frames
+  (`evaluator.engines.spark_embed`) and scoring the videos with the pure core
+  (`evaluator.engines.spark_poster`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evaluator.core.partials import FinishedPoster, finish
+from evaluator.core.poster import PosterSettings
+from evaluator.engines.spark_embed import embed_table, image_root_of
+from evaluator.engines.spark_inputs import (
+    SparkPosterTable,
+    check_same_dim,
+    episode_arrow,
+    poster_table,
+)
+from evaluator.engines.spark_poster import score_on_spark
+from evaluator.engines.spark_session import job_error, spark_session
+from evaluator.errors import InputError
+from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable, episode_table
+
+
+def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> EpisodeTable:
+    """The episode table read by Spark, checked as the local engine checks a file.
+
+    Args:
+        engine: the ``engine`` config group (``master``, ``conf``).
+        source: ``data.episodes``: a path, folder of part files, URI or ``table:NAME``.
+        group_by: ``episode.group_by``.
+
+    Raises:
+        InputError: pyspark / Java missing, an unreadable source, or bad rows.
+    """
+    columns = (*REQUIRED_COLUMNS, *CARRIED_COLUMNS, *([group_by] if group_by else []))
+    with spark_session(str(engine.master), engine.conf) as spark:
+        try:
+            table = episode_arrow(spark, source, columns)
+        except Exception as exc:
+            if isinstance(exc, ValueError):  # InputError
+                raise
+            raise job_error(exc, f"reading {source}") from None
+    return episode_table(Path(source), table, group_by=group_by)
+
+
+@dataclass(frozen=True)
+class SparkPosterRun:
+    """What the Spark engine produced for one poster evaluation.
+
+    Attributes:
+        finished: the merged result (`evaluator.core.partials.finish`).
+        experts / predictions: the checked tables (source, columns, rows, embedding length).
+        n_embeddings_computed / n_embeddings_cached: frames embedded now / found in the cache
+            (both tables; None without an image embedder).
+        embed_devices: the devices the executors embedded on.
+    """
+
+    finished: FinishedPoster
+    experts: SparkPosterTable
+    predictions: SparkPosterTable
+    n_embeddings_computed: int | None = None
+    n_embeddings_cached: int | None = None
+    embed_devices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SparkEmbedOptions:
+    """An image embedder for ``engine=spark``: the driver's embedder, cache and image root."""
+
+    embedder: Any
+    cache_root: str | None
+    image_root: str | None
+
+
+def spark_score_poster(
+    engine: Any,
+    experts_source: str,
+    predictions_source: str,
+    settings: PosterSettings,
+    *,
+    judge_frames: bool,
+    embed: SparkEmbedOptions | None = None,
+    max_gallery_videos: int | None = None,
+) -> SparkPosterRun:
+    """Read, check, (embed) and score both tables on Spark; finish on the driver.
+
+    Args:
+        engine: the ``engine`` config group (``master``, ``conf``, ``memory_budget_mb``).
+        experts_source / predictions_source: ``data.experts`` / ``data.predictions``.
+        settings: the checked settings.
+        judge_frames: keep the frame-by-frame view (the HTML report's gallery).
+        embed: compute the vectors from the frames, or None (``embedding`` column).
+        max_gallery_videos: gallery videos kept (None: all).
+
+    Raises:
+        InputError: pyspark / Java missing, unreadable sources, bad rows, or a failed job
+            (`SparkJobError`, naming the failing stage's error).
+    """
+    need = settings.min_cosine is not None
+    with spark_session(str(engine.master), engine.conf) as spark:
+        step = "reading the inputs"
+        try:
+            images = need and embed is not None
+            experts, predictions = (
+                poster_table(spark, src, role=role, need_embeddings=need, embed_images=images)
+                for src, role in ((experts_source, "experts"), (predictions_source, "predictions"))
+            )
+            counts: list[int] = []
+            devices: set[str] = set()
+            if need and embed is not None:
+                step = "embedding the frames"
+                tables = []
+                for table in (experts, predictions):
+                    root = image_root_of(table.source, embed.image_root)
+                    done = embed_table(table, embed.embedder, embed.cache_root, root)
+                    tables.append(done.table)
+                    counts += [done.n_computed, done.n_cached]
+                    devices.update(done.devices)
+                experts, predictions = tables
+            check_same_dim(experts, predictions)
+            step = "scoring the videos"
+            merged = score_on_spark(
+                experts,
+                predictions,
+                settings,
+                judge_frames=judge_frames,
+                memory_budget_mb=int(engine.memory_budget_mb),
+                max_gallery_videos=max_gallery_videos,
+            )
+        except Exception as exc:
+            if isinstance(exc, ValueError):  # InputError: already readable
+                raise
+            raise job_error(exc, step) from None
+    finished = finish(merged, settings)
+    if finished.result.metrics["n_videos_eligible"] == 0:
+        most = int(finished.result.n_expert_frames.max(initial=0))
+        raise InputError(
+            f"{experts_source}: no video has at least metrics.min_expert_frames="
+            f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
+            f"there is nothing to score; lower metrics.min_expert_frames or check the table."
+        )
+    return SparkPosterRun(
+        finished,
+        experts,
+        predictions,
+        counts[0] + counts[2] if counts else None,
+        counts[1] + counts[3] if counts else None,
+        tuple(sorted(devices)),
+    )

@@ -1,0 +1,190 @@
+"""Frame embeddings on Spark executors (``engine=spark`` with an image embedder).
+
+The driver builds the embedder once (weights resolved there, as for ``engine=local``) and
+broadcasts its parts: the weights travel to each executor once, not with every batch. An
+iterator-of-batches pandas UDF rebuilds the model once per Python worker (workers are reused
+between tasks) on the executor's device (``embedder.device=auto``: its GPU when it has one) and
+embeds its batches with `evaluator.embed.embed_frames`: the same content hashing, the same cache
+keys, the same on-disk cache (point ``embedder.cache_dir`` at storage the executors share and a
+local run reuses what the cluster computed, and back). Each distinct frame (an image path, or a
+video path and time) is embedded once and joined back to the rows that use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from evaluator.engines.spark_inputs import SparkPosterTable
+from evaluator.errors import InputError
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame
+
+# Per Python worker: the driver embedder's identity -> the rebuilt embedder (first batch).
+_EMBEDDERS: dict[str, Any] = {}
+OUTPUT = "embedding array<float>, n_computed long, n_cached long, device string"
+
+
+@dataclass(frozen=True)
+class SparkEmbedding:
+    """What embedding one table on Spark did.
+
+    Attributes:
+        table: the table with its ``embedding`` column.
+        n_computed / n_cached: distinct frames computed now / found in the cache (distinct
+            within each batch of an executor; a frame is in one batch only).
+        devices: the devices the executors ran the model on.
+    """
+
+    table: SparkPosterTable
+    n_computed: int
+    n_cached: int
+    devices: tuple[str, ...]
+
+
+def image_root_of(source: str, image_root: str | None) -> str:
+    """The folder relative ``image`` / ``video_path`` values start from.
+
+    ``data.image_root`` when set, else the folder holding the table (for a folder of part
+    files: the folder that holds that folder). A URI or catalog table needs ``data.image_root``.
+
+    Raises:
+        InputError: no root can be derived.
+    """
+    if image_root is not None:
+        return str(Path(image_root).resolve())
+    if source.startswith("table:") or "://" in source:
+        raise InputError(
+            f"{source}: frames are named relative to a folder, and a table or URI has none: set "
+            f"data.image_root to the folder (on storage every executor mounts) they start from."
+        )
+    return str(Path(source.rstrip("/")).resolve().parent)
+
+
+def _embed_batches(
+    batches: Iterator[pd.DataFrame],
+    *,
+    parts: Any,
+    key: str,
+    cache_root: str | None,
+    root: str,
+    column: str,
+    source: str,
+) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: (path[, timestamp]) batches -> vectors, counts and device per batch."""
+    from evaluator.embed import EmbeddingCache, FrameReadError, FrameRef, embed_frames
+    from evaluator.embed.backbone import rebuild_embedder
+
+    embedder = _EMBEDDERS.get(key)
+    if embedder is None:
+        embedder = _EMBEDDERS[key] = rebuild_embedder(parts.value)
+    cache = None if cache_root is None else EmbeddingCache(cache_root)
+    base = Path(root)
+    for batch in batches:
+        values = batch[column].astype(str).tolist()
+        resolved = [(base / v).resolve() for v in values]
+        outside = [v for v, p in zip(values, resolved, strict=True) if not p.is_relative_to(base)]
+        if outside:
+            raise InputError(
+                f"{source}: column '{column}': path leaves the image root {base} "
+                f"(data.image_root) in {len(outside)} rows: {', '.join(map(repr, outside[:5]))}."
+            )
+        if column == "image":
+            refs = [FrameRef(image=str(p)) for p in resolved]
+        else:
+            ts = batch["timestamp"].to_numpy(dtype=float)
+            refs = [
+                FrameRef(video=str(p), timestamp=float(t))
+                for p, t in zip(resolved, ts, strict=True)
+            ]
+        try:
+            vectors, stats = embed_frames(refs, embedder, cache)
+        except FrameReadError as exc:
+            kind = "image" if column == "image" else "video"
+            where = f" ({column}={values[exc.index]!r})" if exc.index >= 0 else ""
+            raise InputError(
+                f"{source}: column '{column}': unreadable {kind} file {exc.path} ({exc}){where}."
+            ) from None
+        n = len(batch)
+        computed = [0] * n
+        cached = [0] * n
+        if n:
+            computed[0], cached[0] = stats.n_computed, stats.n_cached
+        yield pd.DataFrame(
+            {
+                **{c: batch[c] for c in batch.columns},
+                "embedding": list(vectors),
+                "n_computed": computed,
+                "n_cached": cached,
+                "device": str(embedder.device.type),
+            }
+        )
+
+
+def embed_table(
+    table: SparkPosterTable, embedder: Any, cache_root: str | None, image_root: str
+) -> SparkEmbedding:
+    """Add the ``embedding`` column to a table whose frames are files, on the executors.
+
+    Args:
+        table: a checked table with an image column.
+        embedder: the driver's `evaluator.embed.Embedder` (its parts are broadcast).
+        cache_root: the embedding cache folder, or None (off).
+        image_root: from `image_root_of`.
+
+    Raises:
+        InputError: a path that leaves the root or an unreadable file (raised on an executor).
+    """
+    from pyspark.sql import functions as F
+
+    from evaluator.embed.backbone import embedder_parts
+
+    column = table.image_column
+    assert column is not None
+    frame: DataFrame = table.frame
+    spark = frame.sparkSession
+    keys = [column] if column == "image" else [column, "timestamp"]
+    parts = spark.sparkContext.broadcast(embedder_parts(embedder))
+    distinct = frame.select(*keys).distinct()
+    schema = (
+        ", ".join(f"{c} {'string' if c != 'timestamp' else 'double'}" for c in keys) + f", {OUTPUT}"
+    )
+
+    source = table.source  # the closure must not reach the DataFrame (driver-only)
+    key = str(embedder.identity)
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        return _embed_batches(
+            batches,
+            parts=parts,
+            key=key,
+            cache_root=cache_root,
+            root=image_root,
+            column=column,
+            source=source,
+        )
+
+    embedded = distinct.mapInPandas(run, schema).persist()
+    totals = embedded.agg(
+        F.sum("n_computed").alias("c"),
+        F.sum("n_cached").alias("k"),
+        F.collect_set("device").alias("d"),
+    ).collect()[0]
+    vectors = embedded.select(*keys, "embedding")
+    joined = frame.join(vectors, on=keys, how="left")
+    columns = [*frame.columns, "embedding"]
+    out = SparkPosterTable(
+        table.source,
+        joined.select(*columns),
+        table.columns,
+        table.n_rows,
+        int(embedder.dim),
+        table.rank_source,
+        None,
+    )
+    return SparkEmbedding(out, int(totals["c"] or 0), int(totals["k"] or 0), tuple(totals["d"]))
