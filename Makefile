@@ -47,7 +47,7 @@ lint: $(STAMP) ## ruff (lint + format check) and mypy
 	$(VENV)/bin/ruff format --check evaluator tests scripts
 	$(VENV)/bin/mypy
 
-bench: $(STAMP) ## benchmark load / core / MLflow logging at 20k videos against a pandas baseline
+bench: $(STAMP) ## whole video-eval vs a pandas script and the floor at 20k x 512-d; scaling to 1M videos (scripts/bench.py --help)
 	$(PY) scripts/bench.py
 
 ui: $(STAMP) ## open the MLflow UI on ./mlflow.db

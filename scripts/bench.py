@@ -1,232 +1,290 @@
-"""Benchmark: load, core evaluation, sweep, bootstrap, MLflow logging and the whole command.
+"""Benchmark the whole `video-eval` process: against a pandas script, against the machine's floor,
+and as the catalog grows (time per video and peak memory per size).
 
 Usage:
-    python scripts/bench.py [--videos 20000] [--cache .bench_cache] [--skip-pandas]
-    python scripts/bench.py embed [...]     (image embedding throughput: scripts/bench_embed.py)
+    python scripts/bench.py                       # the headline and the scaling table
+    python scripts/bench.py --engine spark        # the same, engine=spark beside engine=local
+    python scripts/bench.py --sizes 20000,200000 --scale-dim 64 --headline-videos 20000
+    python scripts/bench.py embed [...]           # image embedding throughput (bench_embed.py)
+    python scripts/bench.py refusal               # how fast a bad path is refused
 
-The data set (N videos, 512-d embeddings, parquet) is generated once into the cache folder.
-Each step reports wall time and peak resident memory above its start (sampled from /proc);
-the same data also goes through a straightforward pandas implementation (merge experts and
-predictions on video_id, every pair's dt and cosine, group by video) for the ratio. Timings
-are printed, never asserted.
+Every measured command is a fresh process, as a user runs it; its peak resident memory is
+the largest sum of RSS over the process and all its descendants (sampled from /proc every
+20 ms: the drawing worker and, for Spark, the JVM are counted). Data sets are generated once
+into the cache folder as part files (rows shuffled within each part). Timings are printed,
+never asserted; run on an otherwise idle machine.
+
+Printed:
+  1. headline (20k videos x 512-d by default): whole `video-eval` (sweep, CIs, plots, HTML
+     report, MLflow sqlite store) vs the 20-line pandas script (recall only), their ratio,
+     and the floor (parquet read of the needed columns + to-numpy);
+  2. scaling (20k, 200k, 1M videos x 64-d by default, sizes that do not fit the disk skipped):
+     seconds, microseconds per video, peak RSS, and the floor beside each size.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import resource
+import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+EXPERT_FRAMES, PREDICTIONS = 6, 10
+PART_VIDEOS = 50_000
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+# ----------------------------------------------------------------------------- measuring
 
 
-def measure(label: str, fn: Callable[[], Any], rows: list[tuple[str, float, float]]) -> Any:
-    """Run fn, record (label, seconds, peak resident memory above the start, MB).
+def _tree_rss_bytes(root: int) -> int:
+    """RSS of ``root`` and all its descendants (one scan of /proc)."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    page = os.sysconf("SC_PAGE_SIZE")
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stat = fh.read()
+            with open(f"/proc/{entry}/statm") as fh:
+                pages = int(fh.read().split()[1])
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        pid = int(entry)
+        children.setdefault(ppid, []).append(pid)
+        rss[pid] = pages * page
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += rss.get(pid, 0)
+        todo.extend(children.get(pid, []))
+    return total
 
-    Memory is sampled from /proc every 5 ms by a thread (no tracing overhead on the timing).
-    """
-    start = _rss_mb()
-    peak = [start]
-    done = threading.Event()
 
-    def sample() -> None:
-        while not done.wait(0.005):
-            peak[0] = max(peak[0], _rss_mb())
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(seconds, peak RSS MB of the process tree) of one command; exits on failure."""
     t0 = time.perf_counter()
-    out = fn()
+    proc = subprocess.Popen(
+        cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    peak = 0
+    while proc.poll() is None:
+        peak = max(peak, _tree_rss_bytes(proc.pid))
+        time.sleep(0.02)
     seconds = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    extra = max(peak[0], _rss_mb()) - start
-    rows.append((label, seconds, extra))
-    print(f"  {label:<44s} {seconds:8.3f} s   +{extra:7.0f} MB resident", flush=True)
-    return out
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
+    return seconds, peak / 2**20
+
+
+# ----------------------------------------------------------------------------- data
 
 
 def ensure_data(cache: Path, n_videos: int, dim: int) -> tuple[Path, Path]:
-    """Generate the benchmark set once (scene-structured demo data at scale)."""
-    from evaluator.demo.poster_data import make_demo_set
+    """Part directories experts/ and predictions/ for n_videos videos (generated once).
 
-    folder = cache / f"poster_{n_videos}_{dim}"
-    experts, preds = folder / "experts.parquet", folder / "predictions.parquet"
-    if not (experts.exists() and preds.exists()):
-        print(f"generating {n_videos} videos ({dim}-d) into {folder} (once) ...", flush=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        demo = make_demo_set(n_videos, dim=dim, seed=1, qualities={"model": 0.3})
-        demo.experts.to_parquet(experts, index=False)
-        demo.models["model"].to_parquet(preds, index=False)
-    return experts, preds
+    Each video has 6 expert frames and 10 ranked predictions; about half of the predictions
+    lie near an expert frame with a close embedding, so recall@k rises over k like a model's.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = cache / f"parts_{n_videos}_{dim}"
+    done = folder / "_COMPLETE"
+    if done.exists():
+        return folder / "experts", folder / "predictions"
+    shutil.rmtree(folder, ignore_errors=True)
+    need = n_videos * (EXPERT_FRAMES + PREDICTIONS) * dim * 4 * 1.15
+    free = shutil.disk_usage(cache if cache.exists() else cache.parent).free
+    if need > 0.8 * free:
+        raise OSError(f"{n_videos} videos x {dim}-d need about {need / 2**30:.1f} GiB of disk")
+    print(f"  generating {n_videos} videos x {dim}-d into {folder} (once) ...", flush=True)
+    (folder / "experts").mkdir(parents=True)
+    (folder / "predictions").mkdir()
+    rng = np.random.default_rng(n_videos + dim)
+    for part, start in enumerate(range(0, n_videos, PART_VIDEOS)):
+        n = min(PART_VIDEOS, n_videos - start)
+        ids = np.array([f"video_{v:08d}" for v in range(start, start + n)], dtype=object)
+        e_t = rng.uniform(0, 1800, (n, EXPERT_FRAMES)).round(2)
+        e_emb = rng.standard_normal((n, EXPERT_FRAMES, dim)).astype(np.float32)
+        near = rng.random((n, PREDICTIONS)) < 0.5
+        pick = rng.integers(0, EXPERT_FRAMES, (n, PREDICTIONS))
+        base_t = np.take_along_axis(e_t, pick, axis=1)
+        p_t = np.where(near, base_t + rng.uniform(-4, 4, (n, PREDICTIONS)), rng.uniform(0, 1800, (n, PREDICTIONS))).round(2)
+        base_e = np.take_along_axis(e_emb, pick[:, :, None], axis=1)
+        noise = rng.standard_normal((n, PREDICTIONS, dim)).astype(np.float32)
+        p_emb = np.where(near[:, :, None], base_e + rng.uniform(0.3, 1.6, (n, PREDICTIONS, 1)).astype(np.float32) * noise, noise)
+
+        def table(t: np.ndarray, emb: np.ndarray, rank: bool, seed: int) -> pa.Table:
+            rows = t.size
+            cols = {
+                "video_id": pa.array(np.repeat(ids, t.shape[1])),
+                "timestamp": pa.array(t.reshape(-1)),
+                "embedding": pa.FixedSizeListArray.from_arrays(pa.array(emb.reshape(-1)), dim),
+            }
+            if rank:
+                cols["rank"] = pa.array(np.tile(np.arange(1, t.shape[1] + 1), t.shape[0]))
+            order = np.random.default_rng(seed).permutation(rows)
+            return pa.table(cols).take(pa.array(order))
+
+        name = f"part-{part:05d}.parquet"
+        pq.write_table(table(e_t, e_emb, False, part), folder / "experts" / name)
+        pq.write_table(table(p_t, p_emb, True, part + 7), folder / "predictions" / name)
+    done.touch()
+    return folder / "experts", folder / "predictions"
 
 
-def pandas_baseline(
-    experts: pd.DataFrame,
-    preds: pd.DataFrame,
-    tau: float,
-    theta: float,
-    min_expert: int,
-    k_max: int,
-) -> np.ndarray:
-    """recall@1..k the straightforward way: merge on video_id, all pairs, group by video."""
-    experts = experts.drop_duplicates(subset=["video_id", "timestamp"])
-    counts = experts.groupby("video_id").size()
-    eligible = counts[counts >= min_expert].index
-    experts = experts[experts.video_id.isin(eligible)]
-    preds = preds.sort_values(["video_id", "rank"])
-    preds = preds[preds.groupby("video_id").cumcount() < k_max]
-    preds = preds.assign(pos=preds.groupby("video_id").cumcount() + 1)
-    pairs = preds.merge(experts, on="video_id", suffixes=("_m", "_e"))
-    a = np.stack(pairs.embedding_m.to_numpy())
-    b = np.stack(pairs.embedding_e.to_numpy())
-    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
-    pairs["hit"] = ((pairs.timestamp_m - pairs.timestamp_e).abs() <= tau) & (cos >= theta)
-    first = pairs[pairs.hit].groupby("video_id").pos.min()
-    first = first.reindex(eligible).fillna(0).astype(int)
-    return np.array([((first >= 1) & (first <= k)).mean() for k in range(1, k_max + 1)])
+# ----------------------------------------------------------------------------- the commands
+
+PANDAS_SCRIPT = """
+import sys, numpy as np, pandas as pd
+experts = pd.read_parquet(sys.argv[1]).drop_duplicates(subset=["video_id", "timestamp"])
+preds = pd.read_parquet(sys.argv[2])
+counts = experts.groupby("video_id").size()
+eligible = counts[counts >= 5].index
+experts = experts[experts.video_id.isin(eligible)]
+preds = preds.sort_values(["video_id", "rank"])
+preds = preds[preds.groupby("video_id").cumcount() < 10]
+preds = preds.assign(pos=preds.groupby("video_id").cumcount() + 1)
+pairs = preds.merge(experts, on="video_id", suffixes=("_m", "_e"))
+a = np.stack(pairs.embedding_m.to_numpy())
+b = np.stack(pairs.embedding_e.to_numpy())
+cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+pairs["hit"] = ((pairs.timestamp_m - pairs.timestamp_e).abs() <= 3.0) & (cos >= 0.5)
+first = pairs[pairs.hit].groupby("video_id").pos.min().reindex(eligible).fillna(0)
+print([float(((first >= 1) & (first <= k)).mean()) for k in range(1, 11)])
+"""
+
+FLOOR_SCRIPT = """
+import sys, numpy as np, pyarrow.dataset as ds
+for path, cols in ((sys.argv[1], ["video_id", "timestamp", "embedding"]),
+                   (sys.argv[2], ["video_id", "timestamp", "rank", "embedding"])):
+    for batch in ds.dataset(path, format="parquet").to_batches(columns=cols, batch_size=65536):
+        for name in cols:
+            col = batch.column(name)
+            if name == "embedding":
+                col.flatten().to_numpy()
+            elif name == "video_id":
+                col.dictionary_encode()
+            else:
+                col.to_numpy()
+"""
 
 
-def bench_poster(args: argparse.Namespace) -> None:
-    from omegaconf import OmegaConf
+def video_eval(
+    experts: Path, preds: Path, work: Path, engine: str, extra: list[str]
+) -> tuple[float, float]:
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    tag = f"{engine}_{experts.parent.name}"
+    cmd = [
+        str(Path(sys.executable).with_name("video-eval")),
+        f"data.experts={experts}",
+        f"data.predictions={preds}",
+        f"mlflow.tracking_uri=sqlite:///{work / f'{tag}.db'}",
+        f"engine={engine}",
+        f"hydra.run.dir={work / tag}",
+        *extra,
+    ]
+    return run_measured(cmd, work, env)
 
-    from evaluator.core.bootstrap import bootstrap_mean_ci
-    from evaluator.core.poster import (
-        DEFAULT_SWEEP_MIN_COSINES,
-        DEFAULT_SWEEP_TIME_TOLERANCES_S,
-        PosterSettings,
-        evaluate_poster,
-    )
-    from evaluator.io.poster import load_poster_inputs
 
-    experts_path, preds_path = ensure_data(args.cache, args.videos, args.dim)
-    rows: list[tuple[str, float, float]] = []
-    print(
-        f"\n{args.videos} videos, {args.dim}-d; {os.cpu_count()} cores; "
-        f"files {experts_path.stat().st_size / 2**20:.0f} MB + "
-        f"{preds_path.stat().st_size / 2**20:.0f} MB"
-    )
-    inputs = measure(
-        "load + validate (both files)",
-        lambda: load_poster_inputs(experts_path, preds_path, need_embeddings=True),
-        rows,
-    )
-    plain = PosterSettings()
-    swept = PosterSettings(
-        sweep_time_tolerances_s=DEFAULT_SWEEP_TIME_TOLERANCES_S,
-        sweep_min_cosines=DEFAULT_SWEEP_MIN_COSINES,
-    )
-    run = lambda s: evaluate_poster(inputs.experts, inputs.model, inputs.n_videos, s)  # noqa: E731
-    measure("core evaluation (no sweep)", lambda: run(plain), rows)
-    result = measure("core evaluation + default sweep (11 x 21)", lambda: run(swept), rows)
-    hits = result.hits.astype(np.float64)
-    measure(
-        "bootstrap, 1000 resamples, recall@1..10",
-        lambda: bootstrap_mean_ci(hits, n_resamples=1000, confidence=0.95, seed=0),
-        rows,
-    )
-    measure(
-        "bootstrap, 1000 resamples, recall@1/5/10",
-        lambda: bootstrap_mean_ci(hits[:, [0, 4, 9]], n_resamples=1000, confidence=0.95, seed=0),
-        rows,
-    )
+def python_script(source: str, *args: Path, work: Path) -> tuple[float, float]:
+    return run_measured([sys.executable, "-c", source, *map(str, args)], work)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        from hydra import compose, initialize_config_module
 
-        from evaluator.config import register_configs
-        from evaluator.tasks.poster import run_poster
+# ----------------------------------------------------------------------------- reports
 
-        register_configs()
-        with initialize_config_module(config_module="evaluator.conf", version_base=None):
-            cfg = compose(
-                config_name="evaluate",
-                overrides=[
-                    f"data.experts={experts_path}",
-                    f"data.predictions={preds_path}",
-                    f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
-                ],
+
+def headline(args: argparse.Namespace, work: Path) -> None:
+    experts, preds = ensure_data(args.cache, args.headline_videos, args.headline_dim)
+    n = args.headline_videos
+    print(f"\n1. whole process, {n} videos x {args.headline_dim}-d ({os.cpu_count()} cores)")
+    floor_s, floor_mb = python_script(FLOOR_SCRIPT, experts, preds, work=work)
+    pandas_s, pandas_mb = python_script(PANDAS_SCRIPT, experts, preds, work=work)
+    rows = [("floor: parquet read + to-numpy", floor_s, floor_mb)]
+    rows.append(("pandas script (recall only)", pandas_s, pandas_mb))
+    for engine in args.engines:
+        # The first run against a new store migrates it; time the run a user repeats.
+        video_eval(experts, preds, work, engine, [])
+        s, mb = video_eval(experts, preds, work, engine, [])
+        rows.append((f"video-eval engine={engine} (everything)", s, mb))
+    print(f"  {'command':<44s} {'seconds':>8s} {'peak RSS':>10s} {'vs pandas':>10s}")
+    for label, s, mb in rows:
+        print(f"  {label:<44s} {s:8.2f} {mb:7.0f} MB {pandas_s / s:9.2f}x")
+
+
+def scaling(args: argparse.Namespace, work: Path) -> None:
+    print(f"\n2. scaling, {args.scale_dim}-d, engine.memory_budget_mb={args.budget_mb}")
+    head = f"  {'videos':>9s} {'engine':<6s} {'seconds':>8s} {'us/video':>9s} {'peak RSS':>10s}"
+    print(f"{head} {'floor s':>8s} {'floor us/video':>15s}")
+    for n in args.sizes:
+        try:
+            experts, preds = ensure_data(args.cache, n, args.scale_dim)
+        except OSError as exc:
+            print(f"  {n:>9d} skipped: {exc}")
+            continue
+        floor_s, _ = python_script(FLOOR_SCRIPT, experts, preds, work=work)
+        for engine in args.engines:
+            extra = [f"engine.memory_budget_mb={args.budget_mb}"] if engine == "local" else []
+            s, mb = video_eval(experts, preds, work, engine, extra)
+            print(
+                f"  {n:>9d} {engine:<6s} {s:8.2f} {s / n * 1e6:9.1f} {mb:7.0f} MB "
+                f"{floor_s:8.2f} {floor_s / n * 1e6:15.1f}",
+                flush=True,
             )
-        OmegaConf.resolve(cfg)
-        measure(
-            "run_poster, local outputs only (no MLflow)",
-            lambda: run_poster(cfg, Path(tmp) / "local", track=False),
-            rows,
-        )
-        # Warm the store (table creation) so the next line times logging alone.
-        run_poster(cfg, Path(tmp) / "warm", track=True)
-        measure(
-            "run_poster with MLflow logging (sqlite)",
-            lambda: run_poster(cfg, Path(tmp) / "tracked", track=True),
-            rows,
-        )
 
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "evaluator",
-                f"data.experts={experts_path}",
-                f"data.predictions={preds_path}",
-                f"mlflow.tracking_uri=sqlite:///{tmp}/mlflow.db",
-                f"hydra.run.dir={tmp}/cli",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        whole = time.perf_counter() - t0
-        if proc.returncode != 0:
-            print(proc.stderr[-2000:])
-        rows.append(("whole `video-eval` process", whole, float("nan")))
-        print(f"  {'whole `video-eval` process (fresh python)':<44s} {whole:8.3f} s")
 
-    core = next(r[1] for r in rows if r[0] == "core evaluation (no sweep)")
-    core_sweep = next(r[1] for r in rows if r[0].startswith("core evaluation + default"))
-    print(f"\n  sweep adds {core_sweep - core:+.3f} s")
-    if not args.skip_pandas:
-        e_df = pd.read_parquet(experts_path)
-        p_df = pd.read_parquet(preds_path)
-        ref = measure(
-            "pandas baseline (merge + all pairs + groupby)",
-            lambda: pandas_baseline(e_df, p_df, 3.0, 0.5, 5, 10),
-            rows,
-        )
-        t_pd = rows[-1][1]
-        same = np.allclose(ref, result.recall_curve)
-        print(
-            f"  core vs pandas: {t_pd / core:.1f}x faster on the core step "
-            f"(recall@k identical: {same})"
-        )
-    maxrss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"  process max RSS {maxrss:.0f} MB")
+def refusal(work: Path) -> None:
+    """How long `video-eval` takes to refuse a path that does not exist."""
+    exe = str(Path(sys.executable).with_name("video-eval"))
+    cmd = [exe, f"data.experts={work}/missing.parquet", f"data.predictions={work}/none.parquet"]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+    seconds = time.perf_counter() - t0
+    print(f"  bad path refused in {seconds:.2f} s (exit {proc.returncode}): {proc.stderr.strip()[:160]}")
+    t0 = time.perf_counter()
+    subprocess.run([exe, "--help"], cwd=work, capture_output=True, text=True)
+    print(f"  video-eval --help in {time.perf_counter() - t0:.2f} s")
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "embed":
-        here = Path(__file__).resolve().parent
-        os.execv(sys.executable, [sys.executable, str(here / "bench_embed.py"), *sys.argv[2:]])
+        os.execv(sys.executable, [sys.executable, str(HERE / "bench_embed.py"), *sys.argv[2:]])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--videos", type=int, default=20_000)
-    parser.add_argument("--dim", type=int, default=512)
+    parser.add_argument("what", nargs="?", choices=["all", "headline", "scaling", "refusal"], default="all")
+    parser.add_argument("--engine", choices=["local", "spark"], default="local",
+                        help="spark: run engine=spark beside engine=local")
+    parser.add_argument("--headline-videos", type=int, default=20_000)
+    parser.add_argument("--headline-dim", type=int, default=512)
+    parser.add_argument("--sizes", default="20000,200000,1000000",
+                        help="comma-separated catalog sizes for the scaling table")
+    parser.add_argument("--scale-dim", type=int, default=64)
+    parser.add_argument("--budget-mb", type=int, default=1024)
     parser.add_argument("--cache", type=Path, default=Path(".bench_cache"))
-    parser.add_argument("--skip-pandas", action="store_true")
     args = parser.parse_args()
-    bench_poster(args)
+    args.sizes = [int(s) for s in args.sizes.split(",") if s]
+    args.engines = ["local", "spark"] if args.engine == "spark" else ["local"]
+    args.cache = args.cache.resolve()
+    args.cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
+        work = Path(tmp)
+        if args.what in ("all", "refusal"):
+            print("\n0. quick answers")
+            refusal(work)
+        if args.what in ("all", "headline"):
+            headline(args, work)
+        if args.what in ("all", "scaling"):
+            scaling(args, work)
 
 
 if __name__ == "__main__":
