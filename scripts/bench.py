@@ -70,7 +70,9 @@ def _tree_rss_bytes(root: int) -> int:
     return total
 
 
-def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
+def run_measured(
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
     """(seconds, peak RSS MB of the process tree) of one command; exits on failure."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -81,7 +83,7 @@ def run_measured(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -
         peak = max(peak, _tree_rss_bytes(proc.pid))
         time.sleep(0.02)
     seconds = time.perf_counter() - t0
-    out, err = proc.communicate()
+    _, err = proc.communicate()
     if proc.returncode != 0:
         sys.exit(f"bench: {' '.join(cmd[:4])} ... failed ({proc.returncode}):\n{err[-3000:]}")
     return seconds, peak / 2**20
@@ -120,12 +122,16 @@ def ensure_data(cache: Path, n_videos: int, dim: int) -> tuple[Path, Path]:
         near = rng.random((n, PREDICTIONS)) < 0.5
         pick = rng.integers(0, EXPERT_FRAMES, (n, PREDICTIONS))
         base_t = np.take_along_axis(e_t, pick, axis=1)
-        p_t = np.where(near, base_t + rng.uniform(-4, 4, (n, PREDICTIONS)), rng.uniform(0, 1800, (n, PREDICTIONS))).round(2)
+        far_t = rng.uniform(0, 1800, (n, PREDICTIONS))
+        p_t = np.where(near, base_t + rng.uniform(-4, 4, (n, PREDICTIONS)), far_t).round(2)
         base_e = np.take_along_axis(e_emb, pick[:, :, None], axis=1)
         noise = rng.standard_normal((n, PREDICTIONS, dim)).astype(np.float32)
-        p_emb = np.where(near[:, :, None], base_e + rng.uniform(0.3, 1.6, (n, PREDICTIONS, 1)).astype(np.float32) * noise, noise)
+        spread = rng.uniform(0.3, 1.6, (n, PREDICTIONS, 1)).astype(np.float32)
+        p_emb = np.where(near[:, :, None], base_e + spread * noise, noise)
 
-        def table(t: np.ndarray, emb: np.ndarray, rank: bool, seed: int) -> pa.Table:
+        def table(
+            t: np.ndarray, emb: np.ndarray, rank: bool, seed: int, ids: np.ndarray = ids
+        ) -> pa.Table:
             rows = t.size
             cols = {
                 "video_id": pa.array(np.repeat(ids, t.shape[1])),
@@ -251,7 +257,8 @@ def refusal(work: Path) -> None:
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    print(f"  bad path refused in {seconds:.2f} s (exit {proc.returncode}): {proc.stderr.strip()[:160]}")
+    message = proc.stderr.strip()[:160]
+    print(f"  bad path refused in {seconds:.2f} s (exit {proc.returncode}): {message}")
     t0 = time.perf_counter()
     subprocess.run([exe, "--help"], cwd=work, capture_output=True, text=True)
     print(f"  video-eval --help in {time.perf_counter() - t0:.2f} s")
@@ -261,13 +268,22 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "embed":
         os.execv(sys.executable, [sys.executable, str(HERE / "bench_embed.py"), *sys.argv[2:]])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", nargs="?", choices=["all", "headline", "scaling", "refusal"], default="all")
-    parser.add_argument("--engine", choices=["local", "spark"], default="local",
-                        help="spark: run engine=spark beside engine=local")
+    parser.add_argument(
+        "what", nargs="?", choices=["all", "headline", "scaling", "refusal"], default="all"
+    )
+    parser.add_argument(
+        "--engine",
+        choices=["local", "spark"],
+        default="local",
+        help="spark: run engine=spark beside engine=local",
+    )
     parser.add_argument("--headline-videos", type=int, default=20_000)
     parser.add_argument("--headline-dim", type=int, default=512)
-    parser.add_argument("--sizes", default="20000,200000,1000000",
-                        help="comma-separated catalog sizes for the scaling table")
+    parser.add_argument(
+        "--sizes",
+        default="20000,200000,1000000",
+        help="comma-separated catalog sizes for the scaling table",
+    )
     parser.add_argument("--scale-dim", type=int, default=64)
     parser.add_argument("--budget-mb", type=int, default=1024)
     parser.add_argument("--cache", type=Path, default=Path(".bench_cache"))

@@ -75,9 +75,9 @@ def random_tables(
     experts = pd.DataFrame(exp_rows).sample(frac=1, random_state=seed).reset_index(drop=True)
     preds = pd.DataFrame(pred_rows)
     if preds.empty:
-        preds = pd.DataFrame(
-            {"video_id": [], "timestamp": [], "rank": [], "embedding": []}
-        ).astype({"video_id": "int64" if int_ids else "object", "rank": "int64"})
+        preds = pd.DataFrame({"video_id": [], "timestamp": [], "rank": [], "embedding": []}).astype(
+            {"video_id": "int64" if int_ids else "object", "rank": "int64"}
+        )
     preds = preds.sample(frac=1, random_state=seed + 1).reset_index(drop=True)
     return experts, preds
 
@@ -91,9 +91,7 @@ def arrow_table(
     for name in frame.columns:
         if name == "embedding":
             flat = (
-                np.concatenate([np.asarray(e) for e in frame[name]])
-                if len(frame)
-                else np.zeros(0)
+                np.concatenate([np.asarray(e) for e in frame[name]]) if len(frame) else np.zeros(0)
             ).astype(dtype)
             values = pa.array(flat, value)
             if fixed:
@@ -102,7 +100,8 @@ def arrow_table(
                 offsets = pa.array(np.arange(0, len(flat) + 1, dim, dtype=np.int32))
                 columns[name] = pa.ListArray.from_arrays(offsets, values)
         else:
-            columns[name] = pa.array(frame[name].to_list() if len(frame) else [], _type(frame[name]))
+            values = frame[name].to_list() if len(frame) else []
+            columns[name] = pa.array(values, _type(frame[name]))
     return pa.table(columns)
 
 

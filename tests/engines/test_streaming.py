@@ -174,7 +174,8 @@ def test_one_video_larger_than_the_budget_is_one_unit(tmp_path: Path) -> None:
     stats = streamed.stats
     over = [r for r in stats.unit_rows if r > stats.max_unit_rows]
     assert len(over) == 1 and over[0] >= len(big)
-    assert_same(_in_memory(exp, pred, tmp_path, None, judge=False).finished, streamed.finished, "finished")
+    whole = _in_memory(exp, pred, tmp_path, None, judge=False)
+    assert_same(whole.finished, streamed.finished, "finished")
 
 
 def test_a_video_split_over_parts_is_scored_once(tmp_path: Path) -> None:
@@ -231,7 +232,9 @@ def test_streaming_time_only_matching_ignores_embeddings(tmp_path: Path) -> None
     )
     pq.write_table(exp, tmp_path / "e.parquet")
     pq.write_table(pred, tmp_path / "p.parquet")
-    inputs = load_poster_inputs(tmp_path / "e.parquet", tmp_path / "p.parquet", need_embeddings=False)
+    inputs = load_poster_inputs(
+        tmp_path / "e.parquet", tmp_path / "p.parquet", need_embeddings=False
+    )
     whole = score_poster(inputs, s, judge_frames=False)
     assert streamed.stats.spilled and len(streamed.stats.unit_rows) > 1
     assert_same(whole.finished, streamed.finished, "finished")
