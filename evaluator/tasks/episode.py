@@ -36,7 +36,7 @@ from evaluator.report.episode_tables import (
     group_frame,
     sweep_frame,
 )
-from evaluator.tracking.datasets import file_dataset
+from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.mlflow_run import (
     RecordedRun,
     RunRecord,
@@ -237,7 +237,8 @@ def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
 def _dataset(table: EpisodeTable, digest: str) -> Any:
     """The evaluation set as an MLflow dataset: source, digest, schema; no rows copied."""
     columns = [("video_id", "string"), ("metadata_episode", "long"), ("true_episode", "long")]
-    return file_dataset(table.path, f"{table.path.stem} ({table.n_videos} videos)", digest, columns)
+    name = f"{table.path.stem} ({table.n_videos} videos)"
+    return FileDataset.describe(table.path, name, digest, columns)
 
 
 def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
@@ -315,7 +316,16 @@ def run_episode(
             tables=tables if cfg.mlflow.log_table else {},
             dataset=_dataset(table, digest) if cfg.mlflow.log_dataset else None,
         )
-        run = record_evaluation(cfg, episode_run_name(cfg), record, parent_run_id)
+        files = {f"{name}.json": f"{name}.parquet" for name in ("episode_videos", "episode_sweep")}
+        files["episode_groups.json"] = "episode_groups.parquet"
+        run = record_evaluation(
+            cfg,
+            episode_run_name(cfg),
+            record,
+            parent_run_id,
+            output_dir=output_dir,
+            table_files=files,
+        )
     return EpisodeOutcome(
         result, summary, videos, sweep, groups, settings, output_dir, written, run
     )

@@ -19,9 +19,8 @@ from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.io.poster import PosterInputs, load_poster_inputs
 from evaluator.report.html import ReportInputs, ReportOptions, report_writer
-from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
 from evaluator.report.tables import match_table, sweep_table
-from evaluator.tracking.datasets import file_dataset
+from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.mlflow_run import (
     RecordedRun,
     RunRecord,
@@ -144,6 +143,9 @@ def plot_writers(
     result: PosterResult, intervals: BootstrapResult | None, label: str, cfg: DictConfig
 ) -> dict[str, Writer]:
     """plots/recall_at_k.png, plots/sweep_recall_at_{K}.png and plots/pairs.png."""
+    # matplotlib is imported only when plots are asked for.
+    from evaluator.report.plots import Curve, plot_pairs, plot_recall_curves, plot_sweep_heatmap
+
     s = result.settings
     nan = np.full(s.k_max, np.nan)
     curve = Curve(
@@ -291,7 +293,7 @@ def _dataset(inputs: PosterInputs, digest: str, keep_rows: np.ndarray) -> Any:
         if c not in ("video_id", "timestamp")
     )
     path = inputs.expert_table.path
-    return file_dataset(
+    return FileDataset.describe(
         path, f"{path.stem} ({int(keep_rows.sum())} eligible expert frames)", digest, columns
     )
 
@@ -476,7 +478,15 @@ def run_poster(
     if track:
         store_ready()
         record = poster_record(evaluation, cfg, written, output_dir, table_embedder=table_embedder)
-        run = record_evaluation(cfg, default_run_name(cfg), record, parent_run_id)
+        tables = {"match_table.json": "match_table.parquet"}
+        run = record_evaluation(
+            cfg,
+            default_run_name(cfg),
+            record,
+            parent_run_id,
+            output_dir=output_dir,
+            table_files=tables,
+        )
     return PosterOutcome(
         evaluation.result, evaluation.summary, evaluation.match_table, output_dir, written, run
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +40,31 @@ def file_dataset(path: Path, name: str, digest: str, columns: Sequence[tuple[str
         digest=digest[:32],
         schema=Schema(specs),
     )
+
+
+@dataclass(frozen=True)
+class FileDataset:
+    """What `file_dataset` needs, as plain values (it can be saved and rebuilt later).
+
+    Attributes:
+        path: the evaluation set's file (absolute).
+        name: the dataset name shown in the UI.
+        digest: the content digest.
+        columns: (name, MLflow type) pairs of the schema.
+    """
+
+    path: str
+    name: str
+    digest: str
+    columns: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def describe(
+        cls, path: Path, name: str, digest: str, columns: Sequence[tuple[str, str]]
+    ) -> FileDataset:
+        """The description of a file (its path resolved)."""
+        return cls(str(path.resolve()), name, digest, tuple((str(c), str(t)) for c, t in columns))
+
+    def to_mlflow(self) -> Any:
+        """The MLflow `MetaDataset` (imports MLflow)."""
+        return file_dataset(Path(self.path), self.name, self.digest, self.columns)
