@@ -1,17 +1,33 @@
-"""Hydra entry points: compose the config, call one function, report.
+"""Hydra entry points: compose the config, check it, call one function, report.
 
-A data or config error (`InputError`) prints one paragraph and exits with status 2; an MLflow
-failure (`TrackingError`) exits with status 3 after the local outputs were written. Anything
-else is a bug and keeps its traceback.
+Every command follows one exit-code contract (docs/reliability.md):
+
+====  ====================================================================================
+code  meaning
+====  ====================================================================================
+0     success (``video-eval-promote``: PROMOTE)
+1     ``video-eval-promote`` only: REJECT
+2     input or config error: a bad file, column, path or value, Hydra's own config errors
+      (unknown key, wrong type, unknown config group option); one paragraph, no traceback
+3     tracking error: MLflow could not be reached or refused a write (local outputs kept;
+      the message names the ``video-eval-record`` command that records them later)
+4     internal error: an unexpected exception, i.e. a bug; one line plus the traceback
+130   interrupted (Ctrl-C); an MLflow run in progress is marked FAILED
+====  ====================================================================================
+
+The config is checked (`evaluator.config_checks`) and the tracking store probed
+(`evaluator.tracking.reachability`) before MLflow, torch, matplotlib or the task code is
+imported, so a bad path or value is refused within a fraction of a second.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -19,17 +35,27 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
+from evaluator.config_checks import (
+    check_compare_config,
+    check_evaluate_config,
+    check_promote_config,
+)
 from evaluator.errors import InputError, TrackingError
-from evaluator.tasks.episode import EpisodeOutcome, run_episode
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure
-from evaluator.tasks.poster import PosterOutcome, run_poster
-from evaluator.tasks.slicing import slices_line
-from evaluator.tracking.mlflow_run import ui_hint
+from evaluator.tracking.reachability import bound_http_retries, probe_tracking_uri, ui_hint
+
+if TYPE_CHECKING:
+    from evaluator.tasks.episode import EpisodeOutcome
+    from evaluator.tasks.poster import PosterOutcome
 
 register_configs()
 
+EXIT_OK = 0
+EXIT_REJECT = 1
 EXIT_INPUT_ERROR = 2
 EXIT_TRACKING_ERROR = 3
+EXIT_INTERNAL_ERROR = 4
+EXIT_INTERRUPTED = 130
 
 
 def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
@@ -52,6 +78,8 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
         f"{int(m['n_expert_duplicates_dropped'])} duplicate expert rows dropped",
         f"  outputs: {outcome.output_dir}",
     ]
+    from evaluator.tasks.slicing import slices_line
+
     sm = outcome.summary["metrics"]
     if (line := slices_line(outcome.summary)) is not None:
         lines.insert(-1, line)
@@ -90,6 +118,8 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
         f"  {name} {m[name]:.4f} [{m[name + '_ci_low']:.4f}, {m[name + '_ci_high']:.4f}] "
         f"({threshold})",
     ]
+    from evaluator.tasks.slicing import slices_line
+
     if outcome.groups is None:
         lines.append(f"  no per-group breakdown (no '{s.group_by}' column)" if s.group_by else "")
     lines.append(slices_line(outcome.summary) or "")
@@ -104,110 +134,229 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _fail(message: str, code: int) -> None:
-    print(f"video-eval: error: {message}", file=sys.stderr)
+def _fail(program: str, message: str, code: int) -> None:
+    print(f"{program}: error: {message}", file=sys.stderr)
     sys.exit(code)
 
 
-@hydra.main(config_path="conf", config_name="evaluate", version_base=None)
-def main(cfg: DictConfig) -> None:
-    """``video-eval``: evaluate a predictions file and record the evaluation in MLflow."""
-    from evaluator.tasks.poster_files import enable_process_worker
+def internal_error(program: str) -> None:
+    """Report the exception being handled as a bug (traceback kept) and exit with status 4."""
+    print(
+        f"{program}: internal error (this is a bug in video-evaluator, not in your inputs; "
+        f"please report it with the traceback below):",
+        file=sys.stderr,
+    )
+    traceback.print_exc(file=sys.stderr)
+    sys.exit(EXIT_INTERNAL_ERROR)
 
-    enable_process_worker()  # the console script's main module is safe to import again
+
+def record_hint(output_dir: Path | None, tracking_uri: str | None) -> str:
+    """The sentence that tells how to record saved outputs later (empty when none were saved)."""
+    from evaluator.tracking.record_later import MANIFEST_NAME, record_later_hint
+
+    if output_dir is None or not (output_dir / MANIFEST_NAME).is_file():
+        return ""
+    uri = tracking_uri or ""
+    return (
+        f"\nThe complete results are saved in {output_dir}. Once the MLflow store answers, "
+        f"record them as the same run with:\n  {record_later_hint(output_dir, uri)}"
+    )
+
+
+def _has_results(output_dir: Path) -> bool:
+    """True when the folder holds result files (not only Hydra's .hydra/ and log)."""
+    if not output_dir.is_dir():
+        return False
+    return any(p.name != ".hydra" and p.suffix != ".log" for p in output_dir.iterdir())
+
+
+def guarded(
+    program: str,
+    body: Callable[[], int | None],
+    *,
+    output_dir: Path | None = None,
+    tracking_uri: str | None = None,
+) -> None:
+    """Run one command body under the exit-code contract (see the module docstring).
+
+    Args:
+        program: the command's name, for messages.
+        body: the work; returns the exit code (None = 0).
+        output_dir: where the command saves its results (named on a tracking error).
+        tracking_uri: the store it records in (for the record-later command).
+    """
+    try:
+        code = body()
+    except InputError as exc:
+        _fail(program, str(exc), EXIT_INPUT_ERROR)
+    except TrackingError as exc:
+        hint = record_hint(output_dir, tracking_uri)
+        if not hint and output_dir is not None and _has_results(output_dir):
+            hint = f"\nLocal outputs (if any): {output_dir}."
+        _fail(program, f"{exc}{hint}", EXIT_TRACKING_ERROR)
+    except KeyboardInterrupt:
+        print(
+            f"{program}: interrupted; no partial result files were left, and an MLflow run in "
+            f"progress was marked FAILED.{record_hint(output_dir, tracking_uri)}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception:
+        internal_error(program)
+    if code:
+        sys.exit(code)
+
+
+def _hydra_message(exc: BaseException) -> str:
+    """Hydra's error (and the OmegaConf error under it) as one paragraph."""
+    parts = [str(exc)]
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in parts[0]:
+        parts.append(str(cause))
+    lines = [line.strip() for part in parts for line in part.splitlines() if line.strip()]
+    return " ".join(line if line[-1] in ".:;" else line + ";" for line in lines).rstrip(";")
+
+
+def hydra_command(program: str, decorated: Callable[[], Any]) -> Callable[[], None]:
+    """Wrap a ``@hydra.main`` function so Hydra's own errors follow the exit-code contract.
+
+    Hydra reports a config it cannot compose (unknown key, wrong type, unknown option of a
+    config group, a bad override) itself and exits with status 1; here it raises instead
+    (``HYDRA_FULL_ERROR``), and the error becomes one paragraph and status 2.
+    """
+
+    def entry() -> None:
+        from hydra.errors import HydraException
+        from omegaconf.errors import OmegaConfBaseException
+
+        bound_http_retries()
+        previous = os.environ.get("HYDRA_FULL_ERROR")
+        os.environ["HYDRA_FULL_ERROR"] = "1"
+        try:
+            decorated()
+        except (HydraException, OmegaConfBaseException) as exc:
+            _fail(
+                program,
+                f"config: {_hydra_message(exc)}. (`{program} --help` lists the config groups; "
+                f"`{program} --cfg job` prints the composed config.)",
+                EXIT_INPUT_ERROR,
+            )
+        except KeyboardInterrupt:
+            print(f"{program}: interrupted.", file=sys.stderr)
+            sys.exit(EXIT_INTERRUPTED)
+        except Exception:
+            internal_error(program)
+        finally:
+            if previous is None:
+                os.environ.pop("HYDRA_FULL_ERROR", None)
+            else:
+                os.environ["HYDRA_FULL_ERROR"] = previous
+
+    entry.__doc__ = decorated.__doc__
+    return entry
+
+
+def probe(program: str, tracking_uri: str) -> None:
+    """Check the tracking store answers (a few seconds at most) and say so in one line."""
+    line = probe_tracking_uri(tracking_uri)
+    if line:
+        print(f"{program}: {line}", file=sys.stderr)
+
+
+def _evaluate(cfg: DictConfig, output_dir: Path, parent: str | None) -> None:
+    check_evaluate_config(cfg)
+    probe("video-eval", str(cfg.mlflow.tracking_uri))
+    # The task's code (and with it MLflow, pyarrow, ...) is imported only now.
+    if str(cfg.task.name) == "episode":
+        from evaluator.tasks.episode import run_episode
+
+        episode = run_episode(cfg, output_dir, parent_run_id=parent)
+        if cfg.print_summary:
+            print(format_episode_summary(episode, cfg))
+    else:
+        from evaluator.tasks.poster import run_poster
+        from evaluator.tasks.poster_files import enable_process_worker
+
+        enable_process_worker()  # the console script's main module is safe to import again
+
+        outcome = run_poster(cfg, output_dir, parent_run_id=parent)
+        if cfg.print_summary:
+            print(format_summary(outcome, cfg))
+
+
+@hydra.main(config_path="conf", config_name="evaluate", version_base=None)
+def _evaluate_main(cfg: DictConfig) -> None:
+    """``video-eval``: evaluate a predictions file and record the evaluation in MLflow."""
     hydra_cfg = HydraConfig.get()
     output_dir = Path(hydra_cfg.runtime.output_dir)
-    multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    parent = os.environ.get(PARENT_ENV) if multirun else None
-    runners: dict[str, Callable[..., Any]] = {"poster": run_poster, "episode": run_episode}
-    summaries: dict[str, Callable[..., str]] = {
-        "poster": format_summary,
-        "episode": format_episode_summary,
-    }
-    task = str(cfg.task.name)
-    try:
-        if task not in runners:
-            raise InputError(
-                f"config: task={task} is not available; use task=poster or task=episode."
-            )
-        outcome = runners[task](cfg, output_dir, parent_run_id=parent)
-    except (InputError, TrackingError) as exc:
-        if multirun:
-            # Reported here and counted by the multirun callback; the other jobs go on.
-            report_job_failure(" ".join(hydra_cfg.overrides.task), exc)
-            return
-        if isinstance(exc, InputError):
-            _fail(str(exc), EXIT_INPUT_ERROR)
-        _fail(f"{exc}\nThe results are saved in {output_dir}.", EXIT_TRACKING_ERROR)
+    uri = str(cfg.mlflow.tracking_uri)
+    if hydra_cfg.mode != RunMode.MULTIRUN:
+        guarded(
+            "video-eval",
+            lambda: _evaluate(cfg, output_dir, None),
+            output_dir=output_dir,
+            tracking_uri=uri,
+        )
         return
-    if cfg.print_summary:
-        print(summaries[task](outcome, cfg))
+    try:
+        _evaluate(cfg, output_dir, os.environ.get(PARENT_ENV))
+    except (InputError, TrackingError) as exc:
+        # Reported here and counted by the multirun callback; the other jobs go on.
+        hint = record_hint(output_dir, uri) if isinstance(exc, TrackingError) else ""
+        report_job_failure(" ".join(hydra_cfg.overrides.task), exc, hint)
+
+
+main = hydra_command("video-eval", _evaluate_main)
 
 
 # ----------------------------------------------------------------------------- compare / promote
 
 
-EXIT_REJECT = 1  # video-eval-promote only: the candidate was rejected (a decision, not an error)
-EXIT_INTERNAL_ERROR = 4  # an unexpected exception: a bug, never mistaken for a decision
-
-
 def _run_edge(program: str, fn: Callable[[], tuple[str | None, int]], output_dir: Path) -> None:
-    """Run one command body and exit with its code; user errors exit 2, MLflow errors 3
-    (both without a traceback), anything else 4 with the traceback."""
-    try:
-        text, code = fn()
-    except InputError as exc:
-        print(f"{program}: error: {exc}", file=sys.stderr)
-        sys.exit(EXIT_INPUT_ERROR)
-    except TrackingError as exc:
-        print(f"{program}: error: {exc}\nLocal outputs (if any): {output_dir}.", file=sys.stderr)
-        sys.exit(EXIT_TRACKING_ERROR)
-    except Exception:
-        import traceback
+    """Run one command body under the exit-code contract: it returns (text to print, exit
+    code); user errors exit 2, MLflow errors 3 (both without a traceback), bugs 4."""
 
-        traceback.print_exc()
-        print(
-            f"{program}: internal error (a bug in video-evaluator, not a decision): the "
-            f"traceback is above; exit status {EXIT_INTERNAL_ERROR}.",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_INTERNAL_ERROR)
-    if text:
-        print(text)
-    if code:
-        sys.exit(code)
+    def body() -> int:
+        text, code = fn()
+        if text:
+            print(text)
+        return code
+
+    guarded(program, body, output_dir=output_dir)
 
 
 @hydra.main(config_path="conf", config_name="compare", version_base=None)
-def compare_main(cfg: DictConfig) -> None:
+def _compare_main(cfg: DictConfig) -> None:
     """``video-eval-compare candidate=REF baseline=REF``: paired comparison of two evaluations.
 
     Exit status: 0 compared and recorded, 2 input or config error, 3 MLflow error, 4 a bug.
     """
-    from evaluator.decisions.compare import format_compare_summary, run_compare
-
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
     def body() -> tuple[str | None, int]:
+        check_compare_config(cfg)
+        probe("video-eval-compare", str(cfg.mlflow.tracking_uri))
+        from evaluator.decisions.compare import format_compare_summary, run_compare
+
         outcome = run_compare(cfg, output_dir)
         return (format_compare_summary(outcome) if cfg.print_summary else None), 0
 
     _run_edge("video-eval-compare", body, output_dir)
 
 
+compare_main = hydra_command("video-eval-compare", _compare_main)
+
+
 @hydra.main(config_path="conf", config_name="promote", version_base=None)
-def promote_main(cfg: DictConfig) -> None:
-    """``video-eval-promote model.name=NAME model.version=V``: gate promotion on evidence.
-
-    Exit status: 0 PROMOTE (applied, or a dry run that would promote), 1 REJECT, 2 could not
-    decide (input or config), 3 MLflow error, 4 a bug. decision.json in the output directory
-    (and on the evidence run) holds the numbers.
-    """
-    from evaluator.decisions.promote import format_promote_summary, run_promote
-
+def _promote_main(cfg: DictConfig) -> None:
+    """``video-eval-promote model.name=NAME model.version=V``: gate promotion on evidence."""
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
     def body() -> tuple[str | None, int]:
+        check_promote_config(cfg)
+        probe("video-eval-promote", str(cfg.mlflow.tracking_uri))
+        from evaluator.decisions.promote import format_promote_summary, run_promote
+
         outcome = run_promote(cfg, output_dir)
         text = format_promote_summary(outcome, cfg) if cfg.print_summary else None
         return text, (0 if outcome.decision.promote else EXIT_REJECT)
@@ -215,19 +364,101 @@ def promote_main(cfg: DictConfig) -> None:
     _run_edge("video-eval-promote", body, output_dir)
 
 
+promote_main = hydra_command("video-eval-promote", _promote_main)
+
+
 @hydra.main(config_path="conf", config_name="register", version_base=None)
-def register_main(cfg: DictConfig) -> None:
+def _register_main(cfg: DictConfig) -> None:
     """``video-eval-register model.name=NAME model.version=V``: register an evaluated version.
 
     Exit status: 0 registered (or already), 2 input or config error, 3 MLflow error, 4 a bug.
     """
-    from evaluator.integrations.registration import format_registered, run_register
-
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
     def body() -> tuple[str | None, int]:
+        probe("video-eval-register", str(cfg.mlflow.tracking_uri))
+        from evaluator.integrations.registration import format_registered, run_register
+
         done = run_register(cfg)
         text = format_registered(done, str(cfg.mlflow.tracking_uri))
         return (text if cfg.print_summary else None), 0
 
     _run_edge("video-eval-register", body, output_dir)
+
+
+register_main = hydra_command("video-eval-register", _register_main)
+
+
+# ----------------------------------------------------------------------------- record later
+
+RECORD_USAGE = """\
+usage: video-eval-record OUTPUT_DIR [mlflow.tracking_uri=URI] [mlflow.experiment=NAME]
+
+Record the saved output folder of a video-eval run (it holds record.json) as the finished
+MLflow run that a live run would have made: params, metrics, stepped curves, tables,
+artifacts and the dataset input. Idempotent: a run already recorded is left as it is, and a
+run cut off in the middle (the server went away) is completed in place.
+
+  OUTPUT_DIR               the folder on the 'outputs:' line of the evaluation's summary
+  mlflow.tracking_uri=URI  record there (default: the URI the evaluation used)
+  mlflow.experiment=NAME   record into this experiment (default: the evaluation's)
+
+Exit status: 0 recorded (or already recorded), 2 bad folder or argument, 3 MLflow error,
+4 internal error."""
+
+RECORD_KEYS = ("mlflow.tracking_uri", "mlflow.experiment")
+
+
+def parse_record_args(argv: list[str]) -> tuple[Path, dict[str, str]]:
+    """``OUTPUT_DIR [key=value ...]`` of ``video-eval-record``.
+
+    Raises:
+        InputError: no folder, an unknown key, or more than one folder.
+    """
+    folders: list[str] = []
+    options: dict[str, str] = {}
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if not sep:
+            folders.append(arg)
+        elif key in RECORD_KEYS and value:
+            options[key] = value
+        else:
+            raise InputError(
+                f"video-eval-record: unknown argument {arg!r}; allowed: OUTPUT_DIR and "
+                f"{', '.join(k + '=...' for k in RECORD_KEYS)}."
+            )
+    if len(folders) != 1:
+        raise InputError(
+            f"video-eval-record: pass exactly one OUTPUT_DIR (got {len(folders)}).\n{RECORD_USAGE}"
+        )
+    folder = Path(folders[0])
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder (looked in {folder.resolve().parent}).")
+    return folder, options
+
+
+def record_main(argv: list[str] | None = None) -> None:
+    """``video-eval-record OUTPUT_DIR [mlflow.tracking_uri=URI]``: record saved outputs."""
+    args = sys.argv[1:] if argv is None else argv
+    if any(a in ("-h", "--help") for a in args):
+        print(RECORD_USAGE)
+        return
+    bound_http_retries()
+
+    def body() -> None:
+        from evaluator.tracking.record_later import load_saved_record, record_saved
+
+        folder, options = parse_record_args(args)
+        saved = load_saved_record(folder)
+        uri = options.get("mlflow.tracking_uri", saved.destination.tracking_uri)
+        probe("video-eval-record", uri)
+        done = record_saved(folder, tracking_uri=uri, experiment=options.get("mlflow.experiment"))
+        run = done.run
+        print(
+            f"video-eval-record: {folder}: {done.action} as MLflow run {run.run_id} "
+            f"({run.tracking_uri})\n"
+            f"  view: {ui_hint(run.tracking_uri, run.experiment_id, run.run_id)}"
+        )
+
+    guarded("video-eval-record", body)

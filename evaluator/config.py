@@ -12,7 +12,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from evaluator.core.poster import DEFAULT_SWEEP_MIN_COSINES, DEFAULT_SWEEP_TIME_TOLERANCES_S
+from evaluator.core.sweep_defaults import DEFAULT_SWEEP_MIN_COSINES, DEFAULT_SWEEP_TIME_TOLERANCES_S
 
 
 @dataclass

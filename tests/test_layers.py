@@ -2,7 +2,8 @@
 
 Layers, lowest first (a module may import its own layer and the ones below):
 errors, core -> embed -> io -> report -> tracking -> engines -> tasks -> decisions ->
-integrations -> cli. ``config`` (the Hydra schemas) and ``demo`` (demo data) sit beside them.
+integrations -> cli. ``config`` (the Hydra schemas), ``config_checks`` (the ranges checked before any heavy
+import) and ``demo`` (demo data) sit beside them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ RANK = {
     "report": 3,
     "tracking": 4,
     "config": 4,
+    "config_checks": 4,
     "engines": 5,
     "tasks": 6,
     "decisions": 7,

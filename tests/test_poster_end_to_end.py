@@ -259,7 +259,9 @@ def test_against_a_real_tracking_server(demo_files, tmp_path: Path, mlflow_serve
 
 
 @pytest.mark.slow
-def test_unreachable_server_exits_3_and_keeps_outputs(demo_files, tmp_path: Path) -> None:
+def test_unreachable_server_is_refused_before_the_work(demo_files, tmp_path: Path) -> None:
+    """The bounded probe refuses a server that does not answer at once: exit 3, one
+    paragraph, nothing evaluated (a server lost later is covered in test_reliability)."""
     proc = run_cli(
         [
             f"data.experts={demo_files['experts']}",
@@ -272,5 +274,6 @@ def test_unreachable_server_exits_3_and_keeps_outputs(demo_files, tmp_path: Path
     )
     assert proc.returncode == 3
     assert "Traceback" not in proc.stderr
-    assert (tmp_path / "out" / "summary.json").is_file()
-    assert "results are saved" in proc.stderr
+    assert "http://127.0.0.1:9 does not answer" in proc.stderr
+    assert "nothing was evaluated" in proc.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()

@@ -12,9 +12,9 @@ import numpy as np
 
 from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
 from evaluator.core.matching import FrameMatches, VideoMatches, match_videos
-
-DEFAULT_SWEEP_TIME_TOLERANCES_S = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 7.5, 10.0)
-DEFAULT_SWEEP_MIN_COSINES = tuple(round(0.05 * i, 2) for i in range(21))
+from evaluator.core.sweep_defaults import (
+    DEFAULT_SWEEP_MIN_COSINES,
+)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,11 @@ import pandas as pd
 import pyarrow as pa
 
 from evaluator.io.tables import (
+    MAX_EXACT_INTEGER,
     column_error,
     numeric_column,
     read_table,
+    refuse_huge_whole_numbers,
     require_columns,
     video_ids,
 )
@@ -64,6 +66,7 @@ class EpisodeTable:
 
 def _episode_numbers(path: Path, table: pa.Table, column: str, frame: pd.DataFrame) -> np.ndarray:
     values = numeric_column(path, table, column, frame, "a whole episode number")
+    refuse_huge_whole_numbers(path, column, values, frame)
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         raise column_error(
@@ -90,10 +93,14 @@ def _group_labels(path: Path, table: pa.Table, column: str, frame: pd.DataFrame)
             frame,
         )
     if pa.types.is_integer(col.type):
-        return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
-    if pa.types.is_floating(col.type):
+        try:
+            return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:  # unsigned labels beyond int64: kept as their text
+            pass
+    elif pa.types.is_floating(col.type):
         values = col.to_numpy(zero_copy_only=False).astype(np.float64)
-        if np.all(np.isfinite(values) & (values == np.round(values))):
+        whole = np.isfinite(values) & (values == np.round(values))
+        if np.all(whole & (np.abs(values) <= MAX_EXACT_INTEGER)):
             return values.astype(np.int64)
     return np.asarray([str(v) for v in col.to_pylist()], dtype=object)
 

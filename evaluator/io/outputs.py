@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from evaluator.errors import InputError
+
 Writer = Callable[[Path], None]
 
 
@@ -84,10 +86,43 @@ def write_all(output_dir: Path, files: Mapping[str, Writer]) -> list[Path]:
 
     Returns:
         The written paths, in the order given.
+
+    Raises:
+        InputError: the folder cannot be written (disk full, no permission); nothing of this
+            evaluation is left in it.
     """
-    with staged_outputs(output_dir) as staging:
-        for rel, writer in files.items():
-            path = staging / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            writer(path)
+    try:
+        with staged_outputs(output_dir) as staging:
+            for rel, writer in files.items():
+                path = staging / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                writer(path)
+    except OSError as exc:
+        raise unwritable(output_dir, exc) from None
     return [output_dir / rel for rel in files]
+
+
+def unwritable(output_dir: Path, exc: OSError) -> InputError:
+    """The error for an output folder that cannot be written."""
+    return InputError(
+        f"{output_dir}: cannot write the results there ({exc.strerror or exc}); nothing of "
+        f"this evaluation was left in it. Free some space (or "
+        f"fix the permissions), or pass hydra.run.dir=FOLDER, and run the command again."
+    )
+
+
+def write_json_atomically(path: Path, data: Mapping[str, Any]) -> None:
+    """Write ``data`` as JSON into ``path`` through a temporary file: all of it or nothing.
+
+    Non-finite numbers are kept (as ``NaN`` / ``Infinity``, which Python's json reads back).
+
+    Raises:
+        InputError: the folder cannot be written.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(dict(data), indent=1) + "\n")
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise unwritable(path.parent, exc) from None

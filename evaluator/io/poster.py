@@ -21,6 +21,7 @@ from evaluator.io.tables import (
     embedding_column,
     numeric_column,
     read_table,
+    refuse_huge_whole_numbers,
     require_columns,
     video_ids,
 )
@@ -207,6 +208,7 @@ def load_table(
 
 def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
     values = numeric_column(path, table, "rank", frame, "an integer >= 1")
+    refuse_huge_whole_numbers(path, "rank", values, frame)
     bad = ~np.isfinite(values) | (values != np.round(values))
     if bad.any():
         raise column_error(

@@ -21,9 +21,13 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
+from evaluator.io.paths import SUPPORTED_SUFFIXES, check_table_path
 
-SUPPORTED_SUFFIXES = (".parquet", ".csv", ".jsonl")
+__all__ = ["SUPPORTED_SUFFIXES"]  # re-exported: the file types read
 MAX_ROWS_SHOWN = 5
+# The largest integer float64 holds exactly: every number is computed in float64, so a larger
+# integer would silently become a neighbouring value.
+MAX_EXACT_INTEGER = 2**53
 
 
 def describe_rows(
@@ -83,15 +87,8 @@ def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",
         InputError: the file is missing, has an unsupported extension, cannot be parsed, or
             has no data rows.
     """
-    path = Path(path)
+    path = check_table_path(path)
     suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InputError(
-            f"{path}: unsupported file type '{path.suffix}'; expected one of "
-            f"{', '.join(SUPPORTED_SUFFIXES)}."
-        )
-    if not path.is_file():
-        raise InputError(f"{path}: file not found (looked in {path.resolve().parent}).")
     try:
         if suffix == ".parquet":
             table = pq.read_table(path)
@@ -174,7 +171,8 @@ def _arrow_column(values: list) -> pa.Array:
     # offending rows instead of the reader failing on the whole file.
     try:
         return pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError):
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        # OverflowError: an integer beyond int64 (the column checks then see its text).
         return pa.array(
             [None if v is None else v if isinstance(v, str) else json.dumps(v) for v in values],
             pa.string(),
@@ -235,7 +233,11 @@ def numeric_column(
         InputError: a value that is not a number.
     """
     col = table[column]
-    if pa.types.is_integer(col.type) or pa.types.is_floating(col.type):
+    if pa.types.is_integer(col.type):
+        ints = col.fill_null(0).to_numpy(zero_copy_only=False)
+        _refuse_inexact_integers(path, column, ints, frame)
+        return col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    if pa.types.is_floating(col.type):
         return col.cast(pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     if (
         pa.types.is_string(col.type)
@@ -243,7 +245,10 @@ def numeric_column(
         or pa.types.is_null(col.type)
     ):
         raw = pd.Series(col.to_numpy(zero_copy_only=False), dtype=object)
-        values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+        parsed = pd.to_numeric(raw, errors="coerce")
+        if parsed.dtype.kind in "iu":
+            _refuse_inexact_integers(path, column, parsed.to_numpy(), frame)
+        values = parsed.to_numpy(dtype=np.float64)
         text = raw.astype(str).str.strip().str.lower()
         bad = np.isnan(values) & ~(raw.isna() | text.isin(["nan", ""])).to_numpy()
         if bad.any():
@@ -256,6 +261,42 @@ def numeric_column(
             )
         return values
     raise InputError(f"{path}: column '{column}': wrong type: expected {what}, got {col.type}.")
+
+
+def _refuse_inexact_integers(
+    path: Path, column: str, ints: np.ndarray, frame: pd.DataFrame
+) -> None:
+    if ints.dtype.kind == "u":
+        bad = ints > np.uint64(MAX_EXACT_INTEGER)
+    else:
+        # Compared as integers: float64(2**53 + 1) would round to 2**53 and pass.
+        bad = (ints > MAX_EXACT_INTEGER) | (ints < -MAX_EXACT_INTEGER)
+    if bad.any():
+        raise column_error(path, column, inexact_problem(), np.flatnonzero(bad), frame)
+
+
+def inexact_problem() -> str:
+    """The problem text for an integer that float64 cannot hold exactly."""
+    return (
+        f"integer outside the exactly representable range [-2**53, 2**53] "
+        f"(|value| <= {MAX_EXACT_INTEGER}; larger integers lose digits in float64)"
+    )
+
+
+def refuse_huge_whole_numbers(
+    path: Path, column: str, values: np.ndarray, frame: pd.DataFrame
+) -> None:
+    """Refuse whole numbers (ranks, episode numbers) read as floats beyond 2**53.
+
+    Such a value (a CSV integer too long for int64 is read as a float) cannot be turned into an
+    exact integer.
+
+    Raises:
+        InputError: naming the file, the column and the rows.
+    """
+    bad = np.abs(values) > MAX_EXACT_INTEGER
+    if bad.any():
+        raise column_error(path, column, inexact_problem(), np.flatnonzero(bad), frame)
 
 
 @dataclass(frozen=True)

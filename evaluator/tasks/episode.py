@@ -39,7 +39,7 @@ from evaluator.report.episode_tables import (
     sweep_frame,
 )
 from evaluator.tasks.slicing import SliceOutputs, episode_slices, load_slices
-from evaluator.tracking.datasets import file_dataset
+from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.mlflow_run import (
     RecordedRun,
     RunRecord,
@@ -48,6 +48,7 @@ from evaluator.tracking.mlflow_run import (
     record_evaluation,
     run_name_for,
 )
+from evaluator.tracking.record_later import table_files_of
 
 # Stepped metrics: the automation at thresholds 0.00, 0.01, ..., 1.00, logged with
 # step = round(100 * threshold), so the MLflow chart view overlays runs on the same x-axis.
@@ -244,7 +245,7 @@ def _dataset(table: EpisodeTable, digest: str, cfg: DictConfig) -> Any:
     columns = [("video_id", "string"), ("metadata_episode", "long"), ("true_episode", "long")]
     spark = str(cfg.data.episodes) if engine_name(cfg) == "spark" else None
     name = f"{table.path.stem} ({table.n_videos} videos)"
-    return file_dataset(table.path, name, digest, columns, spark_location=spark)
+    return FileDataset.describe(table.path, name, digest, columns, spark_location=spark)
 
 
 def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
@@ -335,7 +336,14 @@ def run_episode(
             tables=tables if cfg.mlflow.log_table else {},
             dataset=_dataset(table, digest, cfg) if cfg.mlflow.log_dataset else None,
         )
-        run = record_evaluation(cfg, episode_run_name(cfg), record, parent_run_id)
+        run = record_evaluation(
+            cfg,
+            episode_run_name(cfg),
+            record,
+            parent_run_id,
+            output_dir=output_dir,
+            table_files=table_files_of(record),
+        )
     return EpisodeOutcome(
         result, summary, videos, sweep, groups, settings, output_dir, written, run
     )

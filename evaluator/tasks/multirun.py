@@ -13,26 +13,23 @@ import atexit
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from evaluator import __version__
 from evaluator.errors import InputError, TrackingError
-from evaluator.io.outputs import Writer, write_all, write_parquet
-from evaluator.report.plots import Curve, plot_recall_curves
-from evaluator.tracking.mlflow_run import RunRecord, artifact_list
-from evaluator.tracking.parent_run import (
-    ChildRun,
-    child_runs,
-    fail_parent_run,
-    finish_parent_run,
-    start_parent_run,
-)
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from evaluator.report.plots import Curve
+    from evaluator.tracking.parent_run import ChildRun
+
+# Hydra builds this callback for every `video-eval` run, multirun or not: the heavy imports
+# (MLflow, pandas, matplotlib) are made by the methods that need them.
 
 PARENT_ENV = "VIDEO_EVAL_PARENT_RUN_ID"
 
@@ -41,9 +38,9 @@ PARENT_ENV = "VIDEO_EVAL_PARENT_RUN_ID"
 _FAILED_JOBS: list[tuple[str, BaseException]] = []
 
 
-def report_job_failure(label: str, exc: InputError | TrackingError) -> None:
-    """Print a failed job's error (one paragraph, no traceback) and remember it."""
-    print(f"video-eval: error in job [{label}]: {exc}", file=sys.stderr)
+def report_job_failure(label: str, exc: InputError | TrackingError, hint: str = "") -> None:
+    """Print a failed job's error (one paragraph, no traceback, then ``hint``) and remember it."""
+    print(f"video-eval: error in job [{label}]: {exc}{hint}", file=sys.stderr)
     _FAILED_JOBS.append((label, exc))
 
 
@@ -68,6 +65,9 @@ def comparison_table(children: list[ChildRun], metric_columns: list[str] | None)
 
     ``metric_columns`` None = every metric any child has.
     """
+    import numpy as np
+    import pandas as pd
+
     if metric_columns is None:
         metric_columns = sorted({m for c in children for m in c.metrics})
     rows = []
@@ -99,6 +99,8 @@ class MultirunComparison(Callback):
         # A job raised a bug: Hydra's sweeper re-raises it before on_multirun_end, so the
         # parent would stay RUNNING; end it FAILED when the process exits.
         if self.parent_run_id is not None:
+            from evaluator.tracking.parent_run import fail_parent_run
+
             fail_parent_run(
                 self.tracking_uri,
                 self.parent_run_id,
@@ -122,7 +124,11 @@ class MultirunComparison(Callback):
         name = f"compare {sweep_dir.parent.name} {sweep_dir.name}"
         if config.get("run_name"):
             name = f"compare {config.run_name}"
+        from evaluator.tracking.parent_run import start_parent_run
+        from evaluator.tracking.reachability import probe_tracking_uri
+
         try:
+            probe_tracking_uri(self.tracking_uri)
             self.parent_run_id, self.experiment_id = start_parent_run(
                 str(config.mlflow.tracking_uri),
                 str(config.mlflow.experiment),
@@ -149,6 +155,8 @@ class MultirunComparison(Callback):
             return
         uri = self.tracking_uri
         self.failures.extend(_FAILED_JOBS)
+        from evaluator.tracking.parent_run import fail_parent_run
+
         try:
             self._finish(config, uri)
         except Exception as exc:
@@ -162,9 +170,17 @@ class MultirunComparison(Callback):
                 f"video-eval: {len(self.failures)} of the multirun's jobs failed (see above).",
                 file=sys.stderr,
             )
-            sys.exit(2 if bad_input else 1)
+            # 2: bad input or tracking in some job; 4: a job failed with a bug.
+            sys.exit(2 if bad_input else 4)
 
     def _finish(self, config: DictConfig, uri: str) -> None:
+        import pandas as pd
+
+        from evaluator.io.outputs import Writer, write_all, write_parquet
+        from evaluator.report.plots import plot_recall_curves
+        from evaluator.tracking.mlflow_run import RunRecord, artifact_list
+        from evaluator.tracking.parent_run import child_runs, finish_parent_run
+
         assert self.parent_run_id is not None and self.experiment_id is not None
         children = child_runs(uri, self.experiment_id, self.parent_run_id, CURVES)
         k_max = int(config.metrics.k_max)
@@ -208,6 +224,10 @@ class MultirunComparison(Callback):
 
 
 def _curve(child: ChildRun, k_max: int) -> Curve:
+    import numpy as np
+
+    from evaluator.report.plots import Curve
+
     def values(name: str) -> np.ndarray:
         points = dict(child.curves.get(name, []))
         return np.array([points.get(k, np.nan) for k in range(1, k_max + 1)], dtype=float)

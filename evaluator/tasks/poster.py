@@ -439,6 +439,7 @@ def run_poster(
             run = None
             if warmup is not None:
                 from evaluator.tracking.mlflow_run import artifact_list, record_evaluation
+                from evaluator.tracking.record_later import table_files_of
 
                 warmup.wait()
                 record = poster_record(
@@ -451,7 +452,15 @@ def run_poster(
                     late.extend(visual_files())
                     return artifact_list(late, output_dir)
 
-                run = record_evaluation(cfg, label, record, parent_run_id, late_artifacts)
+                run = record_evaluation(
+                    cfg,
+                    label,
+                    record,
+                    parent_run_id,
+                    late_artifacts,
+                    output_dir=output_dir,
+                    table_files=table_files_of(record),
+                )
                 written += late
             else:
                 written += visual_files()

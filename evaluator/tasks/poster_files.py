@@ -133,7 +133,7 @@ def params_of(cfg: DictConfig, scored: Scored) -> dict[str, str]:
 
 def dataset_of(scored: Scored, digest: str, n_frames: int) -> Any:
     """The eligible expert set as an MLflow dataset: source, digest, schema; no rows copied."""
-    from evaluator.tracking.datasets import file_dataset
+    from evaluator.tracking.datasets import FileDataset
 
     columns = [("video_id", "string"), ("timestamp", "double")]
     if scored.embedding_dim is not None:
@@ -145,7 +145,7 @@ def dataset_of(scored: Scored, digest: str, n_frames: int) -> Any:
     )
     path = scored.experts.path
     name = f"{path.stem} ({n_frames} eligible expert frames)"
-    return file_dataset(path, name, digest, columns, spark_location=scored.experts.location)
+    return FileDataset.describe(path, name, digest, columns, spark_location=scored.experts.location)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,3 +60,46 @@ def file_dataset(
         digest=digest[:32],
         schema=Schema(specs),
     )
+
+
+@dataclass(frozen=True)
+class FileDataset:
+    """What `file_dataset` needs, as plain values (it can be saved and rebuilt later).
+
+    Attributes:
+        path: the evaluation set's file (absolute).
+        name: the dataset name shown in the UI.
+        digest: the content digest.
+        columns: (name, MLflow type) pairs of the schema.
+        spark_location: what Spark read (engine=spark), the dataset's source; None for a file.
+    """
+
+    path: str
+    name: str
+    digest: str
+    columns: tuple[tuple[str, str], ...]
+    spark_location: str | None = None
+
+    @classmethod
+    def describe(
+        cls,
+        path: Path,
+        name: str,
+        digest: str,
+        columns: Sequence[tuple[str, str]],
+        *,
+        spark_location: str | None = None,
+    ) -> FileDataset:
+        """The description of a file (its path resolved) or of what Spark read."""
+        cols = tuple((str(c), str(t)) for c, t in columns)
+        return cls(str(path.resolve()), name, digest, cols, spark_location)
+
+    def to_mlflow(self) -> Any:
+        """The MLflow `MetaDataset` (imports MLflow)."""
+        return file_dataset(
+            Path(self.path),
+            self.name,
+            self.digest,
+            self.columns,
+            spark_location=self.spark_location,
+        )

@@ -68,9 +68,6 @@ def create_evaluation_model(
     The model gets an ``MLmodel`` file marking it external (what ``mlflow.create_external_model``
     writes), so it can be registered as it is; the run lists it as its output (step 0).
     """
-    from mlflow.entities import LoggedModelOutput
-    from mlflow.models.utils import get_external_mlflow_model_spec
-
     model = client.create_logged_model(
         experiment_id,
         name=spec.name,
@@ -78,6 +75,15 @@ def create_evaluation_model(
         tags={**spec.tags, EXTERNAL_TAG: "true"},
         params=spec.params or None,
     )
+    return finish_evaluation_model(client, model, run_id)
+
+
+def finish_evaluation_model(client: MlflowClient, model: Any, run_id: str) -> str:
+    """Write the external ``MLmodel`` of ``model``, mark it READY and list it as the run's
+    output; returns its id (also completes a model whose creation was cut off)."""
+    from mlflow.entities import LoggedModelOutput
+    from mlflow.models.utils import get_external_mlflow_model_spec
+
     with tempfile.TemporaryDirectory() as tmp:
         get_external_mlflow_model_spec(model).save(str(Path(tmp) / "MLmodel"))
         client.log_model_artifacts(model.model_id, tmp)

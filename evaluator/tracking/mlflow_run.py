@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 import mlflow
 import pandas as pd
@@ -24,22 +23,19 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import TrackingError
+from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.logged_models import (
     LoggedModelSpec,
     create_evaluation_model,
     evaluation_model_spec,
 )
+from evaluator.tracking.reachability import sqlite_path, ui_hint
+from evaluator.tracking.record_later import Destination, save_record, with_record_id
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_PARAM_LENGTH = 6000
-
-
-def sqlite_path(uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URI (relative to the working directory), or None."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    return Path(uri[len("sqlite:///") :])
+__all__ = ["ui_hint"]  # re-exported: where a run can be viewed
 
 
 def default_artifact_location(uri: str) -> str | None:
@@ -55,14 +51,6 @@ def default_artifact_location(uri: str) -> str | None:
     return (db.resolve().parent / "mlartifacts").as_uri()
 
 
-def ui_hint(uri: str, experiment_id: str, run_id: str) -> str:
-    """How to look at a run: the `mlflow ui` command for a local store, the URL for a server."""
-    path = f"#/experiments/{experiment_id}/runs/{run_id}"
-    if urlparse(uri).scheme in ("http", "https"):
-        return f"{uri.rstrip('/')}/{path}"
-    return f"mlflow ui --backend-store-uri {uri}   then open http://127.0.0.1:5000/{path}"
-
-
 @dataclass
 class RunRecord:
     """Everything one run records.
@@ -74,7 +62,7 @@ class RunRecord:
         stepped: metric name -> [(step, value)] (curves such as ``recall_at_k``).
         artifacts: (local file, artifact folder or None for the root) to log.
         tables: artifact file name -> frame, logged with ``mlflow.log_table``.
-        dataset: an MLflow dataset to record as the run's input, or None.
+        dataset: the run's input dataset: a `FileDataset`, an MLflow dataset, or None.
         logged_model: the LoggedModel to create for the run (its metrics are linked to it
             and to ``dataset``), or None.
     """
@@ -98,7 +86,8 @@ def artifact_list(files: Sequence[Path], root: Path) -> list[tuple[Path, str | N
     return out
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    """``items`` in consecutive slices of at most ``size`` (MLflow's batch limits)."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -225,7 +214,7 @@ def log_record(
     dataset (name and digest), as the experiment's Models tab shows them.
     """
     params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in record.params.items()]
-    for chunk in _chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
+    for chunk in chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, params=chunk)
     now = int(time.time() * 1000)
     link: dict[str, Any] = {}
@@ -233,26 +222,34 @@ def log_record(
         link["model_id"] = model_id
         if record.dataset is not None:
             link["dataset_name"] = record.dataset.name  # type: ignore[attr-defined]
-            link["dataset_digest"] = record.dataset.digest  # type: ignore[attr-defined]
+            link["dataset_digest"] = record.dataset.digest[:32]  # type: ignore[attr-defined]
     metrics = [Metric(k, float(v), now, 0, **link) for k, v in record.metrics.items()]
     for name, points in record.stepped.items():
         metrics.extend(Metric(name, float(v), now, int(step), **link) for step, v in points)
-    for chunk in _chunks(metrics, MAX_METRICS_PER_BATCH):
+    for chunk in chunks(metrics, MAX_METRICS_PER_BATCH):
         client.log_batch(run_id, metrics=chunk)
     for local, folder in record.artifacts:
         client.log_artifact(run_id, str(local), folder)
-    if record.tables:
-        with _tracking_uri(tracking_uri):
-            for artifact_file, frame in record.tables.items():
-                mlflow.log_table(data=frame, artifact_file=artifact_file, run_id=run_id)
+    log_tables(tracking_uri, run_id, record.tables)
     if record.dataset is not None:
         log_dataset(client, run_id, record.dataset)
+
+
+def log_tables(tracking_uri: str, run_id: str, tables: Mapping[str, pd.DataFrame]) -> None:
+    """Log frames with ``mlflow.log_table`` (the UI's table view) into an existing run."""
+    if not tables:
+        return
+    with _tracking_uri(tracking_uri):
+        for artifact_file, frame in tables.items():
+            mlflow.log_table(data=frame, artifact_file=artifact_file, run_id=run_id)
 
 
 def log_dataset(client: MlflowClient, run_id: str, dataset: object) -> None:
     """Record an MLflow dataset as the run's evaluation input (metadata only, no rows)."""
     from mlflow.entities import DatasetInput, InputTag
 
+    if isinstance(dataset, FileDataset):
+        dataset = dataset.to_mlflow()
     entity = dataset._to_mlflow_entity()  # type: ignore[attr-defined]
     client.log_inputs(
         run_id,
@@ -279,7 +276,7 @@ def set_tags(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     """Set tags on an existing run in one batched call."""
     client = MlflowClient(tracking_uri=tracking_uri)
     items = [RunTag(k, str(v)) for k, v in tags.items()]
-    for chunk in _chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
+    for chunk in chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
         client.log_batch(run_id, tags=chunk)
 
 
@@ -295,7 +292,7 @@ def record_into_run(tracking_uri: str, run_id: str, record: RunRecord) -> None:
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
-        for chunk in _chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
+        for chunk in chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
             client.log_batch(run_id, tags=chunk)
         log_record(client, run_id, record, tracking_uri)
     except Exception as exc:
@@ -338,24 +335,74 @@ def record_evaluation(
     record: RunRecord,
     parent_run_id: str | None = None,
     late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
+    *,
+    output_dir: Path | None = None,
+    table_files: Mapping[str, str] | None = None,
 ) -> RecordedRun:
     """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``.
 
     An evaluation of a named model (``model.name``) also creates its LoggedModel
     (`evaluator.tracking.logged_models`), so the Models tab lists the version.
+
+    With ``output_dir``, ``record.json`` is first saved there (see
+    `evaluator.tracking.record_later`): when the store goes away before the run is finished,
+    ``video-eval-record OUTPUT_DIR`` records the same run later. The files ``late_artifacts``
+    returns are added to it as soon as they are known, also when the store failed first.
+
+    Args:
+        cfg: the composed config (its ``mlflow`` and ``model`` groups).
+        run_name: the run's display name.
+        record: what to record.
+        parent_run_id: the parent run (multirun), or None.
+        late_artifacts: see `record_run`.
+        output_dir: the folder of the result files the record's artifacts name.
+        table_files: table artifact name -> parquet file in ``output_dir`` with the same frame.
+
+    Raises:
+        TrackingError: as `record_run`.
     """
     if record.logged_model is None:
         spec = evaluation_model_spec(cfg.model.name, record.tags, record.params)
         record = dataclasses.replace(record, logged_model=spec)
-    return record_run(
-        late_artifacts=late_artifacts,
-        tracking_uri=str(cfg.mlflow.tracking_uri),
-        experiment=str(cfg.mlflow.experiment),
-        run_name=run_name,
-        record=record,
-        artifact_location=cfg.mlflow.artifact_location,
-        parent_run_id=parent_run_id,
+    destination = Destination(
+        str(cfg.mlflow.tracking_uri),
+        str(cfg.mlflow.experiment),
+        cfg.mlflow.artifact_location,
+        run_name,
+        parent_run_id,
     )
+    late = late_artifacts
+    got: list[tuple[Path, str | None]] | None = None
+    if output_dir is not None:
+        record, _ = with_record_id(record)
+        tables = dict(table_files or {})
+        save_record(output_dir, record, destination, tables)
+        if late_artifacts is not None:
+
+            def late() -> Sequence[tuple[Path, str | None]]:
+                nonlocal got
+                got = list(late_artifacts())
+                everything = dataclasses.replace(record, artifacts=[*record.artifacts, *got])
+                save_record(output_dir, everything, destination, tables)
+                return got
+
+    try:
+        return record_run(
+            late_artifacts=late,
+            tracking_uri=destination.tracking_uri,
+            experiment=destination.experiment,
+            run_name=run_name,
+            record=record,
+            artifact_location=destination.artifact_location,
+            parent_run_id=parent_run_id,
+        )
+    except TrackingError:
+        if late is not late_artifacts and got is None:
+            # The store failed before the drawn files were listed: list them now (local work)
+            # so that `video-eval-record` records them too.
+            with contextlib.suppress(Exception):
+                late()  # type: ignore[misc]
+        raise
 
 
 def warm_store(tracking_uri: str) -> Callable[[], None]:

@@ -1,0 +1,293 @@
+"""Every config value with a meaningful range, checked once at the command-line edge.
+
+Each command calls its check (`check_evaluate_config`, `check_compare_config`,
+`check_promote_config`) right after Hydra composed the config and before anything heavy is
+imported (MLflow, torch, matplotlib, pyarrow), so a bad value or a misspelt path is refused
+within a fraction of a second. A refusal is an `InputError` naming the key, the value and the
+allowed range; the command exits with status 2.
+
+Hydra's schemas (`evaluator.config`) already refuse unknown keys and values of the wrong type;
+these checks add the ranges the types cannot express.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from evaluator.errors import InputError
+from evaluator.io.paths import check_input_path
+
+TASKS = ("poster", "episode")
+_ABSENT = object()
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The allowed range of one config key.
+
+    Attributes:
+        key: the dotted config key.
+        allowed: the range in words, as the message states it ("an integer >= 1").
+        ok: whether a (numeric) value lies in the range.
+        nullable: null is allowed (it switches the feature off).
+        each: the value is a list; every item must lie in the range.
+        integer: the value must be a whole number.
+    """
+
+    key: str
+    allowed: str
+    ok: Callable[[float], bool]
+    nullable: bool = False
+    each: bool = False
+    integer: bool = False
+
+
+def _at_least(low: float) -> Callable[[float], bool]:
+    return lambda v: math.isfinite(v) and v >= low
+
+
+def _within(low: float, high: float, *, open_low: bool, open_high: bool) -> Callable[[float], bool]:
+    def ok(v: float) -> bool:
+        above = v > low if open_low else v >= low
+        below = v < high if open_high else v <= high
+        return above and below
+
+    return ok
+
+
+def _int_at_least(key: str, low: int, meaning: str) -> Bound:
+    return Bound(key, f"an integer >= {low} ({meaning})", _at_least(low), integer=True)
+
+
+def _bootstrap(prefix: str, min_resamples: int) -> list[Bound]:
+    resamples = "0 = no intervals" if min_resamples == 0 else "bootstrap resamples"
+    return [
+        _int_at_least(f"{prefix}.n_resamples", min_resamples, resamples),
+        Bound(
+            f"{prefix}.confidence",
+            "a number in (0, 1) (the interval's coverage, e.g. 0.95)",
+            _within(0.0, 1.0, open_low=True, open_high=True),
+        ),
+        _int_at_least(f"{prefix}.seed", 0, "the resampling seed"),
+    ]
+
+
+COSINE = "a number in [-1, 1] (cosine similarity)"
+
+EVALUATE_BOUNDS: tuple[Bound, ...] = (
+    Bound("matching.time_tolerance_s", "a finite number >= 0 (seconds)", _at_least(0.0)),
+    Bound(
+        "matching.min_cosine",
+        COSINE + ", or null for time-only matching",
+        _within(-1.0, 1.0, open_low=False, open_high=False),
+        nullable=True,
+    ),
+    _int_at_least("metrics.min_expert_frames", 1, "expert frames a video needs to be evaluated"),
+    _int_at_least("metrics.k_max", 1, "the largest cut-off k"),
+    *_bootstrap("metrics.bootstrap", 0),
+    Bound(
+        "sweep.time_tolerances_s",
+        "a list of finite numbers >= 0 (seconds)",
+        _at_least(0.0),
+        each=True,
+    ),
+    Bound(
+        "sweep.min_cosines",
+        "a list of numbers in [-1, 1] (cosine similarity)",
+        _within(-1.0, 1.0, open_low=False, open_high=False),
+        each=True,
+    ),
+    _int_at_least("embedder.batch_size", 1, "images per forward pass"),
+    _int_at_least("embedder.num_workers", 0, "data-loading worker processes"),
+    _int_at_least("embedder.image_size", 16, "crop size in pixels"),
+    _int_at_least("engine.memory_budget_mb", 1, "megabytes of working set"),
+    Bound(
+        "episode.confidence_threshold",
+        "a number in [0, 1] (confidences are)",
+        _within(0.0, 1.0, open_low=False, open_high=False),
+    ),
+    Bound(
+        "episode.target_accuracy",
+        "a number in (0, 1] (the accuracy the automation must reach)",
+        _within(0.0, 1.0, open_low=True, open_high=False),
+    ),
+    *_bootstrap("episode.bootstrap", 1),
+    _int_at_least("report.page_size", 1, "videos per gallery page"),
+    _int_at_least("report.thumbnail_px", 0, "thumbnail height in pixels; 0 = timelines only"),
+    _int_at_least("report.max_thumbnail_videos", 0, "videos that get thumbnails"),
+    Bound(
+        "report.max_gallery_videos",
+        "an integer >= 0 (videos in the report's gallery), or null for all",
+        _at_least(0),
+        nullable=True,
+        integer=True,
+    ),
+    _int_at_least("slices.min_videos", 1, "videos a slice needs to be gated"),
+)
+
+
+def _slice_gate(prefix: str) -> list[Bound]:
+    return [
+        Bound(
+            f"{prefix}.alpha",
+            "a number in (0, 1) (the error rate after adjustment), or null",
+            _within(0.0, 1.0, open_low=True, open_high=True),
+            nullable=True,
+        ),
+        Bound(
+            f"{prefix}.min_videos",
+            "an integer >= 1 (the smallest slice tested), or null",
+            _at_least(1),
+            nullable=True,
+            integer=True,
+        ),
+    ]
+
+
+COMPARE_BOUNDS: tuple[Bound, ...] = (*_bootstrap("bootstrap", 1), *_slice_gate("slices"))
+
+PROMOTE_BOUNDS: tuple[Bound, ...] = (
+    *COMPARE_BOUNDS,
+    Bound(
+        "promote.alpha",
+        "a number in (0, 1) (the one-sided error rate of the lower bound)",
+        _within(0.0, 1.0, open_low=True, open_high=True),
+    ),
+    Bound("promote.min_delta", "a finite number (the margin)", math.isfinite),
+    *_slice_gate("promote.slices"),
+)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _refuse(bound: Bound, shown: Any, where: str = "") -> InputError:
+    return InputError(
+        f"config: {bound.key}={shown}{where} is out of range; allowed: {bound.allowed}."
+    )
+
+
+def check_bounds(cfg: DictConfig, bounds: Iterable[Bound]) -> None:
+    """Refuse the first value outside its range.
+
+    Args:
+        cfg: the composed config (keys absent from it are skipped).
+        bounds: the ranges to check.
+
+    Raises:
+        InputError: ``config: KEY=VALUE is out of range; allowed: RANGE.``
+    """
+    for bound in bounds:
+        value = OmegaConf.select(cfg, bound.key, default=_ABSENT)
+        if value is _ABSENT or (value is None and bound.nullable):
+            continue
+        if bound.each:
+            items = list(value) if isinstance(value, ListConfig | list | tuple) else [value]
+            for i, item in enumerate(items):
+                if not _in_range(bound, item):
+                    raise _refuse(bound, items, f" (item {i + 1}: {item})")
+        elif not _in_range(bound, value):
+            raise _refuse(bound, "null" if value is None else value)
+
+
+def _in_range(bound: Bound, value: Any) -> bool:
+    number = _number(value)
+    if number is None:
+        return False
+    if bound.integer and not (math.isfinite(number) and number == int(number)):
+        return False
+    return bound.ok(number)
+
+
+def _mapping_values(cfg: DictConfig, key: str, allowed: str, ok: Callable[[float], bool]) -> None:
+    node = OmegaConf.select(cfg, key, default=None)
+    if node is None:
+        return
+    for name, value in node.items():
+        number = _number(value)
+        if number is None or not ok(number):
+            raise InputError(f"config: {key}.{name}={value} is out of range; allowed: {allowed}.")
+
+
+def required_path(cfg: DictConfig, key: str, what: str) -> None:
+    """The input table a config key names, refused when missing or not a table.
+
+    Args:
+        cfg: the composed config.
+        key: the dotted key (``data.experts``).
+        what: what the file holds, for the message when the key is not set.
+
+    Raises:
+        InputError: the key is not set, or the path is not an existing .parquet, .csv or
+            .jsonl file, a directory of part files or a glob that matches (with
+            ``engine=spark`` any URI or ``table:NAME`` is left to Spark).
+    """
+    value = OmegaConf.select(cfg, key, default=None)
+    if not value:
+        raise InputError(f"config: {key} is required: pass {key}=PATH ({what}).")
+    spark = str(OmegaConf.select(cfg, "engine.name", default="local")) == "spark"
+    check_input_path(str(value), spark=spark)
+
+
+POSTER_FILE = "a .parquet, .csv or .jsonl file, a directory of part files or a glob"
+EPISODE_FILE = (
+    "a .parquet, .csv or .jsonl file with video_id, metadata_episode, predicted_episode, "
+    "confidence, true_episode"
+)
+
+
+def check_evaluate_config(cfg: DictConfig) -> None:
+    """``video-eval``: the task, every ranged value, and the input paths.
+
+    Raises:
+        InputError: the first problem found.
+    """
+    task = str(OmegaConf.select(cfg, "task.name", default="poster"))
+    if task not in TASKS:
+        raise InputError(f"config: task={task} is not available; use task=poster or task=episode.")
+    check_bounds(cfg, EVALUATE_BOUNDS)
+    if task == "poster":
+        required_path(cfg, "data.experts", POSTER_FILE)
+        required_path(cfg, "data.predictions", POSTER_FILE)
+        root = OmegaConf.select(cfg, "data.image_root", default=None)
+        if root and not Path(str(root)).is_dir():
+            raise InputError(
+                f"config: data.image_root={root} is not a folder (looked in "
+                f"{Path(str(root)).resolve().parent}); image paths are resolved inside it."
+            )
+    else:
+        required_path(cfg, "data.episodes", f"{EPISODE_FILE}; required for task=episode")
+
+
+def check_compare_config(cfg: DictConfig) -> None:
+    """``video-eval-compare``: the bootstrap settings.
+
+    Raises:
+        InputError: a value outside its range.
+    """
+    check_bounds(cfg, COMPARE_BOUNDS)
+
+
+def check_promote_config(cfg: DictConfig) -> None:
+    """``video-eval-promote``: the bootstrap settings, alpha, the margin, guardrails, floors.
+
+    Raises:
+        InputError: a value outside its range.
+    """
+    check_bounds(cfg, PROMOTE_BOUNDS)
+    _mapping_values(
+        cfg,
+        "promote.guardrails",
+        "a finite drop >= 0 (the most the metric may fall)",
+        _at_least(0.0),
+    )
+    _mapping_values(cfg, "promote.floors", "a finite number", math.isfinite)
