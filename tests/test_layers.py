@@ -2,8 +2,8 @@
 
 Layers, lowest first (a module may import its own layer and the ones below):
 errors, core -> embed -> io -> report -> tracking -> engines -> tasks -> decisions ->
-integrations -> cli. ``config`` (the Hydra schemas), ``config_checks`` (the ranges checked before any heavy
-import) and ``demo`` (demo data) sit beside them.
+integrations -> cli. ``config`` (the Hydra schemas), ``config_checks`` (the ranges checked
+before any heavy import) and ``demo`` (demo data) sit beside them.
 """
 
 from __future__ import annotations
