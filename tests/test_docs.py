@@ -3,11 +3,16 @@
 - every relative link and image in README.md and docs/*.md points at a file of the repository
   (and a ``#anchor`` at a heading of the target, by GitHub's slug rules); a link that leaves
   the repository fails;
-- every command line of ``video-eval`` / ``video-eval-compare`` / ``video-eval-promote`` in a
-  fenced code block has its overrides composed with Hydra's compose API, so a misspelt or
-  removed key fails here, not in a user's terminal;
-- every leaf key of the three composed default configs is named in docs/configuration.md, in
-  the section of its command, so a new key cannot go undocumented.
+- every command line of ``video-eval`` / ``video-eval-compare`` / ``video-eval-promote`` /
+  ``video-eval-register`` in a fenced code block (also ``python -m evaluator ...`` and
+  ``spark-submit ... SCRIPT.py ...``, whose script runs ``video-eval``) has its overrides
+  composed with Hydra's compose API, so a misspelt or removed key fails here, not in a user's
+  terminal; a line that shows an error on purpose says so with a ``# fails`` comment and must
+  then fail to compose;
+- README.md starts with exactly the two commands ``make demo`` and ``make test``;
+- every leaf key of the composed default configs is named in docs/configuration.md, in the
+  section of its command, so a new key cannot go undocumented; and every ``| key | default |``
+  table row there states the composed default, so a changed default cannot go unnoticed.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from evaluator.config import register_configs
 
@@ -38,6 +45,7 @@ COMMAND_CONFIGS = {
     "video-eval": "evaluate",
     "video-eval-compare": "compare",
     "video-eval-promote": "promote",
+    "video-eval-register": "register",
 }
 # Hydra flags that take a value (the value is not an override).
 FLAGS_WITH_VALUE = {
@@ -53,9 +61,13 @@ FLAGS_WITH_VALUE = {
     "-cd",
     "--experimental-rerun",
 }
+# What composing a bad override raises (an unknown key, a bad value, an unknown group option).
+COMPOSE_ERRORS = (HydraException, OmegaConfBaseException)
 INFO_VALUES = {"all", "config", "defaults", "defaults-tree", "plugins", "searchpath"}
 SHELL_OPERATORS = {"|", "||", "&&", ";", "&", ">", ">>", "2>", "2>&1", "<"}
 PROGRAM = re.compile(r"video-eval(?:-[a-z]+)*")
+# A documented command line that must fail to compose (an error shown on purpose).
+EXPECT_FAILURE = re.compile(r"#\s*fails\b")
 
 
 def _rel(path: Path) -> str:
@@ -230,6 +242,7 @@ class Command:
     line: int
     program: str
     overrides: tuple[str, ...]
+    expect_failure: bool = False
 
     @property
     def id(self) -> str:
@@ -245,6 +258,13 @@ def parse_command(tokens: list[str]) -> tuple[str, list[str]] | None:
             break
         if re.fullmatch(r"python[0-9.]*", name) and tokens[i + 1 : i + 3] == ["-m", "evaluator"]:
             program, rest = "video-eval", tokens[i + 3 :]
+            break
+        if name == "spark-submit":
+            # spark-submit [its options] SCRIPT.py OVERRIDES: the docs' scripts run video-eval.
+            scripts = [j for j in range(i + 1, len(tokens)) if tokens[j].endswith(".py")]
+            if not scripts:
+                return None
+            program, rest = "video-eval", tokens[scripts[0] + 1 :]
             break
     else:
         return None
@@ -285,7 +305,8 @@ def _commands() -> list[Command]:
                     tokens = []
                 parsed = parse_command(tokens)
                 if parsed:
-                    out.append(Command(doc, first, parsed[0], tuple(parsed[1])))
+                    fails = bool(EXPECT_FAILURE.search(logical))
+                    out.append(Command(doc, first, parsed[0], tuple(parsed[1]), fails))
                 logical, first = "", None
     return out
 
@@ -293,7 +314,8 @@ def _commands() -> list[Command]:
 def _first_of_sweeps(overrides: tuple[str, ...]) -> list[str]:
     """Multirun lists (a,b,c) and other sweeps replaced by their first value."""
     out = []
-    for text, override in zip(overrides, OverridesParser.create().parse_overrides(list(overrides))):
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    for text, override in zip(overrides, parsed, strict=True):
         if override.is_sweep_override():
             value = next(iter(override.sweep_string_iterator()))
             text = f"{override.get_key_element()}={value}"
@@ -324,6 +346,10 @@ def test_documented_command_composes(command: Command) -> None:
         f"{command.id}: {command.program} is a console script but test_docs.COMMAND_CONFIGS "
         "does not name its config"
     )
+    if command.expect_failure:
+        with pytest.raises(COMPOSE_ERRORS):
+            compose_command(command.program, command.overrides)
+        return
     compose_command(command.program, command.overrides)
 
 
@@ -340,8 +366,10 @@ def test_command_helper_rejects_misspelt_key() -> None:
         compose_command("video-eval", ["matching.time_tolerence_s=1.0"])
     with pytest.raises(Exception, match="min_detla"):
         compose_command("video-eval-promote", ["promote.min_detla=0.01"])
-    with pytest.raises(Exception):
+    with pytest.raises(COMPOSE_ERRORS):
         compose_command("video-eval-compare", ["candidate=a", "allow_mismatch=maybe"])
+    with pytest.raises(COMPOSE_ERRORS):
+        compose_command("video-eval", ["engine=sprak"])
 
 
 def test_command_parser() -> None:
@@ -356,6 +384,27 @@ def test_command_parser() -> None:
         ["~promote.guardrails.x"],
     )
     assert parse_command(shlex.split("mlflow ui --backend-store-uri sqlite:///mlflow.db")) is None
+    line = "spark-submit --master yarn --conf spark.x=1 job.py engine=spark d=1 2>&1"
+    assert parse_command(shlex.split(line)) == ("video-eval", ["engine=spark", "d=1"])
+    assert parse_command(shlex.split("spark-submit app.jar")) is None
+
+
+def test_documented_failures_are_marked() -> None:
+    """The parser sees the ``# fails`` marker, and such a line really fails to compose."""
+    marked = [c for c in COMMANDS if c.expect_failure]
+    assert marked, "docs/configuration.md shows a misspelt key marked '# fails'"
+    for command in marked:
+        with pytest.raises(COMPOSE_ERRORS):
+            compose_command(command.program, command.overrides)
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    """The README's first code block holds exactly `make demo` and `make test`."""
+    start, lines = next(_code_blocks(ROOT / "README.md"))
+    commands = [shlex.split(line, comments=True) for line in lines]
+    assert [c for c in commands if c] == [["make", "demo"], ["make", "test"]], (
+        f"README.md:{start}: the first code block must be exactly `make demo` and `make test`"
+    )
 
 
 # ------------------------------------------------------------------------ documented config keys
@@ -407,8 +456,60 @@ def test_leaf_keys_treat_mappings_as_leaves() -> None:
 def test_every_config_key_is_documented(program: str) -> None:
     section = _section_of(program)
     keys = leaf_keys(compose_command(program, []))
-    assert len(keys) > 5
+    assert len(keys) >= 4
     missing = [k for k in keys if f"`{k}`" not in section and f"`{k}=" not in section]
     assert not missing, (
         f"keys of `{program}` not documented in its section of docs/configuration.md: {missing}"
     )
+
+
+def yaml_text(value: Any) -> str:
+    """A config value as the docs write it: null, true, 3.0, [0.0, 0.5], {recall_at_1: 0.02}."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return "[" + ", ".join(yaml_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {yaml_text(v)}" for k, v in value.items()) + "}"
+    return str(value)
+
+
+DEFAULT_ROW = re.compile(r"^\|\s*`([^`]+)`\s*\|\s*`([^`]*)`\s*\|")
+
+
+def documented_defaults(section: str) -> list[tuple[str, str]]:
+    """(key, default) of the rows of the section's ``| key | default | ... |`` tables."""
+    out, in_table = [], False
+    for line in section.splitlines():
+        if re.match(r"^\|\s*key\s*\|\s*default\s*\|", line):
+            in_table = True
+            continue
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        m = DEFAULT_ROW.match(line)
+        if in_table and m:
+            out.append((m.group(1), m.group(2)))
+    return out
+
+
+def test_yaml_text() -> None:
+    assert yaml_text({"a": 0.02, "b": [1.0, None, True]}) == "{a: 0.02, b: [1.0, null, true]}"
+
+
+@pytest.mark.parametrize("program", sorted(COMMAND_CONFIGS))
+def test_documented_defaults_are_the_composed_ones(program: str) -> None:
+    rows = documented_defaults(_section_of(program))
+    assert rows, f"no '| key | default |' table in the `{program}` section"
+    raw = OmegaConf.to_container(compose_command(program, []), resolve=False)
+    wrong = []
+    for key, documented in rows:
+        node: Any = raw
+        for part in key.split("."):
+            assert isinstance(node, dict) and part in node, f"`{program}`: no key {key}"
+            node = node[part]
+        if yaml_text(node) != documented:
+            wrong.append(f"{key}: documented `{documented}`, composed `{yaml_text(node)}`")
+    assert not wrong, f"docs/configuration.md, `{program}`: wrong defaults: {wrong}"
