@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import shlex
 import tomllib
@@ -351,6 +352,66 @@ def test_documented_command_composes(command: Command) -> None:
             compose_command(command.program, command.overrides)
         return
     compose_command(command.program, command.overrides)
+
+
+@dataclass(frozen=True)
+class PythonCompose:
+    source: Path
+    line: int
+    config_name: str
+    overrides: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{_rel(self.source)}:{self.line}"
+
+
+def python_composes(text: str) -> list[tuple[int, str, list[str]]]:
+    """(line, config_name, overrides) of every ``compose(config_name=..., overrides=[...])``
+    call with literal arguments in a Python snippet; [] when the text is not Python."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return []
+    out = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+        kwargs = {k.arg: k.value for k in node.keywords}
+        if name != "compose" or "config_name" not in kwargs:
+            continue
+        config = ast.literal_eval(kwargs["config_name"])
+        overrides = ast.literal_eval(kwargs["overrides"]) if "overrides" in kwargs else []
+        out.append((node.lineno, str(config), [str(o) for o in overrides]))
+    return out
+
+
+def _python_composes() -> list[PythonCompose]:
+    out = []
+    for doc in DOCS:
+        for start, lines in _code_blocks(doc):
+            for line, config, overrides in python_composes("\n".join(lines)):
+                out.append(PythonCompose(doc, start + line - 1, config, tuple(overrides)))
+    return out
+
+
+PYTHON_COMPOSES = _python_composes()
+
+
+@pytest.mark.parametrize("call", PYTHON_COMPOSES, ids=[c.id for c in PYTHON_COMPOSES])
+def test_documented_python_compose_composes(call: PythonCompose) -> None:
+    programs = [p for p, name in COMMAND_CONFIGS.items() if name == call.config_name]
+    assert programs, f"{call.id}: compose(config_name={call.config_name!r}) is no known config"
+    compose_command(programs[0], call.overrides)
+
+
+def test_python_compose_finder() -> None:
+    text = 'cfg = compose(config_name="evaluate", overrides=["engine=spark", "a.b=1"])'
+    assert python_composes(text) == [(1, "evaluate", ["engine=spark", "a.b=1"])]
+    assert python_composes("make demo    # not python") == []
+    assert PYTHON_COMPOSES, "docs/engines.md shows the Python API's compose call"
 
 
 def test_every_program_is_documented() -> None:
