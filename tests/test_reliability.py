@@ -24,6 +24,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from evaluator.errors import InputError
 from tests.conftest import _free_port, run_cli
 
 BIN = Path(sys.executable).parent
@@ -314,3 +315,71 @@ def test_record_later_refuses_bad_arguments_with_exit_2(
     proc = _script("video-eval-record", args, tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- the fault table
+
+
+def test_a_missing_sqlite_store_folder_is_refused_before_the_work(
+    demo_files, tmp_path: Path
+) -> None:
+    proc = run_cli(
+        [
+            f"data.experts={demo_files['experts']}",
+            f"data.predictions={demo_files['baseline']}",
+            f"mlflow.tracking_uri=sqlite:///{tmp_path / 'nowhere' / 'mlflow.db'}",
+            "hydra.run.dir=out",
+        ],
+        tmp_path,
+    )
+    assert proc.returncode == 3, proc.stderr
+    assert "does not exist" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_a_full_disk_in_the_output_folder_leaves_nothing_half_written(tmp_path: Path) -> None:
+    import errno
+
+    from evaluator.io.outputs import write_all, write_json
+
+    def full(path: Path) -> None:
+        path.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="cannot write the results there") as refused:
+        write_all(out, {"summary.json": write_json({"a": 1}), "match_table.parquet": full})
+    assert "No space left on device" in str(refused.value)
+    assert not (out / "summary.json").exists() and not (out / "match_table.parquet").exists()
+
+
+def test_an_image_path_that_leaves_the_image_root_names_column_and_row(tmp_path: Path) -> None:
+    from evaluator.io.images import frame_refs
+
+    frame = pd.DataFrame({"image": ["a/1.jpg", "b/2.jpg", "../../etc/passwd"]})
+    with pytest.raises(InputError, match="leaves the image root") as refused:
+        frame_refs(tmp_path / "experts.parquet", frame, tmp_path)
+    assert "'image'" in str(refused.value) and "row 3" in str(refused.value)
+
+
+def test_ctrl_c_while_recording_marks_the_run_failed(tmp_path: Path) -> None:
+    from evaluator.tracking.mlflow_run import RunRecord, record_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def interrupted() -> list:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        record_run(
+            tracking_uri=uri,
+            experiment="ctrl-c",
+            run_name="r",
+            record=RunRecord(metrics={"m": 1.0}),
+            artifact_location=(tmp_path / "art").as_uri(),
+            late_artifacts=interrupted,
+        )
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("ctrl-c").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["evaluator.error"].startswith("KeyboardInterrupt")
