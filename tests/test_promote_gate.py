@@ -350,7 +350,9 @@ def test_exit_codes_of_the_commands(store, tmp_path: Path) -> None:
     assert mismatch.returncode == 2 and "different expert sets" in mismatch.stderr
     alias = run("video-eval-promote", f"model.name={NAME}", "model.version=2", "promote.alpha=2")
     assert alias.returncode == 2
-    assert alias.stderr.startswith("video-eval-promote: error: config: promote.alpha must be in")
+    assert alias.stderr.startswith(
+            "video-eval-promote: error: config: promote.alpha=2.0 is out of range; allowed:"
+        )
     promoted = run("video-eval-promote", f"model.name={NAME}", "model.version=2")
     assert promoted.returncode == 0, promoted.stderr
     assert "dry run: no alias moved" in promoted.stdout
