@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.request
 from pathlib import Path
@@ -139,3 +140,42 @@ def test_mlflow_ui_shows_the_report_artifact(mlflow_ui, evaluated) -> None:
     )
     assert "report.html" in dom
     assert "mlflow-html-iframe" in dom
+
+
+@pytest.fixture(scope="module")
+def named_versions(demo_files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory):
+    """poster-ranker v1 (baseline) and v2 (candidate) evaluated into one sqlite store."""
+    root = tmp_path_factory.mktemp("models-tab")
+    runs = {}
+    for version, model in ((1, "baseline"), (2, "candidate")):
+        cfg = compose_config(
+            [
+                f"data.experts={demo_files['experts']}",
+                f"data.predictions={demo_files[model]}",
+                f"mlflow.tracking_uri=sqlite:///{root / 'mlflow.db'}",
+                "model.name=poster-ranker",
+                f"model.version={version}",
+                "plots=false",
+                "report.html=false",
+            ]
+        )
+        runs[version] = run_poster(cfg, root / model).run
+    with mlflow_process("ui", root / "mlflow.db", root, []) as url:
+        yield url, runs
+
+
+def test_models_tab_lists_both_versions_with_their_metrics(named_versions) -> None:
+    """The experiment's Models tab names each LoggedModel after model.name, not the flavour,
+    each beside its evaluation run (metric columns are one click away under "Columns"); with
+    VIDEO_EVAL_SNAPSHOTS=1 the page is saved as docs/images/mlflow_models_tab.png."""
+    url, runs = named_versions
+    exp_id = runs[1].experiment_id
+    shot = Path(__file__).resolve().parents[2] / "docs" / "images" / "mlflow_models_tab.png"
+    dom = rendered_dom(
+        f"{url}/#/experiments/{exp_id}/models",
+        selector="text=poster-ranker",
+        screenshot=shot if os.environ.get("VIDEO_EVAL_SNAPSHOTS") else None,
+    )
+    assert dom.count("poster-ranker") >= 2, "the Models tab does not list both versions"
+    assert "predictions_lookup" not in dom
+    assert "poster-ranker-v1" in dom and "poster-ranker-v2" in dom  # their source runs

@@ -133,3 +133,61 @@ def test_bad_input_names_the_column_and_leaves_nothing(spark, tmp_path: Path) ->
     p.drop(columns="embedding").to_parquet(pp, index=False)
     with pytest.raises(InputError, match=r"missing column 'embedding'"):
         run(ep, pp, tmp_path, "spark")
+
+
+def _catalog_parts(root: Path, n_videos: int, dim: int = 8, n_parts: int = 4) -> tuple[Path, Path]:
+    """Part directories as a Spark job writes them (``part-*.parquet`` and ``_SUCCESS``): every
+    video has 6 expert frames and 10 ranked predictions, half of them near an expert frame
+    with a close embedding; rows shuffled over the parts (a video's rows in several parts)."""
+    rng = np.random.default_rng(30)
+    ids = np.array([f"v{v:06d}" for v in range(n_videos)], dtype=object)
+    e_t = rng.integers(0, 1200, (n_videos, 6)) / 2
+    e_emb = rng.integers(-2, 3, (n_videos, 6, dim)).astype(np.float64)
+    pick = rng.integers(0, 6, (n_videos, 10))
+    near = rng.random((n_videos, 10)) < 0.5
+    p_t = np.where(
+        near,
+        np.take_along_axis(e_t, pick, 1) + rng.integers(-8, 9, (n_videos, 10)) / 2,
+        rng.integers(0, 1200, (n_videos, 10)) / 2,
+    ).clip(0)
+    p_emb = np.where(
+        near[..., None],
+        np.take_along_axis(e_emb, pick[..., None], 1) + rng.integers(-1, 2, (n_videos, 10, dim)),
+        rng.integers(-2, 3, (n_videos, 10, dim)),
+    ).astype(np.float64)
+    tables = {
+        "experts": pd.DataFrame(
+            {
+                "video_id": np.repeat(ids, 6),
+                "timestamp": e_t.ravel(),
+                "embedding": list(e_emb.reshape(-1, dim)),
+            }
+        ),
+        "predictions": pd.DataFrame(
+            {
+                "video_id": np.repeat(ids, 10),
+                "timestamp": p_t.ravel(),
+                "rank": np.tile(np.arange(1, 11), n_videos),
+                "embedding": list(p_emb.reshape(-1, dim)),
+            }
+        ),
+    }
+    for name, table in tables.items():
+        folder = root / name
+        folder.mkdir()
+        shuffled = table.sample(frac=1, random_state=len(name)).reset_index(drop=True)
+        for i, part in enumerate(np.array_split(shuffled, n_parts)):
+            part.to_parquet(folder / f"part-{i:05d}-x.snappy.parquet", index=False)
+        (folder / "_SUCCESS").touch()
+    return root / "experts", root / "predictions"
+
+
+@pytest.mark.slow
+def test_30k_videos_from_part_directories_equal_local(spark, tmp_path: Path) -> None:
+    experts, predictions = _catalog_parts(tmp_path, 30_000)
+    extra = ("plots=false", "report.html=false")
+    local = run(experts, predictions, tmp_path, "local", *extra)
+    spark_out = run(experts, predictions, tmp_path, "spark", *extra)
+    assert local.summary["metrics"]["n_videos_eligible"] == 30_000
+    assert 0.2 < local.summary["metrics"]["recall_at_10"] < 1.0  # hits and misses both
+    assert_same(local, spark_out)
