@@ -10,6 +10,7 @@ session is used as it is and left running; otherwise one is built from ``engine.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -40,6 +41,9 @@ DEFAULT_CONF = {
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
 }
+
+
+LOCAL_DRIVER_MEMORY = "4g"  # a local session's JVM heap unless engine.conf sets it
 
 
 class SparkJobError(InputError):
@@ -129,8 +133,12 @@ def session_conf(master: str, conf: Mapping[str, Any]) -> dict[str, str]:
     packages), unless ``spark.pyspark.python`` or ``PYSPARK_PYTHON`` says otherwise.
     """
     out = dict(DEFAULT_CONF)
-    if master.startswith("local") and not os.environ.get("PYSPARK_PYTHON"):
-        out["spark.pyspark.python"] = sys.executable
+    if master.startswith("local"):
+        # Executors run inside the driver's JVM on a local master; Spark's 1g default heap is
+        # too small for a few hundred thousand videos' outcomes (the JVM dies while collecting).
+        out["spark.driver.memory"] = LOCAL_DRIVER_MEMORY
+        if not os.environ.get("PYSPARK_PYTHON"):
+            out["spark.pyspark.python"] = sys.executable
     out.update({str(k): str(v) for k, v in conf.items()})
     return out
 
@@ -176,7 +184,10 @@ def spark_session(master: str, conf: Mapping[str, Any]) -> Iterator[SparkSession
     try:
         yield session
     finally:
-        session.stop()
+        # A JVM that died (out of memory) cannot be stopped cleanly; the job's own error,
+        # raised through here, is the one to report.
+        with contextlib.suppress(Exception):
+            session.stop()
 
 
 def first_line(exc: BaseException) -> str:
@@ -213,6 +224,11 @@ def job_error(exc: BaseException, what: str) -> InputError:
         root += (
             " (the executors cannot import the evaluator: install video-evaluator on the "
             "cluster, e.g. a Databricks cluster library or spark-submit --py-files)"
+        )
+    if "getResult" in text or "Answer from Java side is empty" in text:
+        root += (
+            " (the Spark JVM stopped while collecting the per-video outcomes, usually out of "
+            "memory: raise the driver's heap, e.g. '++engine.conf={spark.driver.memory: 8g}')"
         )
     where = stage.group(1) if stage else "the Spark job failed"
     return SparkJobError(f"engine=spark: {what}: {where}: {root}")

@@ -176,7 +176,9 @@ def _catalog_parts(root: Path, n_videos: int, dim: int = 8, n_parts: int = 4) ->
         folder = root / name
         folder.mkdir()
         shuffled = table.sample(frac=1, random_state=len(name)).reset_index(drop=True)
-        for i, part in enumerate(np.array_split(shuffled, n_parts)):
+        bounds = np.linspace(0, len(shuffled), n_parts + 1).astype(int)
+        for i in range(n_parts):
+            part = shuffled.iloc[bounds[i] : bounds[i + 1]]
             part.to_parquet(folder / f"part-{i:05d}-x.snappy.parquet", index=False)
         (folder / "_SUCCESS").touch()
     return root / "experts", root / "predictions"
