@@ -21,3 +21,43 @@ def test_a_jvm_that_died_while_collecting_says_to_raise_the_heap() -> None:
     message = str(job_error(exc, "scoring the videos"))
     assert message.startswith("engine=spark: scoring the videos: Job aborted due to stage failure")
     assert "in stage 22.0" in message and "spark.driver.memory" in message
+
+
+def _video_eval_spark(tmp_path, env: dict[str, str], prelude: str = "") -> tuple[int, str]:
+    """``video-eval engine=spark`` in a fresh process; (exit status, stderr)."""
+    import os
+    import subprocess
+    import sys
+
+    import pandas as pd
+
+    pd.DataFrame({"video_id": ["a"], "timestamp": [0.0]}).to_parquet(tmp_path / "e.parquet")
+    code = (
+        f"{prelude}\nimport sys\n"
+        "sys.argv = ['video-eval', 'engine=spark', 'data.experts=e.parquet',"
+        " 'data.predictions=e.parquet', 'matching.min_cosine=null',"
+        " 'mlflow.tracking_uri=sqlite:///mlflow.db', 'hydra.run.dir=out']\n"
+        "from evaluator.cli import main\nmain()\n"
+    )
+    full = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "JAVA_HOME")}
+    full.update(env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=full, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    return proc.returncode, proc.stderr
+
+
+def test_java_missing_is_one_message_exit_2_and_no_run(tmp_path) -> None:
+    code, err = _video_eval_spark(tmp_path, {"PATH": "/nonexistent"})
+    assert code == 2, err
+    assert "Traceback" not in err and "openjdk-17-jre-headless" in err
+    assert not (tmp_path / "mlflow.db").exists()  # no run, not even a store
+
+
+def test_pyspark_missing_is_one_message_exit_2_and_no_run(tmp_path) -> None:
+    block = "import sys\nfor m in ('pyspark', 'pyspark.sql'):\n    sys.modules[m] = None"
+    code, err = _video_eval_spark(tmp_path, {}, prelude=block)
+    assert code == 2, err
+    assert "Traceback" not in err and 'pip install -e ".[spark]"' in err
+    assert not (tmp_path / "mlflow.db").exists()
