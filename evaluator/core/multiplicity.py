@@ -18,6 +18,8 @@ tests m.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 __all__ = ["ADJUSTMENTS", "adjust_p_values", "benjamini_hochberg", "holm"]
@@ -58,18 +60,12 @@ def holm(p_values: np.ndarray) -> np.ndarray:
         >>> holm(np.array([0.01, 0.04, 0.03, 0.005])).tolist()
         [0.03, 0.06, 0.06, 0.02]
     """
-    p, tested = _p_array(p_values)
-    out = np.full(p.shape, np.nan)
-    values = p[tested]
-    m = values.shape[0]
-    if m == 0:
-        return out
-    order = np.argsort(values, kind="stable")
-    scaled = np.minimum(1.0, (m - np.arange(m)) * values[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.maximum.accumulate(scaled)
-    out[tested] = adjusted
-    return out
+    return _adjusted(p_values, _holm_sorted)
+
+
+def _holm_sorted(p: np.ndarray) -> np.ndarray:
+    m = p.shape[0]
+    return np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p))
 
 
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
@@ -92,16 +88,25 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
         >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.005])).tolist()
         [0.02, 0.04, 0.04, 0.02]
     """
+    return _adjusted(p_values, _bh_sorted)
+
+
+def _bh_sorted(p: np.ndarray) -> np.ndarray:
+    m = p.shape[0]
+    return np.minimum.accumulate(np.minimum(1.0, m * p / np.arange(1, m + 1))[::-1])[::-1]
+
+
+def _adjusted(p_values: np.ndarray, adjust: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply ``adjust`` (ascending p-values -> their adjusted values) to the tested p-values,
+    in the input order; NaN (not tested) stays NaN."""
     p, tested = _p_array(p_values)
     out = np.full(p.shape, np.nan)
     values = p[tested]
-    m = values.shape[0]
-    if m == 0:
+    if values.shape[0] == 0:
         return out
     order = np.argsort(values, kind="stable")
-    scaled = np.minimum(1.0, m * values[order] / np.arange(1, m + 1))
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum.accumulate(scaled[::-1])[::-1]
+    adjusted = np.empty(values.shape[0])
+    adjusted[order] = adjust(values[order])
     out[tested] = adjusted
     return out
 

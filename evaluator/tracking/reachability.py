@@ -51,6 +51,16 @@ def is_server(uri: str) -> bool:
     return urlparse(uri).scheme in ("http", "https")
 
 
+def _http_status(url: str, timeout_s: float) -> int:
+    """The HTTP status ``url`` answers with; an error status (401 behind authentication) is an
+    answer too. Raises OSError / ValueError when nothing answers."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
 def probe_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
     """Check that the tracking store answers, within ``timeout_s`` seconds.
 
@@ -83,10 +93,7 @@ def probe_tracking_uri(uri: str, timeout_s: float = PROBE_TIMEOUT_S) -> str | No
     url = f"{uri.rstrip('/')}/health"
     start = time.monotonic()
     try:
-        with urllib.request.urlopen(url, timeout=timeout_s):
-            pass
-    except urllib.error.HTTPError:
-        pass  # it answered (with an error status, e.g. behind authentication)
+        _http_status(url, timeout_s)
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise TrackingError(
