@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import signal
 import socket
@@ -12,9 +13,12 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hydra import compose, initialize_config_module
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from evaluator.config import register_configs
@@ -34,6 +38,15 @@ def demo_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         paths[name] = out / f"{name}.parquet"
         table.to_parquet(paths[name], index=False)
     return paths
+
+
+def load_script(name: str) -> ModuleType:
+    """scripts/<name>.py imported as a module (the scripts folder is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def compose_config(overrides: list[str], config_name: str = "evaluate") -> DictConfig:
@@ -58,6 +71,20 @@ def run_cli(
         text=True,
         timeout=300,
     )
+
+
+def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
+    """Every artifact file of the run below ``path`` (recursively), as run-relative paths."""
+    out = set()
+    for item in client.list_artifacts(run_id, path):
+        out |= artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
+    return out
+
+
+def sqlite_run(db: Path, run_id: str) -> tuple[MlflowClient, Run]:
+    """A client of the sqlite store ``db`` and the run ``run_id`` read back from it."""
+    client = MlflowClient(f"sqlite:///{db}")
+    return client, client.get_run(run_id)
 
 
 def _free_port() -> int:

@@ -9,6 +9,7 @@ from scipy.stats import binomtest
 from evaluator.core.comparison import paired_delta
 from evaluator.core.promotion import decide_promotion
 from evaluator.core.slice_tests import mcnemar_regression_p, slice_gate, slice_paired
+from tests.conftest import load_script
 
 
 @pytest.mark.parametrize(
@@ -133,61 +134,31 @@ def test_small_slices_are_reported_but_never_gated() -> None:
     assert _gate(p, labels, min_videos=300).gated.all()
 
 
-def test_the_adjustment_decides_on_the_boundary() -> None:
-    labels = np.array(["c=a", "c=b"], dtype=object)
+def _two_slice_gate(p_regression: list[float], adjust: str = "holm"):
+    """Two 50-video slices that both regress by 1 (CI [-1, 1]) with the given p-values."""
     ones = np.ones(2)
+    return slice_gate(
+        "recall_at_10",
+        np.array(["c=a", "c=b"], dtype=object),
+        np.array([50, 50]),
+        -ones,
+        -ones,
+        ones,
+        np.array(p_regression),
+        min_videos=30,
+        alpha=0.05,
+        adjust=adjust,
+    )
+
+
+def test_the_adjustment_decides_on_the_boundary() -> None:
     # Holm: 2 * 0.025 = 0.05 <= alpha blocks; 2 * 0.0250001 does not.
-    g = slice_gate(
-        "recall_at_10",
-        labels,
-        np.array([50, 50]),
-        -ones,
-        -ones,
-        ones,
-        np.array([0.025, 0.5]),
-        min_videos=30,
-        alpha=0.05,
-    )
+    g = _two_slice_gate([0.025, 0.5])
     assert g.significant.tolist() == [True, False] and g.p_adjusted[0] == 0.05
-    g = slice_gate(
-        "recall_at_10",
-        labels,
-        np.array([50, 50]),
-        -ones,
-        -ones,
-        ones,
-        np.array([0.0250001, 0.5]),
-        min_videos=30,
-        alpha=0.05,
-    )
-    assert not g.blocks
+    assert not _two_slice_gate([0.0250001, 0.5]).blocks
     # BH flags both of (0.03, 0.04): 2 * 0.03 / 1 = 0.06 -> min with 0.04 = 0.04.
-    g = slice_gate(
-        "recall_at_10",
-        labels,
-        np.array([50, 50]),
-        -ones,
-        -ones,
-        ones,
-        np.array([0.03, 0.04]),
-        min_videos=30,
-        alpha=0.05,
-        adjust="bh",
-    )
-    assert g.significant.tolist() == [True, True]
-    g = slice_gate(
-        "recall_at_10",
-        labels,
-        np.array([50, 50]),
-        -ones,
-        -ones,
-        ones,
-        np.array([0.03, 0.04]),
-        min_videos=30,
-        alpha=0.05,
-        adjust="holm",
-    )
-    assert not g.blocks
+    assert _two_slice_gate([0.03, 0.04], adjust="bh").significant.tolist() == [True, True]
+    assert not _two_slice_gate([0.03, 0.04], adjust="holm").blocks
 
 
 @pytest.mark.parametrize(
@@ -205,14 +176,9 @@ def test_gate_arguments(kw, message) -> None:
 def test_simulate_gate_script_slice_gate() -> None:
     """scripts/simulate_gate.py's slice gate (the promote command's path) on fewer trials."""
     import argparse
-    import importlib.util
     import math
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "simulate_gate.py"
-    spec = importlib.util.spec_from_file_location("simulate_gate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script("simulate_gate")
     trials, alpha = 300, 0.05
     args = argparse.Namespace(
         slices=10,
