@@ -47,18 +47,27 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(100)
 
 
-def expected_recall(ability: float, spread: float) -> float:
+def expected_recall(
+    ability: float, spread: float, nodes: np.ndarray = NODES, weights: np.ndarray = WEIGHTS
+) -> float:
     """E[sigmoid(ability - d)] for d ~ Normal(0, spread), by Gauss-Hermite quadrature."""
-    nodes, weights = NODES, WEIGHTS
     return float(np.sum(weights * sigmoid(ability - spread * nodes)) / math.sqrt(2 * math.pi))
 
 
-def ability_for(recall: float, spread: float) -> float:
-    """The ability a with expected_recall(a, spread) == recall, by bisection."""
-    low, high = -30.0, 30.0
-    for _ in range(200):
+def ability_for(
+    recall: float,
+    spread: float,
+    bound: float = 30.0,
+    steps: int = 200,
+    nodes: np.ndarray = NODES,
+    weights: np.ndarray = WEIGHTS,
+) -> float:
+    """The ability a in [-bound, bound] with expected_recall(a, spread) == recall, by
+    bisection in ``steps`` halvings (quadrature on ``nodes`` and ``weights``)."""
+    low, high = -bound, bound
+    for _ in range(steps):
         mid = (low + high) / 2
-        if expected_recall(mid, spread) < recall:
+        if expected_recall(mid, spread, nodes, weights) < recall:
             low = mid
         else:
             high = mid

@@ -12,6 +12,7 @@ from scipy.stats import binomtest
 from evaluator.core.bootstrap import resample_counts
 from evaluator.core.comparison import mcnemar_exact, paired_delta
 from evaluator.core.promotion import decide_promotion
+from tests.conftest import load_script
 
 # ----------------------------------------------------------------------------- McNemar
 
@@ -264,25 +265,14 @@ def test_decide_promotion_bad_input(kwargs: dict, message: str) -> None:
 # ----------------------------------------------------------------------------- the gate, simulated
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
-
-
+SIMULATE = load_script("simulate_gate")
+sigmoid = SIMULATE.sigmoid
+# A coarser quadrature and bisection than the script's defaults: enough for these checks.
 NODES, WEIGHTS = np.polynomial.hermite_e.hermegauss(80)
 
 
-def expected_recall(ability: float, spread: float) -> float:
-    """E[sigmoid(ability - d)] for d ~ Normal(0, spread), by Gauss-Hermite quadrature."""
-    nodes, weights = NODES, WEIGHTS
-    return float(np.sum(weights * sigmoid(ability - spread * nodes)) / np.sqrt(2 * np.pi))
-
-
 def ability_for(recall: float, spread: float) -> float:
-    low, high = -20.0, 20.0
-    for _ in range(100):
-        mid = (low + high) / 2
-        low, high = (mid, high) if expected_recall(mid, spread) < recall else (low, mid)
-    return (low + high) / 2
+    return SIMULATE.ability_for(recall, spread, 20.0, 100, NODES, WEIGHTS)
 
 
 def promotion_rate(gain: float, n_trials: int, n_videos: int, seed: int) -> float:
@@ -390,13 +380,7 @@ def test_sweep_delta_uses_the_common_grid() -> None:
 def test_simulate_gate_script_false_promotion_rate() -> None:
     """scripts/simulate_gate.py (the promote command's decision path) on fewer trials."""
     import argparse
-    import importlib.util
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "scripts" / "simulate_gate.py"
-    spec = importlib.util.spec_from_file_location("simulate_gate", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     trials, alpha = 200, 0.05
     args = argparse.Namespace(
         trials=trials,
@@ -408,6 +392,6 @@ def test_simulate_gate_script_false_promotion_rate() -> None:
         spread=1.5,
         seed=11,
     )
-    row = module.simulate(0.0, args, np.random.default_rng(11))
+    row = SIMULATE.simulate(0.0, args, np.random.default_rng(11))
     assert row["rate"] <= alpha + 2.5 * math.sqrt(alpha * (1 - alpha) / trials), row
-    assert module.simulate(0.05, args, np.random.default_rng(12))["rate"] >= 0.95
+    assert SIMULATE.simulate(0.05, args, np.random.default_rng(12))["rate"] >= 0.95
