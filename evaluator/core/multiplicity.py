@@ -45,16 +45,7 @@ def holm(p_values: np.ndarray) -> np.ndarray:
 
     With the m tested p-values sorted ascending, ``p_(1) <= ... <= p_(m)``:
     ``adj_(i) = max_{j <= i} min(1, (m - j + 1) * p_(j))``. Rejecting ``adj <= alpha`` is
-    Holm's procedure at level alpha.
-
-    Args:
-        p_values: Raw p-values, shape (n,); NaN = not tested.
-
-    Returns:
-        Adjusted p-values in the input order, shape (n,); NaN where the input is NaN.
-
-    Raises:
-        ValueError: If the input is not 1-D or holds a value outside [0, 1].
+    Holm's procedure at level alpha. Arguments, result and errors as in `adjust_p_values`.
 
     Example:
         >>> holm(np.array([0.01, 0.04, 0.03, 0.005])).tolist()
@@ -73,16 +64,8 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
 
     With the m tested p-values sorted ascending: ``adj_(i) = min_{j >= i} min(1, m * p_(j) /
     j)``. Rejecting ``adj <= alpha`` is the BH procedure at false discovery rate alpha; the
-    values equal ``scipy.stats.false_discovery_control(p, method="bh")``.
-
-    Args:
-        p_values: Raw p-values, shape (n,); NaN = not tested.
-
-    Returns:
-        Adjusted p-values in the input order, shape (n,); NaN where the input is NaN.
-
-    Raises:
-        ValueError: If the input is not 1-D or holds a value outside [0, 1].
+    values equal ``scipy.stats.false_discovery_control(p, method="bh")``. Arguments, result
+    and errors as in `adjust_p_values`.
 
     Example:
         >>> benjamini_hochberg(np.array([0.01, 0.04, 0.03, 0.005])).tolist()
@@ -119,10 +102,10 @@ def adjust_p_values(p_values: np.ndarray, method: str) -> np.ndarray:
         method: ``"holm"`` (family-wise error) or ``"bh"`` (false discovery rate).
 
     Returns:
-        Adjusted p-values, shape (n,).
+        Adjusted p-values in the input order, shape (n,); NaN where the input is NaN.
 
     Raises:
-        ValueError: An unknown method, or bad p-values.
+        ValueError: An unknown method, an input that is not 1-D, or a p-value outside [0, 1].
     """
     if method == "holm":
         return holm(p_values)
