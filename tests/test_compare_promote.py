@@ -28,7 +28,7 @@ from evaluator.integrations.registration import register_poster_versions
 from evaluator.tasks.episode import run_episode
 from evaluator.tasks.poster import run_poster
 from evaluator.tracking.mlflow_run import _tracking_uri
-from tests.conftest import compose_config
+from tests.conftest import artifact_paths, compose_config
 
 NAME = "poster-ranker"
 
@@ -81,13 +81,6 @@ def _promote(uri: str, out: Path, *overrides: str):
         [f"mlflow.tracking_uri={uri}", f"model.name={NAME}", *overrides], "promote"
     )
     return run_promote(cfg, out)
-
-
-def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
-    out = set()
-    for item in client.list_artifacts(run_id, path):
-        out |= _artifact_paths(client, run_id, item.path) if item.is_dir else {item.path}
-    return out
 
 
 def _hits(root: Path, model: str, version: str) -> pd.DataFrame:
@@ -149,7 +142,7 @@ def test_compare_by_run_ids_records_the_paired_numbers(store, tmp_path: Path) ->
         "plots/sweep_delta.png",
         "plots/recall_at_k.png",
         "plots/delta_recall_at_k.png",
-    } <= _artifact_paths(client, run.info.run_id)
+    } <= artifact_paths(client, run.info.run_id)
 
     # video_diff: gained first, then lost, then the rest; ids sorted within each block.
     diff = pd.read_parquet(client.download_artifacts(run.info.run_id, "video_diff.parquet"))
@@ -237,7 +230,7 @@ def test_mismatched_evaluations_are_refused_unless_allowed(store, demo_files, tm
     # Only the videos scored in both runs are compared; the sweep delta needs both sweeps.
     assert run.data.metrics["n_videos_compared"] == 100
     assert run.data.metrics["n_videos_only_candidate"] > 0
-    assert "plots/sweep_delta.png" not in _artifact_paths(
+    assert "plots/sweep_delta.png" not in artifact_paths(
         MlflowClient(uri, registry_uri=uri), run.info.run_id
     )
     assert "no sweep.parquet" in outcome.summary["sweep_note"]
@@ -460,7 +453,7 @@ def test_the_same_flow_against_a_tracking_server(demo_files, mlflow_server, tmp_
     )
     assert outcome.comparison.candidate.run_id == runs["candidate"]
     client = MlflowClient(mlflow_server, registry_uri=mlflow_server)
-    assert {"video_diff.parquet", "plots/sweep_delta.png"} <= _artifact_paths(
+    assert {"video_diff.parquet", "plots/sweep_delta.png"} <= artifact_paths(
         client, outcome.run.run_id
     )
     promoted = _promote(mlflow_server, tmp_path / "p", "model.version=2", "promote.apply=true")

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import confusion_matrix
 
 from evaluator.demo.episode_data import make_episode_demo
 from evaluator.errors import InputError, TrackingError
-from evaluator.tasks.episode import run_episode
-from tests.conftest import compose_config, run_cli
+from evaluator.tasks.episode import EpisodeOutcome, run_episode
+from tests.conftest import artifact_paths, compose_config, run_cli, sqlite_run
 
 # Hand-computed case, threshold 0.9. v2 and v3 sit exactly on the threshold and are decided
 # alone (>=). v3 has predicted == metadata != true: auto-accepted, a missed mismatch. v4 is a
@@ -53,14 +54,12 @@ def _overrides(path: Path, db: Path, *extra: str) -> list[str]:
     ]
 
 
-def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
-    out = set()
-    for item in client.list_artifacts(run_id, path):
-        if item.is_dir:
-            out |= _artifact_paths(client, run_id, item.path)
-        else:
-            out.add(item.path)
-    return out
+def _recorded(path: Path, tmp_path: Path, *extra: str) -> tuple[EpisodeOutcome, MlflowClient, Run]:
+    """`run_episode` on ``path`` into tmp_path/out, recorded in tmp_path/mlflow.db; the outcome,
+    a client of that store and the run read back."""
+    db = tmp_path / "mlflow.db"
+    outcome = run_episode(compose_config(_overrides(path, db, *extra)), tmp_path / "out")
+    return (outcome, *sqlite_run(db, outcome.run.run_id))
 
 
 def test_task_episode_selects_its_experiment_and_needs_no_poster_files() -> None:
@@ -74,13 +73,9 @@ def test_task_episode_selects_its_experiment_and_needs_no_poster_files() -> None
 
 
 def test_hand_case_end_to_end(episode_files, tmp_path: Path) -> None:
-    db = tmp_path / "mlflow.db"
-    cfg = compose_config(
-        _overrides(episode_files["hand"], db, "episode.target_accuracy=0.5", "run_name=hand")
+    outcome, client, run = _recorded(
+        episode_files["hand"], tmp_path, "episode.target_accuracy=0.5", "run_name=hand"
     )
-    outcome = run_episode(cfg, tmp_path / "out")
-    client = MlflowClient(f"sqlite:///{db}")
-    run = client.get_run(outcome.run.run_id)
     m = run.data.metrics
     expected = {
         "episode_accuracy": 2 / 6,
@@ -159,13 +154,9 @@ def test_hand_case_end_to_end(episode_files, tmp_path: Path) -> None:
 
 
 def test_run_episode_records_everything_in_sqlite(episode_files, tmp_path: Path) -> None:
-    db = tmp_path / "mlflow.db"
-    cfg = compose_config(
-        _overrides(episode_files["baseline"], db, "model.name=episode-reader", "model.version=1")
+    outcome, client, run = _recorded(
+        episode_files["baseline"], tmp_path, "model.name=episode-reader", "model.version=1"
     )
-    outcome = run_episode(cfg, tmp_path / "out")
-    client = MlflowClient(f"sqlite:///{db}")
-    run = client.get_run(outcome.run.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "episode-reader-v1"
     exp = client.get_experiment(run.info.experiment_id)
@@ -218,7 +209,7 @@ def test_run_episode_records_everything_in_sqlite(episode_files, tmp_path: Path)
     assert tags["dataset.digest"] == outcome.summary["dataset_digest"]
     assert run.inputs.dataset_inputs[0].dataset.digest == tags["dataset.digest"][:32]
 
-    arts = _artifact_paths(client, run.info.run_id)
+    arts = artifact_paths(client, run.info.run_id)
     assert {
         "summary.json",
         "config.yaml",

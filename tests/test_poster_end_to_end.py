@@ -11,7 +11,7 @@ from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError, TrackingError
 from evaluator.tasks.poster import run_poster
-from tests.conftest import compose_config, run_cli
+from tests.conftest import artifact_paths, compose_config, run_cli, sqlite_run
 
 
 def _overrides(demo_files: dict[str, Path], db: Path, model: str = "baseline") -> list[str]:
@@ -24,22 +24,11 @@ def _overrides(demo_files: dict[str, Path], db: Path, model: str = "baseline") -
     ]
 
 
-def _artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:
-    out = set()
-    for item in client.list_artifacts(run_id, path):
-        if item.is_dir:
-            out |= _artifact_paths(client, run_id, item.path)
-        else:
-            out.add(item.path)
-    return out
-
-
 def test_run_poster_records_everything_in_sqlite(demo_files, tmp_path: Path) -> None:
     db = tmp_path / "mlflow.db"
     cfg = compose_config(_overrides(demo_files, db))
     outcome = run_poster(cfg, tmp_path / "out")
-    client = MlflowClient(f"sqlite:///{db}")
-    run = client.get_run(outcome.run.run_id)
+    client, run = sqlite_run(db, outcome.run.run_id)
     assert run.info.status == "FINISHED"
     assert run.info.run_name == "poster-ranker-v3"
 
@@ -78,7 +67,7 @@ def test_run_poster_records_everything_in_sqlite(demo_files, tmp_path: Path) -> 
     assert len(tags["dataset.digest"]) == 64
     assert tags["dataset.digest"] == outcome.summary["dataset_digest"]
 
-    arts = _artifact_paths(client, run.info.run_id)
+    arts = artifact_paths(client, run.info.run_id)
     assert {
         "summary.json",
         "match_table.parquet",
@@ -253,7 +242,7 @@ def test_against_a_real_tracking_server(demo_files, tmp_path: Path, mlflow_serve
     client = MlflowClient(mlflow_server)
     (run,) = client.search_runs([client.get_experiment_by_name("server-test").experiment_id])
     assert run.info.status == "FINISHED"
-    assert {"summary.json", "match_table.parquet", "match_table.json"} <= _artifact_paths(
+    assert {"summary.json", "match_table.parquet", "match_table.json"} <= artifact_paths(
         client, run.info.run_id
     )
 

@@ -10,7 +10,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from evaluator.tasks.poster import run_poster
-from tests.conftest import compose_config, run_cli
+from tests.conftest import compose_config, run_cli, sqlite_run
 
 
 def _cfg(demo_files, db: Path, *extra: str):
@@ -69,8 +69,7 @@ def test_intervals_are_deterministic_and_bracket_the_estimate(demo_files, tmp_pa
 def test_mlflow_record_has_intervals_sweep_curves_and_plots(demo_files, tmp_path) -> None:
     db = tmp_path / "mlflow.db"
     out = run_poster(_cfg(demo_files, db), tmp_path / "out")
-    client = MlflowClient(f"sqlite:///{db}")
-    run = client.get_run(out.run.run_id)
+    client, run = sqlite_run(db, out.run.run_id)
     for k in (1, 5, 10):
         assert f"recall_at_{k}_ci_low" in run.data.metrics
         assert f"recall_at_{k}_ci_high" in run.data.metrics
