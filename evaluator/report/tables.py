@@ -11,6 +11,19 @@ from evaluator.core.matching import MISS_REASONS
 from evaluator.core.poster import PosterResult, SweepResult
 
 
+# The match table's float columns, in table order.
+_FLOAT_COLUMNS = (
+    "best_model_timestamp",
+    "best_expert_timestamp",
+    "best_dt",
+    "best_cosine",
+    "min_dt",
+    "max_cosine",
+    "nearest_dt",
+    "nearest_cosine",
+)
+
+
 def match_table(result: PosterResult, video_ids: np.ndarray) -> pd.DataFrame:
     """The per-video match table of SPEC section 5, one row per video in either table.
 
@@ -44,30 +57,12 @@ def match_table(result: PosterResult, video_ids: np.ndarray) -> pd.DataFrame:
     table["n_matched_model_frames"] = scored(m.n_matched_model_frames, "Int64")
     table["n_matched_expert_frames"] = scored(m.n_matched_expert_frames, "Int64")
     table["best_model_rank"] = scored(m.best_model_rank, "Int64", zero_is_null=True)
-    for name in (
-        "best_model_timestamp",
-        "best_expert_timestamp",
-        "best_dt",
-        "best_cosine",
-        "min_dt",
-        "max_cosine",
-        "nearest_dt",
-        "nearest_cosine",
-    ):
+    for name in _FLOAT_COLUMNS:
         table[name] = scored(getattr(m, name), "Float64")
     reasons = np.asarray(MISS_REASONS, dtype=object)[m.miss_reason]
     table["miss_reason"] = scored(reasons, "string")
     frame = pd.DataFrame(table)
-    for name in (
-        "best_model_timestamp",
-        "best_expert_timestamp",
-        "best_dt",
-        "best_cosine",
-        "min_dt",
-        "max_cosine",
-        "nearest_dt",
-        "nearest_cosine",
-    ):
+    for name in _FLOAT_COLUMNS:
         # Float64 keeps NaN and NA apart; the table only needs "missing".
         frame[name] = frame[name].astype("float64")
     return frame.sort_values(
