@@ -61,6 +61,27 @@ def _within(low: float, high: float, *, open_low: bool, open_high: bool) -> Call
     return ok
 
 
+def _in(
+    key: str,
+    allowed: str,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    nullable: bool = False,
+    each: bool = False,
+) -> Bound:
+    """A bound ``low <= value <= high`` (``<`` on an open end)."""
+    ok = _within(low, high, open_low=open_low, open_high=open_high)
+    return Bound(key, allowed, ok, nullable=nullable, each=each)
+
+
+def _rate(key: str, allowed: str, *, nullable: bool = False) -> Bound:
+    """A bound in the open interval (0, 1): confidences and error rates."""
+    return _in(key, allowed, 0.0, 1.0, open_low=True, open_high=True, nullable=nullable)
+
+
 def _int_at_least(key: str, low: int, meaning: str) -> Bound:
     return Bound(key, f"an integer >= {low} ({meaning})", _at_least(low), integer=True)
 
@@ -69,11 +90,7 @@ def _bootstrap(prefix: str, min_resamples: int) -> list[Bound]:
     resamples = "0 = no intervals" if min_resamples == 0 else "bootstrap resamples"
     return [
         _int_at_least(f"{prefix}.n_resamples", min_resamples, resamples),
-        Bound(
-            f"{prefix}.confidence",
-            "a number in (0, 1) (the interval's coverage, e.g. 0.95)",
-            _within(0.0, 1.0, open_low=True, open_high=True),
-        ),
+        _rate(f"{prefix}.confidence", "a number in (0, 1) (the interval's coverage, e.g. 0.95)"),
         _int_at_least(f"{prefix}.seed", 0, "the resampling seed"),
     ]
 
@@ -82,11 +99,8 @@ COSINE = "a number in [-1, 1] (cosine similarity)"
 
 EVALUATE_BOUNDS: tuple[Bound, ...] = (
     Bound("matching.time_tolerance_s", "a finite number >= 0 (seconds)", _at_least(0.0)),
-    Bound(
-        "matching.min_cosine",
-        COSINE + ", or null for time-only matching",
-        _within(-1.0, 1.0, open_low=False, open_high=False),
-        nullable=True,
+    _in(
+        "matching.min_cosine", COSINE + ", or null for time-only matching", -1.0, 1.0, nullable=True
     ),
     _int_at_least("metrics.min_expert_frames", 1, "expert frames a video needs to be evaluated"),
     _int_at_least("metrics.k_max", 1, "the largest cut-off k"),
@@ -97,25 +111,24 @@ EVALUATE_BOUNDS: tuple[Bound, ...] = (
         _at_least(0.0),
         each=True,
     ),
-    Bound(
+    _in(
         "sweep.min_cosines",
         "a list of numbers in [-1, 1] (cosine similarity)",
-        _within(-1.0, 1.0, open_low=False, open_high=False),
+        -1.0,
+        1.0,
         each=True,
     ),
     _int_at_least("embedder.batch_size", 1, "images per forward pass"),
     _int_at_least("embedder.num_workers", 0, "data-loading worker processes"),
     _int_at_least("embedder.image_size", 16, "crop size in pixels"),
     _int_at_least("engine.memory_budget_mb", 1, "megabytes of working set"),
-    Bound(
-        "episode.confidence_threshold",
-        "a number in [0, 1] (confidences are)",
-        _within(0.0, 1.0, open_low=False, open_high=False),
-    ),
-    Bound(
+    _in("episode.confidence_threshold", "a number in [0, 1] (confidences are)", 0.0, 1.0),
+    _in(
         "episode.target_accuracy",
         "a number in (0, 1] (the accuracy the automation must reach)",
-        _within(0.0, 1.0, open_low=True, open_high=False),
+        0.0,
+        1.0,
+        open_low=True,
     ),
     *_bootstrap("episode.bootstrap", 1),
     _int_at_least("report.page_size", 1, "videos per gallery page"),
@@ -134,10 +147,9 @@ EVALUATE_BOUNDS: tuple[Bound, ...] = (
 
 def _slice_gate(prefix: str) -> list[Bound]:
     return [
-        Bound(
+        _rate(
             f"{prefix}.alpha",
             "a number in (0, 1) (the error rate after adjustment), or null",
-            _within(0.0, 1.0, open_low=True, open_high=True),
             nullable=True,
         ),
         Bound(
@@ -154,11 +166,7 @@ COMPARE_BOUNDS: tuple[Bound, ...] = (*_bootstrap("bootstrap", 1), *_slice_gate("
 
 PROMOTE_BOUNDS: tuple[Bound, ...] = (
     *COMPARE_BOUNDS,
-    Bound(
-        "promote.alpha",
-        "a number in (0, 1) (the one-sided error rate of the lower bound)",
-        _within(0.0, 1.0, open_low=True, open_high=True),
-    ),
+    _rate("promote.alpha", "a number in (0, 1) (the one-sided error rate of the lower bound)"),
     Bound("promote.min_delta", "a finite number (the margin)", math.isfinite),
     *_slice_gate("promote.slices"),
 )
