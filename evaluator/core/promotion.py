@@ -66,6 +66,19 @@ def _finite(name: str, value: float) -> float:
     return out
 
 
+def _named_value(values: dict[str, float], metric: str, kind: str, noun: str, source: str) -> float:
+    """``values[metric]`` (the mapping passed as ``source``) as a finite number.
+
+    Raises:
+        ValueError: The ``kind`` (guardrail, floor) metric has no ``noun`` in ``source``.
+    """
+    if metric not in values:
+        raise ValueError(
+            f"{kind} metric {metric!r} has no {noun} in {source} (have {sorted(values)})"
+        )
+    return _finite(f"{source}[{metric!r}]", values[metric])
+
+
 def _percent(level: float) -> str:
     return f"{100.0 * level:.10g}%"
 
@@ -150,74 +163,39 @@ def decide_promotion(
         bound = _finite("lower_bound", lower_bound)
         ok = bound > margin
         relation = ">" if ok else "<="
-        checks.append(
-            PromotionCheck(
-                kind="primary",
-                metric=primary_metric,
-                value=bound,
-                limit=margin,
-                passed=ok,
-                detail=f"{primary_metric} {point:+.3f} ({_percent(1.0 - a)} lower bound "
-                f"{bound:+.3f} {relation} {margin:.3f})",
-            )
+        detail = (
+            f"{primary_metric} {point:+.3f} ({_percent(1.0 - a)} lower bound "
+            f"{bound:+.3f} {relation} {margin:.3f})"
         )
+        checks.append(PromotionCheck("primary", primary_metric, bound, margin, ok, detail))
         guard_values = dict(guardrail_deltas or {})
         for metric, max_drop in (guardrails or {}).items():
             drop = _finite(f"guardrails[{metric!r}]", max_drop)
             if drop < 0:
                 raise ValueError(f"guardrails[{metric!r}] must be >= 0 (a drop), got {max_drop}")
-            if metric not in guard_values:
-                raise ValueError(
-                    f"guardrail metric {metric!r} has no delta in guardrail_deltas "
-                    f"(have {sorted(guard_values)})"
-                )
-            value = _finite(f"guardrail_deltas[{metric!r}]", guard_values[metric])
+            value = _named_value(guard_values, metric, "guardrail", "delta", "guardrail_deltas")
             ok = value >= -drop
             words = "within guardrail" if ok else "drops more than guardrail"
-            checks.append(
-                PromotionCheck(
-                    kind="guardrail",
-                    metric=metric,
-                    value=value,
-                    limit=-drop,
-                    passed=ok,
-                    detail=f"{metric} {value:+.3f} {words} {drop:.3f}",
-                )
-            )
+            detail = f"{metric} {value:+.3f} {words} {drop:.3f}"
+            checks.append(PromotionCheck("guardrail", metric, value, -drop, ok, detail))
         if slices is not None:
             checks.extend(slice_checks(slices))
     else:
         values = dict(candidate_values or {})
         for metric, floor in (floors or {}).items():
             limit = _finite(f"floors[{metric!r}]", floor)
-            if metric not in values:
-                raise ValueError(
-                    f"floor metric {metric!r} has no value in candidate_values "
-                    f"(have {sorted(values)})"
-                )
-            value = _finite(f"candidate_values[{metric!r}]", values[metric])
+            value = _named_value(values, metric, "floor", "value", "candidate_values")
             ok = value >= limit
             words = ">= floor" if ok else "below floor"
-            checks.append(
-                PromotionCheck(
-                    kind="floor",
-                    metric=metric,
-                    value=value,
-                    limit=limit,
-                    passed=ok,
-                    detail=f"{metric} {value:.3f} {words} {limit:.3f}",
-                )
-            )
+            detail = f"{metric} {value:.3f} {words} {limit:.3f}"
+            checks.append(PromotionCheck("floor", metric, value, limit, ok, detail))
 
     promote = all(check.passed for check in checks)
     if not checks:
         reason = "no champion and no floors configured, so the first candidate is promoted"
-    elif promote:
-        reason = "; ".join(check.detail for check in checks)
-        if not has_champion:
-            reason = f"no champion; {reason}"
     else:
-        reason = "; ".join(check.detail for check in checks if not check.passed)
+        # A promotion lists every check; a rejection only the failed ones.
+        reason = "; ".join(check.detail for check in checks if promote or not check.passed)
         if not has_champion:
             reason = f"no champion; {reason}"
     return PromotionDecision(promote=promote, reason=reason, checks=tuple(checks))
