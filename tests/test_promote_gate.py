@@ -351,8 +351,8 @@ def test_exit_codes_of_the_commands(store, tmp_path: Path) -> None:
     alias = run("video-eval-promote", f"model.name={NAME}", "model.version=2", "promote.alpha=2")
     assert alias.returncode == 2
     assert alias.stderr.startswith(
-            "video-eval-promote: error: config: promote.alpha=2.0 is out of range; allowed:"
-        )
+        "video-eval-promote: error: config: promote.alpha=2.0 is out of range; allowed:"
+    )
     promoted = run("video-eval-promote", f"model.name={NAME}", "model.version=2")
     assert promoted.returncode == 0, promoted.stderr
     assert "dry run: no alias moved" in promoted.stdout
