@@ -224,7 +224,8 @@ def report_slices(args: argparse.Namespace) -> None:
     print(f"slice run time {elapsed:.1f} s")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (``argv``, default ``sys.argv[1:]``) as checked settings."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=500, help="simulated pairs per gain")
     parser.add_argument("--videos", type=int, default=2000, help="videos per evaluation")
@@ -251,11 +252,16 @@ def main() -> None:
     )
     parser.add_argument("--skip-promotion", action="store_true", help="only the slice gate")
     parser.add_argument("--skip-slices", action="store_true", help="only the paired rule")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.trials < 1 or args.videos < 1:
         parser.error("--trials and --videos must be >= 1")
     if args.slices < 1 or args.slice_videos < 1 or args.slice_trials < 1:
         parser.error("--slices, --slice-videos and --slice-trials must be >= 1")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
     if not args.skip_promotion:
         report_promotion(args)
     if not args.skip_slices:

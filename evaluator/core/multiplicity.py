@@ -54,11 +54,6 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     return _adjusted(p_values, _holm_sorted)
 
 
-def _holm_sorted(p: np.ndarray) -> np.ndarray:
-    m = p.shape[0]
-    return np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p))
-
-
 def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     """Benjamini-Hochberg adjusted p-values (q-values of the step-up procedure).
 
@@ -72,6 +67,13 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
         [0.02, 0.04, 0.04, 0.02]
     """
     return _adjusted(p_values, _bh_sorted)
+
+
+# The adjustments proper, on the m tested p-values sorted ascending (see holm and
+# benjamini_hochberg for the formulas).
+def _holm_sorted(p: np.ndarray) -> np.ndarray:
+    m = p.shape[0]
+    return np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p))
 
 
 def _bh_sorted(p: np.ndarray) -> np.ndarray:

@@ -10,7 +10,6 @@ import pandas as pd
 from evaluator.core.matching import MISS_REASONS
 from evaluator.core.poster import PosterResult, SweepResult
 
-
 # The match table's float columns, in table order.
 _FLOAT_COLUMNS = (
     "best_model_timestamp",

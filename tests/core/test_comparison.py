@@ -379,18 +379,10 @@ def test_sweep_delta_uses_the_common_grid() -> None:
 
 def test_simulate_gate_script_false_promotion_rate() -> None:
     """scripts/simulate_gate.py (the promote command's decision path) on fewer trials."""
-    import argparse
-
     trials, alpha = 200, 0.05
-    args = argparse.Namespace(
-        trials=trials,
-        videos=2000,
-        resamples=500,
-        alpha=alpha,
-        min_delta=0.0,
-        champion_recall=0.7,
-        spread=1.5,
-        seed=11,
+    args = SIMULATE.parse_args(
+        ["--trials", str(trials), "--videos", "2000", "--resamples", "500", "--alpha", str(alpha)]
+        + ["--min-delta", "0", "--champion-recall", "0.7", "--spread", "1.5", "--seed", "11"]
     )
     row = SIMULATE.simulate(0.0, args, np.random.default_rng(11))
     assert row["rate"] <= alpha + 2.5 * math.sqrt(alpha * (1 - alpha) / trials), row

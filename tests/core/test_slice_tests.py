@@ -83,11 +83,9 @@ def _gate(p, labels, **kw):
     )
 
 
-def test_a_regression_in_one_slice_blocks_and_is_named() -> None:
-    p, labels = _built(regress=True)
-    gate = _gate(p, labels)
-    assert gate.blocks and gate.significant.tolist() == [True] + [False] * 9
-    decision = decide_promotion(
+def _decide(gate):
+    """The promotion decision on a flat overall delta (lower bound -0.01 > margin -0.05)."""
+    return decide_promotion(
         "recall_at_10",
         has_champion=True,
         delta=0.0,
@@ -95,6 +93,13 @@ def test_a_regression_in_one_slice_blocks_and_is_named() -> None:
         min_delta=-0.05,
         slices=gate,
     )
+
+
+def test_a_regression_in_one_slice_blocks_and_is_named() -> None:
+    p, labels = _built(regress=True)
+    gate = _gate(p, labels)
+    assert gate.blocks and gate.significant.tolist() == [True] + [False] * 9
+    decision = _decide(gate)
     assert not decision.promote
     assert decision.reason.startswith("slice genre=g0 (300 videos): recall_at_10 -0.")
     assert "Holm-adjusted p" in decision.reason and "significant regression" in decision.reason
@@ -104,14 +109,7 @@ def test_noise_only_does_not_block() -> None:
     p, labels = _built(regress=False, seed=0)
     gate = _gate(p, labels)
     assert not gate.blocks
-    decision = decide_promotion(
-        "recall_at_10",
-        has_champion=True,
-        delta=0.0,
-        lower_bound=-0.01,
-        min_delta=-0.05,
-        slices=gate,
-    )
+    decision = _decide(gate)
     assert decision.promote
     assert "no slice regresses significantly on recall_at_10 (10 slices" in decision.reason
 
@@ -175,21 +173,14 @@ def test_gate_arguments(kw, message) -> None:
 
 def test_simulate_gate_script_slice_gate() -> None:
     """scripts/simulate_gate.py's slice gate (the promote command's path) on fewer trials."""
-    import argparse
     import math
 
     module = load_script("simulate_gate")
     trials, alpha = 300, 0.05
-    args = argparse.Namespace(
-        slices=10,
-        slice_videos=300,
-        slice_trials=trials,
-        slice_resamples=1,
-        min_videos=30,
-        alpha=alpha,
-        champion_recall=0.7,
-        spread=1.5,
-        seed=3,
+    args = module.parse_args(
+        ["--slices", "10", "--slice-videos", "300", "--slice-trials", str(trials)]
+        + ["--slice-resamples", "1", "--min-videos", "30", "--alpha", str(alpha)]
+        + ["--champion-recall", "0.7", "--spread", "1.5", "--seed", "3"]
     )
     null = module.simulate_slices(0.0, "holm", 0.8, args, np.random.default_rng(3))
     assert null["blocked"] <= alpha + 2.5 * math.sqrt(alpha * (1 - alpha) / trials), null
