@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from evaluator.errors import InputError
 from evaluator.io.episode import load_episode_table
+from tests.io.tables_kit import write_table as write
 
 
 def good_frame() -> pd.DataFrame:
@@ -25,19 +25,6 @@ def good_frame() -> pd.DataFrame:
             "season": [1, 1, 2, 2],
         }
     )
-
-
-def write(frame: pd.DataFrame, path: Path) -> Path:
-    """Write a frame in the format of the path's extension."""
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        with path.open("w") as fh:
-            for rec in frame.to_dict(orient="records"):
-                fh.write(json.dumps(rec) + "\n")
-    return path
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

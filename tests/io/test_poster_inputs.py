@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 
 from evaluator.errors import InputError
 from evaluator.io.poster import load_poster_inputs
+from tests.io.tables_kit import write_table
 
 EMB = [1.0, 0.0, 0.0, 0.0]
 
@@ -36,18 +36,7 @@ def predictions_frame() -> pd.DataFrame:
 
 def write(frame: pd.DataFrame, path: Path) -> Path:
     """Write a frame in the format of the path's extension (CSV cells hold JSON arrays)."""
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        out = frame.copy()
-        if "embedding" in out:
-            out["embedding"] = [json.dumps(v) if isinstance(v, list) else v for v in out.embedding]
-        out.to_csv(path, index=False)
-    else:
-        with path.open("w") as fh:
-            for rec in frame.to_dict(orient="records"):
-                fh.write(json.dumps(rec) + "\n")
-    return path
+    return write_table(frame, path, json_cells=["embedding"])
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])

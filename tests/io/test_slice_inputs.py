@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -11,20 +10,13 @@ import pytest
 
 from evaluator.errors import InputError
 from evaluator.io.slices import load_slice_table
+from tests.io.tables_kit import write_table
 
 TEXTS = ["드라마", "Action & Adventure", "SF/Fantasy", "kids show"]
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:
-    if path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    elif path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    else:
-        path.write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in frame.to_dict("records"))
-        )
-    return path
+    return write_table(frame, path, ensure_ascii=False)  # JSON lines keep the raw UTF-8
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
