@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 from hydra import compose, initialize_config_module
@@ -71,6 +72,30 @@ def run_cli(
         text=True,
         timeout=300,
     )
+
+
+# The episode demo's two models as registered versions: (version, model key).
+EPISODE_DEMO_VERSIONS = (("1", "episode_baseline"), ("2", "episode_candidate"))
+
+
+def episode_demo_runs(demo: Any, tmp_path: Path, uri: str, *overrides: str) -> dict[str, Any]:
+    """`run_episode` on each of the episode demo's models (written to tmp_path/<key>.parquet,
+    outputs in tmp_path/<key>), recorded in ``uri``; the outcomes by version.
+
+    ``{version}`` in an override stands for the model's version ("1", "2").
+    """
+    from evaluator.tasks.episode import run_episode
+
+    outcomes = {}
+    for version, key in EPISODE_DEMO_VERSIONS:
+        path = tmp_path / f"{key}.parquet"
+        demo.models[key].to_parquet(path, index=False)
+        extra = [o.format(version=version) for o in overrides]
+        cfg = compose_config(
+            ["task=episode", f"data.episodes={path}", f"mlflow.tracking_uri={uri}", *extra]
+        )
+        outcomes[version] = run_episode(cfg, tmp_path / key)
+    return outcomes
 
 
 def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> set[str]:

@@ -25,10 +25,9 @@ from evaluator.decisions.promote import run_promote
 from evaluator.demo.episode_data import make_episode_demo
 from evaluator.errors import InputError
 from evaluator.integrations.registration import register_poster_versions
-from evaluator.tasks.episode import run_episode
 from evaluator.tasks.poster import run_poster
 from evaluator.tracking.mlflow_run import _tracking_uri
-from tests.conftest import artifact_paths, compose_config
+from tests.conftest import artifact_paths, compose_config, episode_demo_runs
 
 NAME = "poster-ranker"
 
@@ -269,22 +268,13 @@ def test_a_comparison_run_is_not_an_evaluation(store, tmp_path: Path) -> None:
 def test_episode_evaluations_compare_on_episode_accuracy(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     demo = make_episode_demo(300, seed=5)
-    runs, correct = {}, {}
-    for version, key in (("1", "episode_baseline"), ("2", "episode_candidate")):
-        path = tmp_path / f"{key}.parquet"
-        demo.models[key].to_parquet(path, index=False)
-        cfg = compose_config(
-            [
-                "task=episode",
-                f"data.episodes={path}",
-                f"mlflow.tracking_uri={uri}",
-                "model.name=episode-reader",
-                f"model.version={version}",
-            ]
-        )
-        outcome = run_episode(cfg, tmp_path / key)
-        runs[version] = outcome.run.run_id
-        correct[version] = outcome.video_table.set_index("video_id")["episode_correct"]
+    outcomes = episode_demo_runs(
+        demo, tmp_path, uri, "model.name=episode-reader", "model.version={version}"
+    )
+    runs = {version: o.run.run_id for version, o in outcomes.items()}
+    correct = {
+        v: o.video_table.set_index("video_id")["episode_correct"] for v, o in outcomes.items()
+    }
     client = MlflowClient(uri, registry_uri=uri)
     client.create_registered_model("episode-reader")
     for version in ("1", "2"):

@@ -16,9 +16,8 @@ from evaluator.demo.episode_data import make_episode_demo
 from evaluator.demo.poster_data import make_demo_set
 from evaluator.errors import InputError
 from evaluator.integrations.registration import register_poster_versions
-from evaluator.tasks.episode import run_episode
 from evaluator.tasks.poster import run_poster
-from tests.conftest import compose_config, run_cli
+from tests.conftest import EPISODE_DEMO_VERSIONS, compose_config, episode_demo_runs, run_cli
 
 NAME = "slice-ranker"
 GENRES = np.array(["anime", "드라마", "Action & Adventure", "news/current"], dtype=object)
@@ -266,21 +265,11 @@ def test_episode_slices_and_their_comparison(tmp_path: Path) -> None:
     demo = make_episode_demo(400, seed=2)
     meta = tmp_path / "meta.parquet"
     demo.truth[["video_id", "series_id", "season"]].to_parquet(meta, index=False)
+    overrides = (f"data.slices={meta}", "slices.categorical=[season]", "plots=false")
+    outcomes = episode_demo_runs(demo, tmp_path, uri, *overrides)
     runs = {}
-    for version, key in (("1", "episode_baseline"), ("2", "episode_candidate")):
-        path = tmp_path / f"{key}.parquet"
-        demo.models[key].to_parquet(path, index=False)
-        cfg = compose_config(
-            [
-                "task=episode",
-                f"data.episodes={path}",
-                f"data.slices={meta}",
-                "slices.categorical=[season]",
-                f"mlflow.tracking_uri={uri}",
-                "plots=false",
-            ]
-        )
-        outcome = run_episode(cfg, tmp_path / key)
+    for version, key in EPISODE_DEMO_VERSIONS:
+        outcome = outcomes[version]
         runs[version] = outcome.run.run_id
         table = pd.read_parquet(tmp_path / key / "slices.parquet")
         groups = outcome.groups.set_index("series_id")
