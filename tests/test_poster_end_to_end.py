@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -22,6 +23,20 @@ def _overrides(demo_files: dict[str, Path], db: Path, model: str = "baseline") -
         "model.name=poster-ranker",
         "model.version=3",
     ]
+
+
+def _video_eval(
+    demo_files: dict[str, Path],
+    predictions: Path,
+    cwd: Path,
+    *overrides: str,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    """`video-eval` (a real process) in ``cwd`` on the demo experts and ``predictions``, with
+    the outputs in cwd/out."""
+    experts = f"data.experts={demo_files['experts']}"
+    args = [experts, f"data.predictions={predictions}", *overrides, "hydra.run.dir=out"]
+    return run_cli(args, cwd, env=env)
 
 
 def test_run_poster_records_everything_in_sqlite(demo_files, tmp_path: Path) -> None:
@@ -137,15 +152,8 @@ def test_tracking_failure_marks_the_run_failed_and_keeps_outputs(demo_files, tmp
 
 @pytest.mark.slow
 def test_cli_end_to_end_in_a_fresh_directory(demo_files, tmp_path: Path) -> None:
-    proc = run_cli(
-        [
-            f"data.experts={demo_files['experts']}",
-            f"data.predictions={demo_files['candidate']}",
-            "model.name=poster-ranker",
-            "model.version=4",
-            "hydra.run.dir=out",
-        ],
-        tmp_path,
+    proc = _video_eval(
+        demo_files, demo_files["candidate"], tmp_path, "model.name=poster-ranker", "model.version=4"
     )
     assert proc.returncode == 0, proc.stderr
     assert "recall@1" in proc.stdout and "recall@10" in proc.stdout and "mrr@10" in proc.stdout
@@ -167,15 +175,7 @@ def test_cli_bad_input_exits_2_without_traceback(demo_files, tmp_path: Path) -> 
         '{"video_id": "a", "timestamp": 1.0, "rank": 1}\n'
         '{"video_id": "a", "timestamp": 2.0, "rank": 1}\n'
     )
-    proc = run_cli(
-        [
-            f"data.experts={demo_files['experts']}",
-            f"data.predictions={bad}",
-            "matching.min_cosine=null",
-            "hydra.run.dir=out",
-        ],
-        tmp_path,
-    )
+    proc = _video_eval(demo_files, bad, tmp_path, "matching.min_cosine=null")
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "preds.jsonl: column 'rank': duplicate rank within a video" in proc.stderr
@@ -194,14 +194,8 @@ def test_cli_missing_required_path_and_misspelt_key(demo_files, tmp_path: Path) 
 @pytest.mark.slow
 def test_cli_honours_mlflow_tracking_uri_env(demo_files, tmp_path: Path) -> None:
     db = tmp_path / "elsewhere.db"
-    proc = run_cli(
-        [
-            f"data.experts={demo_files['experts']}",
-            f"data.predictions={demo_files['baseline']}",
-            "hydra.run.dir=out",
-        ],
-        tmp_path,
-        env={"MLFLOW_TRACKING_URI": f"sqlite:///{db}"},
+    proc = _video_eval(
+        demo_files, demo_files["baseline"], tmp_path, env={"MLFLOW_TRACKING_URI": f"sqlite:///{db}"}
     )
     assert proc.returncode == 0, proc.stderr
     assert db.is_file() and not (tmp_path / "mlflow.db").exists()
@@ -209,16 +203,13 @@ def test_cli_honours_mlflow_tracking_uri_env(demo_files, tmp_path: Path) -> None
 
 @pytest.mark.slow
 def test_cli_time_only_matching(demo_files, tmp_path: Path) -> None:
-    proc = run_cli(
-        [
-            f"data.experts={demo_files['experts']}",
-            f"data.predictions={demo_files['baseline']}",
-            "matching.min_cosine=null",
-            "metrics.min_expert_frames=1",
-            "matching.time_tolerance_s=0",
-            "hydra.run.dir=out",
-        ],
+    proc = _video_eval(
+        demo_files,
+        demo_files["baseline"],
         tmp_path,
+        "matching.min_cosine=null",
+        "metrics.min_expert_frames=1",
+        "matching.time_tolerance_s=0",
     )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
@@ -227,15 +218,12 @@ def test_cli_time_only_matching(demo_files, tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_against_a_real_tracking_server(demo_files, tmp_path: Path, mlflow_server: str) -> None:
-    proc = run_cli(
-        [
-            f"data.experts={demo_files['experts']}",
-            f"data.predictions={demo_files['baseline']}",
-            f"mlflow.tracking_uri={mlflow_server}",
-            "mlflow.experiment=server-test",
-            "hydra.run.dir=out",
-        ],
+    proc = _video_eval(
+        demo_files,
+        demo_files["baseline"],
         tmp_path,
+        f"mlflow.tracking_uri={mlflow_server}",
+        "mlflow.experiment=server-test",
     )
     assert proc.returncode == 0, proc.stderr
     assert mlflow_server in proc.stdout
@@ -251,14 +239,11 @@ def test_against_a_real_tracking_server(demo_files, tmp_path: Path, mlflow_serve
 def test_unreachable_server_is_refused_before_the_work(demo_files, tmp_path: Path) -> None:
     """The bounded probe refuses a server that does not answer at once: exit 3, one
     paragraph, nothing evaluated (a server lost later is covered in test_reliability)."""
-    proc = run_cli(
-        [
-            f"data.experts={demo_files['experts']}",
-            f"data.predictions={demo_files['baseline']}",
-            "mlflow.tracking_uri=http://127.0.0.1:9",
-            "hydra.run.dir=out",
-        ],
+    proc = _video_eval(
+        demo_files,
+        demo_files["baseline"],
         tmp_path,
+        "mlflow.tracking_uri=http://127.0.0.1:9",
         env={"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "3"},
     )
     assert proc.returncode == 3
