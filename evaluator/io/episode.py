@@ -19,7 +19,7 @@ import pyarrow as pa
 
 from evaluator.io.tables import (
     MAX_EXACT_INTEGER,
-    column_error,
+    check_rows,
     numeric_column,
     read_table,
     refuse_huge_whole_numbers,
@@ -68,14 +68,13 @@ def _episode_numbers(path: Path, table: pa.Table, column: str, frame: pd.DataFra
     values = numeric_column(path, table, column, frame, "a whole episode number")
     refuse_huge_whole_numbers(path, column, values, frame)
     bad = ~np.isfinite(values) | (values != np.round(values))
-    if bad.any():
-        raise column_error(
-            path,
-            column,
-            "episode number must be a whole number (found a missing, NaN, inf or fractional value)",
-            np.flatnonzero(bad),
-            frame,
-        )
+    check_rows(
+        bad,
+        path,
+        column,
+        "episode number must be a whole number (found a missing, NaN, inf or fractional value)",
+        frame,
+    )
     return values.astype(np.int64)
 
 
@@ -83,15 +82,14 @@ def _group_labels(path: Path, table: pa.Table, column: str, frame: pd.DataFrame)
     """The group column: integers (or integral floats) stay integers, anything else is text."""
     col = table[column]
     null = col.is_null().to_numpy(zero_copy_only=False)
-    if null.any():
-        raise column_error(
-            path,
-            column,
-            f"missing group label (episode.group_by={column}; set episode.group_by=null for "
-            f"no per-group breakdown)",
-            np.flatnonzero(null),
-            frame,
-        )
+    check_rows(
+        null,
+        path,
+        column,
+        f"missing group label (episode.group_by={column}; set episode.group_by=null for "
+        f"no per-group breakdown)",
+        frame,
+    )
     if pa.types.is_integer(col.type):
         try:
             return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -143,25 +141,23 @@ def episode_table(path: Path, table: pa.Table, *, group_by: str | None) -> Episo
     frame["video_id"] = ids
 
     dup = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise column_error(
-            path,
-            "video_id",
-            "duplicate video id (the episode table needs one row per video)",
-            np.flatnonzero(dup),
-            frame,
-        )
+    check_rows(
+        dup,
+        path,
+        "video_id",
+        "duplicate video id (the episode table needs one row per video)",
+        frame,
+    )
     episodes = {c: _episode_numbers(path, table, c, frame) for c in EPISODE_COLUMNS}
     confidence = numeric_column(path, table, "confidence", frame, "a number in [0, 1]")
     bad = ~((confidence >= 0.0) & (confidence <= 1.0))  # NaN and missing fail both
-    if bad.any():
-        raise column_error(
-            path,
-            "confidence",
-            "confidence must be a number in [0, 1] (found a missing, NaN or out-of-range value)",
-            np.flatnonzero(bad),
-            frame,
-        )
+    check_rows(
+        bad,
+        path,
+        "confidence",
+        "confidence must be a number in [0, 1] (found a missing, NaN or out-of-range value)",
+        frame,
+    )
 
     group_column = group_by if group_by and group_by in table.column_names else None
     groups = None if group_column is None else _group_labels(path, table, group_column, frame)

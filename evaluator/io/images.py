@@ -16,7 +16,7 @@ import pandas as pd
 
 from evaluator.embed import EmbeddingCache, FrameReadError, FrameRef, embed_frames
 from evaluator.embed.backbone import Embedder
-from evaluator.io.tables import column_error
+from evaluator.io.tables import check_rows, column_error
 
 
 def frame_refs(path: Path, frame: pd.DataFrame, image_root: Path | None) -> list[FrameRef]:
@@ -29,18 +29,10 @@ def frame_refs(path: Path, frame: pd.DataFrame, image_root: Path | None) -> list
     column = "image" if "image" in frame.columns else "video_path"
     values = frame[column]
     missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
-    if missing.any():
-        raise column_error(path, column, "missing file path", np.flatnonzero(missing), frame)
+    check_rows(missing, path, column, "missing file path", frame)
     resolved = [(root / str(v)).resolve() for v in values]
     outside = np.array([not p.is_relative_to(root) for p in resolved])
-    if outside.any():
-        raise column_error(
-            path,
-            column,
-            f"path leaves the image root {root} (data.image_root)",
-            np.flatnonzero(outside),
-            frame,
-        )
+    check_rows(outside, path, column, f"path leaves the image root {root} (data.image_root)", frame)
     if column == "image":
         return [FrameRef(image=str(p)) for p in resolved]
     ts = frame["timestamp"].to_numpy(dtype=np.float64)

@@ -17,7 +17,7 @@ from evaluator.errors import InputError
 from evaluator.io.sources import Source, read_parts
 from evaluator.io.tables import (
     arrow_from_pandas,
-    column_error,
+    check_rows,
     embedding_column,
     numeric_column,
     read_table,
@@ -149,15 +149,14 @@ def load_table(
     frame["video_id"] = ids
     ts = numeric_column(path, table, "timestamp", frame, "seconds (a number)")
     bad = ~np.isfinite(ts) | (ts < 0)
-    if bad.any():
-        raise column_error(
-            path,
-            "timestamp",
-            "timestamp must be finite and >= 0 (seconds from "
-            "the start of the video); found a missing, NaN, inf or negative value",
-            np.flatnonzero(bad),
-            frame,
-        )
+    check_rows(
+        bad,
+        path,
+        "timestamp",
+        "timestamp must be finite and >= 0 (seconds from "
+        "the start of the video); found a missing, NaN, inf or negative value",
+        frame,
+    )
 
     embedding = None
     if need_embeddings and image_embedder is not None:
@@ -196,10 +195,7 @@ def load_table(
         else:
             score = numeric_column(path, table, "score", frame, "a number (higher is better)")
             bad = ~np.isfinite(score)
-            if bad.any():
-                raise column_error(
-                    path, "score", "score must be a finite number", np.flatnonzero(bad), frame
-                )
+            check_rows(bad, path, "score", "score must be a finite number", frame)
             codes = pd.factorize(ids)[0]
             rank = ranks_from_scores(codes, score, ts)
             rank_source = "score"
@@ -210,29 +206,18 @@ def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) ->
     values = numeric_column(path, table, "rank", frame, "an integer >= 1")
     refuse_huge_whole_numbers(path, "rank", values, frame)
     bad = ~np.isfinite(values) | (values != np.round(values))
-    if bad.any():
-        raise column_error(
-            path,
-            "rank",
-            "rank must be a whole number (found a missing, NaN or fractional value)",
-            np.flatnonzero(bad),
-            frame,
-        )
+    check_rows(
+        bad,
+        path,
+        "rank",
+        "rank must be a whole number (found a missing, NaN or fractional value)",
+        frame,
+    )
     bad = values < 1
-    if bad.any():
-        raise column_error(
-            path,
-            "rank",
-            "rank must be >= 1 (1 = the model's best frame)",
-            np.flatnonzero(bad),
-            frame,
-        )
+    check_rows(bad, path, "rank", "rank must be >= 1 (1 = the model's best frame)", frame)
     rank = values.astype(np.int64)
     dup = pd.DataFrame({"v": ids, "r": rank}).duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise column_error(
-            path, "rank", "duplicate rank within a video", np.flatnonzero(dup), frame
-        )
+    check_rows(dup, path, "rank", "duplicate rank within a video", frame)
     return rank
 
 

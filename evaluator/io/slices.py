@@ -23,7 +23,7 @@ from evaluator.core.slices import bin_codes
 from evaluator.errors import InputError
 from evaluator.io.tables import (
     SUPPORTED_SUFFIXES,
-    column_error,
+    check_rows,
     numeric_column,
     read_table,
     require_columns,
@@ -148,15 +148,14 @@ def _binned(
         codes, labels, segments, outside = bin_codes(values, edges)
     except ValueError as exc:
         raise InputError(f"config: slices.bins.{name}: {exc}.") from None
-    if outside.any():
-        raise column_error(
-            path,
-            name,
-            f"value outside the bins {list(edges)} (widen them, e.g. with -inf / inf as the "
-            f"outer edges)",
-            np.flatnonzero(outside),
-            frame,
-        )
+    check_rows(
+        outside,
+        path,
+        name,
+        f"value outside the bins {list(edges)} (widen them, e.g. with -inf / inf as the "
+        f"outer edges)",
+        frame,
+    )
     return SliceColumn(name, labels, codes, segments, tuple(float(e) for e in edges))
 
 
@@ -213,15 +212,14 @@ def load_slice_table(
         frame["part"] = parts
     context = ("video_id", "part")
     dup = pd.Series(ids).duplicated(keep=False).to_numpy()
-    if dup.any():
-        raise column_error(
-            path,
-            "video_id",
-            "duplicate video id (the slices table needs one row per video)",
-            np.flatnonzero(dup),
-            frame,
-            context,
-        )
+    check_rows(
+        dup,
+        path,
+        "video_id",
+        "duplicate video id (the slices table needs one row per video)",
+        frame,
+        context,
+    )
     out = []
     for name in names:
         col = table[name]

@@ -73,6 +73,23 @@ def column_error(
     )
 
 
+def check_rows(
+    bad: np.ndarray,
+    path: Path,
+    column: str,
+    problem: str,
+    table: pd.DataFrame | None = None,
+    context: Sequence[str] = ("video_id",),
+) -> None:
+    """Refuse the rows where ``bad`` is true, if any, with `column_error`.
+
+    Raises:
+        InputError: ``bad`` has a true row.
+    """
+    if bad.any():
+        raise column_error(path, column, problem, np.flatnonzero(bad), table, context)
+
+
 def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",)) -> pa.Table:
     """Read a .parquet, .csv or .jsonl file into an Arrow table.
 
@@ -251,14 +268,7 @@ def numeric_column(
         values = parsed.to_numpy(dtype=np.float64)
         text = raw.astype(str).str.strip().str.lower()
         bad = np.isnan(values) & ~(raw.isna() | text.isin(["nan", ""])).to_numpy()
-        if bad.any():
-            raise column_error(
-                path,
-                column,
-                f"wrong type: expected {what}, got text",
-                np.flatnonzero(bad),
-                frame,
-            )
+        check_rows(bad, path, column, f"wrong type: expected {what}, got text", frame)
         return values
     raise InputError(f"{path}: column '{column}': wrong type: expected {what}, got {col.type}.")
 
@@ -271,8 +281,7 @@ def _refuse_inexact_integers(
     else:
         # Compared as integers: float64(2**53 + 1) would round to 2**53 and pass.
         bad = (ints > MAX_EXACT_INTEGER) | (ints < -MAX_EXACT_INTEGER)
-    if bad.any():
-        raise column_error(path, column, inexact_problem(), np.flatnonzero(bad), frame)
+    check_rows(bad, path, column, inexact_problem(), frame)
 
 
 def inexact_problem() -> str:
@@ -295,8 +304,7 @@ def refuse_huge_whole_numbers(
         InputError: naming the file, the column and the rows.
     """
     bad = np.abs(values) > MAX_EXACT_INTEGER
-    if bad.any():
-        raise column_error(path, column, inexact_problem(), np.flatnonzero(bad), frame)
+    check_rows(bad, path, column, inexact_problem(), frame)
 
 
 @dataclass(frozen=True)
@@ -337,27 +345,20 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
         width = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0
         return Embeddings(np.zeros((0, width), dtype=np.float32))
     null = arr.is_null().to_numpy(zero_copy_only=False)
-    if null.any():
-        raise column_error(
-            path, "embedding", "missing embedding vector", np.flatnonzero(null), frame
-        )
+    check_rows(null, path, "embedding", "missing embedding vector", frame)
     lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
     empty = lengths == 0
-    if empty.any():
-        raise column_error(
-            path, "embedding", "empty embedding vector", np.flatnonzero(empty), frame
-        )
+    check_rows(empty, path, "embedding", "empty embedding vector", frame)
     dim = int(np.bincount(lengths).argmax())
     odd = lengths != dim
-    if odd.any():
-        raise column_error(
-            path,
-            "embedding",
-            f"embeddings of different lengths (most rows have {dim}; these have "
-            f"{sorted(set(lengths[odd].tolist()))[:5]})",
-            np.flatnonzero(odd),
-            frame,
-        )
+    check_rows(
+        odd,
+        path,
+        "embedding",
+        f"embeddings of different lengths (most rows have {dim}; these have "
+        f"{sorted(set(lengths[odd].tolist()))[:5]})",
+        frame,
+    )
     flat = arr.flatten()
     if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)):
         raise InputError(
@@ -395,14 +396,7 @@ def _parse_text_vectors(path: Path, col: pa.ChunkedArray, frame: pd.DataFrame) -
     shaped = pc.and_(pc.starts_with(stripped, "["), pc.ends_with(stripped, "]"))
     bad = ~shaped.fill_null(True).to_numpy(zero_copy_only=False)
     bad &= ~text.is_null().to_numpy(zero_copy_only=False)
-    if bad.any():
-        raise column_error(
-            path,
-            "embedding",
-            "expected a JSON array of numbers such as [0.1, 0.2]",
-            np.flatnonzero(bad),
-            frame,
-        )
+    check_rows(bad, path, "embedding", "expected a JSON array of numbers such as [0.1, 0.2]", frame)
     inner = pc.utf8_slice_codeunits(stripped, 1, -1)
     parts = pc.split_pattern(inner, ",")
     items = pc.utf8_trim_whitespace(parts.flatten())
