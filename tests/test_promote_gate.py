@@ -251,21 +251,27 @@ def _console_scripts(bin_dir: Path) -> Path:
     return bin_dir
 
 
+def _process(argv: list[str], cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run ``argv`` to its end (at most 300 s), its output captured as text."""
+    return subprocess.run(
+        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+
+
+def _tool_env(**extra: str) -> dict[str, str]:
+    """This process's environment without MLFLOW_* settings, this checkout importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env.update(PYTHONPATH=str(REPO), **extra)
+    return env
+
+
 def _run_job(commands: list[str], env: dict[str, str], cwd: Path) -> list[int]:
     """Run the job's commands in order, stopping at the first failure; their exit codes."""
     codes = []
     for command in commands:
         if command.startswith("pip install"):
             continue  # the project is installed already (the launchers run this checkout)
-        done = subprocess.run(
-            ["bash", "-e", "-c", command],
-            cwd=cwd,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = _process(["bash", "-e", "-c", command], cwd, env)
         codes.append(done.returncode)
         if done.returncode > 1:
             pytest.fail(f"{command!r} exited {done.returncode}:\n{done.stderr[-3000:]}")
@@ -289,12 +295,11 @@ def test_the_ci_recipes_gate_three_versions(
     # its own, since the server is shared with other tests.
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if recipe == "github" else mlflow_server
     name = f"poster-ranker-{recipe}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env = _tool_env()
     env.update({k: str(v) for k, v in variables.items() if "${{" not in str(v)})
     env["MODEL_NAME"] = name
     env["MLFLOW_TRACKING_URI"] = uri
     env["PATH"] = f"{_console_scripts(tmp_path / 'bin')}{os.pathsep}{env['PATH']}"
-    env["PYTHONPATH"] = str(REPO)
     (tmp_path / "eval").mkdir()
     (tmp_path / "predictions").mkdir()
     shutil.copy(demo_files["experts"], tmp_path / env["EXPERTS"])
@@ -330,19 +335,11 @@ def test_the_ci_recipes_gate_three_versions(
 def test_exit_codes_of_the_commands(store, tmp_path: Path) -> None:
     uri, _ = _copy(store, tmp_path)
     bin_dir = _console_scripts(tmp_path / "bin")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env.update(PYTHONPATH=str(REPO), MLFLOW_TRACKING_URI=uri)
+    env = _tool_env(MLFLOW_TRACKING_URI=uri)
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(bin_dir / args[0]), *args[1:], f"hydra.run.dir={tmp_path / 'out'}"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        argv = [str(bin_dir / args[0]), *args[1:], f"hydra.run.dir={tmp_path / 'out'}"]
+        return _process(argv, tmp_path, env)
 
     help_text = run("video-eval-promote", "--help").stdout
     assert "1  REJECT" in help_text and "4  internal error" in help_text
@@ -372,7 +369,7 @@ def test_exit_codes_of_the_commands(store, tmp_path: Path) -> None:
     )
     assert unreachable.returncode == 3, unreachable.stderr[-2000:]
     # An unexpected exception is a bug: exit 4 with the traceback, never 1.
-    crash = subprocess.run(
+    crash = _process(
         [
             sys.executable,
             "-c",
@@ -384,12 +381,8 @@ def test_exit_codes_of_the_commands(store, tmp_path: Path) -> None:
             f"'hydra.run.dir={tmp_path / 'crash'}']\n"
             "promote_main()\n",
         ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+        tmp_path,
+        env,
     )
     assert crash.returncode == 4
     assert "RuntimeError: boom" in crash.stderr and "internal error" in crash.stderr
