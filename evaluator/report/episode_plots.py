@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -14,6 +15,15 @@ import numpy as np
 from evaluator.core.episode import CoverageAtAccuracy, RiskCoverageCurve
 
 DPI = 110
+
+
+def _label(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
+    """Axis labels, title, a light grid and the legend (lower left) of one panel."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
 
 
 def plot_risk_coverage(
@@ -88,11 +98,12 @@ def plot_risk_coverage(
     low = min(float(np.nanmin(acc)), target)
     left.set_ylim(max(0.0, low - 0.1 * (100.5 - low) - 0.5), 100.5)
     left.set_xlim(0, 100)
-    left.set_xlabel("coverage (% of videos the model decides alone)")
-    left.set_ylabel("auto-decision accuracy (% of those decisions right)")
-    left.set_title("Risk-coverage: lower the threshold, move right")
-    left.grid(alpha=0.3)
-    left.legend(loc="lower left", fontsize=8)
+    _label(
+        left,
+        "coverage (% of videos the model decides alone)",
+        "auto-decision accuracy (% of those decisions right)",
+        "Risk-coverage: lower the threshold, move right",
+    )
 
     # Below the lowest confidence nothing changes: carry the last point to threshold 0.
     thr = np.r_[curve.threshold, 0.0]
@@ -115,11 +126,12 @@ def plot_risk_coverage(
     right.axhline(target, color="C3", linestyle="--", linewidth=1.3, label="target accuracy")
     right.set_xlim(0, 1)
     right.set_ylim(0, 101)
-    right.set_xlabel("confidence threshold (decide alone when confidence >= threshold)")
-    right.set_ylabel("percent (of all videos / of automated decisions)")
-    right.set_title("Coverage and accuracy by threshold")
-    right.grid(alpha=0.3)
-    right.legend(loc="lower left", fontsize=8)
+    _label(
+        right,
+        "confidence threshold (decide alone when confidence >= threshold)",
+        "percent (of all videos / of automated decisions)",
+        "Coverage and accuracy by threshold",
+    )
 
     fig.suptitle(title, fontsize=12)
     path.parent.mkdir(parents=True, exist_ok=True)
