@@ -8,10 +8,14 @@ scored by `evaluator.engines.units.score_unit` and only its `PosterPartial` (per
 outcomes) is kept; `merge_partials` and `finish` give exactly the result of an in-memory
 evaluation of everything.
 
-What the budget bounds: the rows of the unit being scored (their Arrow data, vectors and
-per-row index arrays). Not bounded by it: the per-video outcomes (a few hundred bytes per
-video), the core's fixed-size scratch blocks (about 250 MB at most), and the report's gallery
-(capped by ``report.max_gallery_videos``).
+Units are cut for speed, not to fill the budget: about `UNIT_TARGET_BYTES` of working set
+each (the core's time per row is flat from about 0.1M rows per unit), also when the input is
+held in memory (`MemoryBuckets`). Freed memory goes back to the system after each unit.
+
+What the budget bounds: the input held in memory (when it fits) plus the rows of the unit
+being scored (their Arrow data, vectors and per-row arrays of the core). Not bounded by it:
+the per-video outcomes (a few hundred bytes per video) and the report's gallery (capped by
+``report.max_gallery_videos``).
 """
 
 from __future__ import annotations
@@ -31,10 +35,15 @@ from evaluator.core.partials import (
     merge_partials,
 )
 from evaluator.core.poster import PosterSettings
+from evaluator.engines.memory import release_free_memory, use_system_pool
 from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
 from evaluator.io.partition import (
     BATCH_ROWS,
+    PARTITION_SLAB_BYTES,
+    SCALAR_ROW_BYTES,
+    UNIT_TARGET_BYTES,
+    MemoryBuckets,
     TablePlan,
     TempBuckets,
     duplicate_rank_error,
@@ -48,6 +57,7 @@ from evaluator.io.partition import (
 from evaluator.io.sources import Source
 
 MAX_SPLIT_DEPTH = 4
+IN_MEMORY_FACTOR = 1.25
 
 
 @dataclass(frozen=True)
@@ -58,7 +68,8 @@ class StreamStats:
         unit_rows: rows (both tables) of each unit scored, in order.
         max_unit_rows: the most rows a unit may hold within the budget.
         spilled: True when the rows went through temporary buckets on disk.
-        n_buckets: buckets of the first partition pass (0 when in memory).
+        n_buckets: buckets of the first partition pass (on disk, or in memory when the
+            input fits the budget; 1 when it is scored as one unit).
     """
 
     unit_rows: tuple[int, ...]
@@ -116,6 +127,7 @@ def stream_poster(
     max_gallery_videos: int | None = None,
     batch_rows: int = BATCH_ROWS,
     on_unit: Callable[[int, int], None] | None = None,
+    unit_target_bytes: int = UNIT_TARGET_BYTES,
 ) -> StreamedPoster:
     """Evaluate parquet sources within a memory budget.
 
@@ -129,6 +141,7 @@ def stream_poster(
         max_gallery_videos: gallery videos kept (None: all).
         batch_rows: rows per read batch.
         on_unit: called with (rows of the unit, units so far) before each unit is scored.
+        unit_target_bytes: the working set units are cut to (within the budget).
 
     Returns:
         The streamed evaluation.
@@ -137,11 +150,15 @@ def stream_poster(
         InputError: bad input (naming file, column and rows), parts that differ, or no
             space left for the temporary buckets (they are removed).
     """
+    use_system_pool()
     need = settings.min_cosine is not None
     exp = plan_table(experts, "experts", need_embeddings=need, want_image=want_images)
     pred = plan_table(predictions, "predictions", need_embeddings=need, want_image=want_images)
     max_rows = rows_per_unit(budget_bytes, exp, pred)
-    total_bytes = exp.n_rows * exp.row_bytes + pred.n_rows * pred.row_bytes
+    unit_target = rows_per_unit(min(budget_bytes, unit_target_bytes), exp, pred)
+    total_rows = exp.n_rows + pred.n_rows
+    data_bytes = sum(p.n_rows * (p.row_bytes - SCALAR_ROW_BYTES) for p in (exp, pred))
+    unit_bytes = min(total_rows, unit_target) * max(exp.row_bytes, pred.row_bytes)
     dims = _Dims()
     unit_rows: list[int] = []
     partials: list[PosterPartial] = []
@@ -162,26 +179,36 @@ def stream_poster(
             predictions_label=str(_label(pred)),
         )
         partials.append(cap_gallery(partial, max_gallery_videos))
+        release_free_memory()
 
-    n_buckets = 0
-    if exp.n_rows + pred.n_rows <= max_rows and total_bytes <= budget_bytes:
+    n_buckets = n_buckets_for(total_rows, unit_target) if total_rows > unit_target else 1
+    # Held whole, the tables take about 1.25x their Arrow data (batches, row columns, malloc).
+    spilled = int(IN_MEMORY_FACTOR * data_bytes) + unit_bytes > budget_bytes
+    if not spilled:
         tables = [
             _read_whole(plan, offset, need, dims, batch_rows) for plan, offset in _sides(exp, pred)
         ]
-        score(*tables)
+        if n_buckets == 1:
+            score(*tables)
+        else:
+            in_memory = MemoryBuckets(
+                dict(zip(("experts", "predictions"), tables, strict=True)), n_buckets
+            )
+            del tables
+            for e, p in _units(in_memory, max_rows, temp_dir, depth=1):
+                score(e, p)
+                del e, p
+            del in_memory
     else:
-        n_buckets = n_buckets_for(total_bytes, budget_bytes)
         with TempBuckets(temp_dir, n_buckets) as buckets:
             for plan, offset in _sides(exp, pred):
-                for path, first, row, batch in iter_batches(plan, batch_rows):
-                    dims.check(validate_batch(plan, path, first, batch, need), path)
-                    schema = buckets.schemas.get(plan.role)
-                    buckets.add(plan.role, with_row_columns(plan, batch, row, offset, schema))
+                _partition(buckets, plan, offset, need, dims, batch_rows)
             buckets.finish_writing()
             for e, p in _units(buckets, max_rows, temp_dir, depth=1):
                 score(e, p)
+                del e, p
     merged = merge_partials(partials, max_gallery_videos=max_gallery_videos)
-    stats = StreamStats(tuple(unit_rows), max_rows, n_buckets > 0, n_buckets)
+    stats = StreamStats(tuple(unit_rows), max_rows, spilled, n_buckets)
     return StreamedPoster(finish(merged, settings), exp, pred, dims.dim if need else None, stats)
 
 
@@ -191,6 +218,26 @@ def _sides(exp: TablePlan, pred: TablePlan) -> tuple[tuple[TablePlan, int], ...]
 
 def _label(plan: TablePlan) -> Path:
     return plan.source.files[0] if plan.source.is_single_file else plan.source.label
+
+
+def _partition(
+    buckets: TempBuckets, plan: TablePlan, offset: int, need: bool, dims: _Dims, batch_rows: int
+) -> None:
+    """Validate one table batch by batch and hand its rows to the buckets in large slabs."""
+    slab: list[pa.Table] = []
+    slab_bytes = 0
+    schema = buckets.schemas.get(plan.role)
+    for path, first, row, batch in iter_batches(plan, batch_rows):
+        dims.check(validate_batch(plan, path, first, batch, need), path)
+        part = with_row_columns(plan, batch, row, offset, schema)
+        schema = part.schema
+        slab.append(part)
+        slab_bytes += part.nbytes
+        if slab_bytes >= PARTITION_SLAB_BYTES:
+            buckets.add(plan.role, pa.concat_tables(slab))
+            slab, slab_bytes = [], 0
+    if slab:
+        buckets.add(plan.role, pa.concat_tables(slab))
 
 
 def _read_whole(plan: TablePlan, offset: int, need: bool, dims: _Dims, batch_rows: int) -> pa.Table:
@@ -211,7 +258,7 @@ def _read_whole(plan: TablePlan, offset: int, need: bool, dims: _Dims, batch_row
 
 
 def _units(
-    buckets: TempBuckets, max_rows: int, temp_dir: str | Path | None, depth: int
+    buckets: TempBuckets | MemoryBuckets, max_rows: int, temp_dir: str | Path | None, depth: int
 ) -> Iterator[tuple[pa.Table, pa.Table]]:
     """The units of a partition: each bucket, or its split when it exceeds ``max_rows``."""
     for b in range(buckets.n):
@@ -224,6 +271,11 @@ def _units(
             continue
         # Uneven hashing put too many rows here: split this bucket again with another hash.
         n = max(2, math.ceil(1.5 * rows / max_rows))
+        if isinstance(buckets, MemoryBuckets):
+            sub_memory = MemoryBuckets({"experts": e, "predictions": p}, n, salt=depth)
+            del e, p
+            yield from _units(sub_memory, max_rows, temp_dir, depth + 1)
+            continue
         with TempBuckets(temp_dir or buckets.root, n, salt=depth) as sub:
             for role, table in (("experts", e), ("predictions", p)):
                 sub.schemas[role] = table.schema

@@ -14,6 +14,7 @@ part files; the gallery's row id and the way back to a file and row for messages
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import math
 import shutil
@@ -36,10 +37,26 @@ from evaluator.io.tables import MAX_ROWS_SHOWN, require_columns
 ORDER_COLUMN = "__order"
 ROW_COLUMN = "__row"
 # Per-row memory beyond the Arrow data while a unit is scored: ids as Python strings, float64
-# timestamps, ranks, sort orders and group offsets of the core, the pandas scalar frame.
-SCALAR_ROW_BYTES = 320
+# timestamps, ranks, sort orders and group offsets of the core, the pandas scalar frame, the
+# pair blocks. Measured as the rise of peak RSS over `evaluator.engines.units.score_unit` on
+# units of 0.1M-1M rows (64-d and 512-d vectors): 700-1100 bytes per row.
+SCALAR_ROW_BYTES = 1024
 BATCH_ROWS = 65_536
-MAX_BUCKETS = 256
+# Bytes of Arrow data per read batch: parquet pages are decoded a batch at a time, so this
+# bounds the decoding buffers whatever the files' row groups are.
+READ_BATCH_BYTES = 8 << 20
+# The parquet reader streams column chunks through a buffer of this size instead of loading a
+# whole row group (a 200k x 512-d row group is 400 MB).
+READ_BUFFER_BYTES = 4 << 20
+# Two open files per bucket while partitioning (one per table).
+MAX_BUCKETS = 384
+# Rows are handed to the buckets in slabs of about this much data, so each bucket gets few,
+# large record batches (a unit is read back as a handful of chunks, not thousands).
+PARTITION_SLAB_BYTES = 64 << 20
+# Units are sized for speed, not to fill the budget: the core's per-row cost is flat from about
+# 0.1M rows per unit, so larger units only cost memory. A unit's working set is at most this
+# (or the budget, when smaller).
+UNIT_TARGET_BYTES = 160 << 20
 
 
 @dataclass(frozen=True)
@@ -54,6 +71,7 @@ class TablePlan:
         schema: the first part's schema.
         file_rows: rows per file (from the parquet footers).
         row_bytes: estimated memory per row while its unit is scored.
+        data_row_bytes: the Arrow data of a row as read (its part of ``row_bytes``).
     """
 
     source: Source
@@ -62,6 +80,7 @@ class TablePlan:
     schema: pa.Schema
     file_rows: tuple[int, ...]
     row_bytes: int
+    data_row_bytes: int = 0
 
     @property
     def n_rows(self) -> int:
@@ -129,8 +148,9 @@ def plan_table(source: Source, role: str, *, need_embeddings: bool, want_image: 
         if value_type is not None and value_type != pa.float32():
             item = max(1, getattr(value_type, "bit_width", 32) // 8)
             copy = 4 * (emb_bytes // n) // item
+    data = data_bytes // n + copy
     return TablePlan(
-        source, role, columns, schema, tuple(rows), data_bytes // n + copy + SCALAR_ROW_BYTES
+        source, role, columns, schema, tuple(rows), data + SCALAR_ROW_BYTES, data_bytes // n
     )
 
 
@@ -138,6 +158,11 @@ def rows_per_unit(budget_bytes: int, *plans: TablePlan) -> int:
     """The most rows (both tables together) one work unit may hold within the budget."""
     row_bytes = max(p.row_bytes for p in plans)
     return max(1, int(budget_bytes // row_bytes))
+
+
+def read_batch_rows(plan: TablePlan, batch_rows: int = BATCH_ROWS) -> int:
+    """Rows per read batch: at most ``batch_rows`` and about `READ_BATCH_BYTES` of data."""
+    return max(1, min(batch_rows, READ_BATCH_BYTES // max(1, plan.data_row_bytes)))
 
 
 def _canonical(t: pa.DataType) -> pa.DataType:
@@ -168,8 +193,11 @@ def iter_batches(
     for f in plan.source.files:
         in_file = 0
         try:
-            reader = pq.ParquetFile(f)
-            for batch in reader.iter_batches(batch_size=batch_rows, columns=list(plan.columns)):
+            reader = pq.ParquetFile(f, pre_buffer=False, buffer_size=READ_BUFFER_BYTES)
+            batches = reader.iter_batches(
+                batch_size=read_batch_rows(plan, batch_rows), columns=list(plan.columns)
+            )
+            for batch in batches:
                 yield f, in_file, row, pa.Table.from_batches([batch])
                 in_file += batch.num_rows
                 row += batch.num_rows
@@ -290,10 +318,8 @@ class TempBuckets:
 
     def cleanup(self) -> None:
         for w in self.writers.values():
-            try:
+            with contextlib.suppress(pa.ArrowException, OSError):
                 w.close()
-            except (pa.ArrowException, OSError):
-                pass
         self.writers.clear()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -336,6 +362,51 @@ class TempBuckets:
             return pa.ipc.open_file(source).read_all()
 
 
+class MemoryBuckets:
+    """Hash buckets of tables held in memory, read like `TempBuckets` (nothing on disk).
+
+    Used when both tables fit the budget: the rows are cut into units by the same hash, so
+    the core's per-row scratch is that of one unit, not of the whole input. A bucket is
+    gathered batch by batch (Arrow's take over a many-chunk table of vectors is slow).
+    """
+
+    def __init__(self, tables: dict[str, pa.Table], n_buckets: int, salt: int = 0) -> None:
+        self.n = n_buckets
+        self.salt = salt
+        self.schemas = {role: t.schema for role, t in tables.items()}
+        self.rows = np.zeros((n_buckets, 2), dtype=np.int64)
+        self._batches: dict[str, list[pa.RecordBatch]] = {}
+        self._index: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        for side, role in enumerate(("experts", "predictions")):
+            table = tables[role]
+            batches = [b for b in table.to_batches() if b.num_rows]
+            buckets = (
+                bucket_of(table["video_id"], n_buckets, salt)
+                if table.num_rows
+                else np.zeros(0, dtype=np.int64)
+            )
+            order = np.argsort(buckets, kind="stable")  # rows of a bucket stay in input order
+            bounds = np.searchsorted(buckets[order], np.arange(n_buckets + 1))
+            starts = np.cumsum([0, *(b.num_rows for b in batches)]).astype(np.int64)
+            self._batches[role] = batches
+            self._index[role] = (order, bounds, starts)
+            self.rows[:, side] = np.diff(bounds)
+
+    def read(self, bucket: int, role: str) -> pa.Table:
+        """The rows of one bucket of one table, in input order."""
+        order, bounds, starts = self._index[role]
+        rows = order[bounds[bucket] : bounds[bucket + 1]]
+        cuts = np.searchsorted(rows, starts)
+        parts = [
+            batch.take(pa.array(rows[cuts[i] : cuts[i + 1]] - starts[i]))
+            for i, batch in enumerate(self._batches[role])
+            if cuts[i + 1] > cuts[i]
+        ]
+        if not parts:
+            return self.schemas[role].empty_table()
+        return pa.Table.from_batches(parts, self.schemas[role])
+
+
 class NoSpaceError(InputError):
     """The disk under ``engine.temp_dir`` filled up while partitioning."""
 
@@ -348,6 +419,6 @@ class NoSpaceError(InputError):
         )
 
 
-def n_buckets_for(total_bytes: int, budget_bytes: int) -> int:
-    """How many hash buckets keep an average bucket well inside the budget."""
-    return int(min(MAX_BUCKETS, max(2, math.ceil(1.5 * total_bytes / max(1, budget_bytes)))))
+def n_buckets_for(total_rows: int, unit_rows: int) -> int:
+    """How many hash buckets keep an average bucket well inside ``unit_rows``."""
+    return int(min(MAX_BUCKETS, max(2, math.ceil(1.5 * total_rows / max(1, unit_rows)))))

@@ -23,6 +23,7 @@ from evaluator.core.bootstrap import bootstrap_mean_ci
 from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.engines.streaming import stream_poster
 from evaluator.errors import InputError
+from evaluator.io.partition import plan_table
 from evaluator.io.poster import load_poster_inputs
 from evaluator.io.sources import resolve_source
 from evaluator.report.tables import match_table
@@ -237,4 +238,62 @@ def test_streaming_time_only_matching_ignores_embeddings(tmp_path: Path) -> None
     )
     whole = score_poster(inputs, s, judge_frames=False)
     assert streamed.stats.spilled and len(streamed.stats.unit_rows) > 1
+    assert_same(whole.finished, streamed.finished, "finished")
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_units_cut_in_memory_equal_one_unit(tmp_path: Path, seed: int) -> None:
+    """Inputs that fit the budget are still scored unit by unit (no disk), with equal results."""
+    exp, pred = _many_videos(150, seed)
+    write_parts(exp, tmp_path / "experts", 3, seed)
+    write_parts(pred, tmp_path / "predictions", 2, seed + 1)
+    streamed = stream_poster(
+        resolve_source(tmp_path / "experts", "experts"),
+        resolve_source(tmp_path / "predictions", "predictions"),
+        SETTINGS,
+        budget_bytes=64 << 20,
+        temp_dir=tmp_path,
+        unit_target_bytes=60_000,
+    )
+    stats = streamed.stats
+    assert not stats.spilled and stats.n_buckets > 1 and len(stats.unit_rows) > 1
+    assert max(stats.unit_rows) <= stats.max_unit_rows
+    assert sum(stats.unit_rows) == exp.num_rows + pred.num_rows
+    assert not list(tmp_path.glob("video-eval-*"))  # nothing went to disk
+    whole = _in_memory(exp, pred, tmp_path, None, judge=False)
+    assert_same(whole.finished, streamed.finished, "finished")
+
+
+def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> None:
+    """Held in memory, a bucket larger than the budget allows is re-split by another hash."""
+    experts, preds = random_tables(9, 40, images=False)
+    big = experts[experts.video_id == experts.video_id.iloc[0]].copy()
+    big = big.loc[big.index.repeat(100)].assign(timestamp=lambda d: np.arange(len(d)) / 2)
+    experts = pd.concat([experts, big], ignore_index=True)
+    exp, pred = arrow_table(experts), arrow_table(preds)
+    write_parts(exp, tmp_path / "experts", 2, 1)
+    write_parts(pred, tmp_path / "predictions", 2, 2)
+    sources = (
+        resolve_source(tmp_path / "experts", "experts"),
+        resolve_source(tmp_path / "predictions", "predictions"),
+    )
+    plans = [
+        plan_table(s, role, need_embeddings=True, want_image=False)
+        for s, role in zip(sources, ("experts", "predictions"), strict=True)
+    ]
+    row_bytes = max(p.row_bytes for p in plans)
+    data = sum(p.n_rows * p.data_row_bytes for p in plans)
+    # The tables fit in memory with units of a quarter of the rows; a unit may hold about
+    # 0.4 of them, and the bucket of the big video (half of them) is split again.
+    unit = (exp.num_rows + pred.num_rows) // 4 * row_bytes
+    budget = int(1.3 * data) + unit
+    streamed = stream_poster(
+        *sources, SETTINGS, budget_bytes=budget, temp_dir=tmp_path, unit_target_bytes=unit
+    )
+    stats = streamed.stats
+    assert not stats.spilled and stats.n_buckets > 1
+    over = [r for r in stats.unit_rows if r > stats.max_unit_rows]
+    assert len(over) == 1 and over[0] >= len(big)
+    assert not list(tmp_path.glob("video-eval-*"))
+    whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
