@@ -28,6 +28,18 @@ HIT, NO_PREDICTIONS, SIMILARITY, TIME, TIME_AND_SIMILARITY, NEITHER = range(6)
 FRAME_STATUSES = ("hit", "near_time", "near_similarity", "far")
 FRAME_HIT, FRAME_NEAR_TIME, FRAME_NEAR_SIMILARITY, FRAME_FAR = range(4)
 
+# The float per-video fields of `VideoMatches` (NaN where a video has no such pair).
+MATCH_FLOAT_FIELDS = (
+    "best_model_timestamp",
+    "best_expert_timestamp",
+    "best_dt",
+    "best_cosine",
+    "nearest_dt",
+    "nearest_cosine",
+    "min_dt",
+    "max_cosine",
+)
+
 # Float64 elements gathered per chunk (expert side). With the model side (10 frames against
 # >= 5 expert frames), the float32 gathers and the pair arrays a chunk's scratch is about 30
 # bytes per element: 2M elements keep it near 60 MB, and the time per pair is flat from there.
@@ -231,19 +243,7 @@ def match_videos(
             "miss_reason",
         )
     }
-    out_float = {
-        k: np.full(n, np.nan)
-        for k in (
-            "best_model_timestamp",
-            "best_expert_timestamp",
-            "best_dt",
-            "best_cosine",
-            "nearest_dt",
-            "nearest_cosine",
-            "min_dt",
-            "max_cosine",
-        )
-    }
+    out_float = {k: np.full(n, np.nan) for k in MATCH_FLOAT_FIELDS}
     taus = np.asarray(sweep_time_tolerances_s, dtype=np.float64)
     sweep_best = np.full((taus.shape[0], n, k_max), -np.inf) if taus.size else None
 

@@ -21,11 +21,17 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from evaluator.core.digest import combine_video_digests
-from evaluator.core.matching import MISS_REASONS, FrameMatches, VideoMatches
+from evaluator.core.matching import (
+    MATCH_FLOAT_FIELDS,
+    MISS_REASONS,
+    FrameMatches,
+    VideoMatches,
+)
 from evaluator.core.poster import (
     PosterResult,
     PosterSettings,
     SweepResult,
+    input_counts,
     poster_metrics,
     sweep_hit_counts,
     sweep_recall_from_counts,
@@ -39,16 +45,6 @@ MATCH_INT_FIELDS = (
     "n_matched_expert_frames",
     "best_model_rank",
     "miss_reason",
-)
-MATCH_FLOAT_FIELDS = (
-    "best_model_timestamp",
-    "best_expert_timestamp",
-    "best_dt",
-    "best_cosine",
-    "nearest_dt",
-    "nearest_cosine",
-    "min_dt",
-    "max_cosine",
 )
 COUNT_FIELDS = (
     "n_expert_frames",
@@ -411,20 +407,14 @@ def finish(partial: PosterPartial, settings: PosterSettings) -> FinishedPoster:
         frames=frames,
         **{name: sorted_(name)[videos] for name in (*MATCH_INT_FIELDS, *MATCH_FLOAT_FIELDS)},
     )
-    metrics, curve = poster_metrics(
-        settings,
-        matches,
-        n_expert[videos],
-        n_model[videos],
-        {
-            "n_videos_excluded": int((has_experts & ~eligible).sum()),
-            "n_prediction_videos_unknown": int(
-                ((sorted_("n_prediction_rows") > 0) & ~has_experts).sum()
-            ),
-            "n_predictions_truncated": int(partial.n_model_frames_truncated.sum()),
-            "n_expert_duplicates_dropped": int(partial.n_expert_duplicates.sum()),
-        },
+    counts = input_counts(
+        has_experts,
+        eligible,
+        sorted_("n_prediction_rows") > 0,
+        partial.n_model_frames_truncated,
+        partial.n_expert_duplicates,
     )
+    metrics, curve = poster_metrics(settings, matches, n_expert[videos], n_model[videos], counts)
     sweep = None
     if partial.sweep_hits is not None:
         thetas = (

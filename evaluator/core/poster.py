@@ -185,6 +185,24 @@ def sweep_recall(
     return thetas, sweep_recall_from_counts(counts, sweep_best.shape[1])
 
 
+def input_counts(
+    has_experts: np.ndarray,
+    eligible: np.ndarray,
+    has_predictions: np.ndarray,
+    truncated: np.ndarray,
+    duplicates: np.ndarray,
+) -> dict[str, int]:
+    """The ``counts`` of `poster_metrics` from per-video masks (videos with expert rows,
+    eligible ones, videos with prediction rows) and arrays whose sums are the truncated
+    predictions and the dropped duplicate expert rows (per-video counts or per-row masks)."""
+    return {
+        "n_videos_excluded": int((has_experts & ~eligible).sum()),
+        "n_prediction_videos_unknown": int((has_predictions & ~has_experts).sum()),
+        "n_predictions_truncated": int(truncated.sum()),
+        "n_expert_duplicates_dropped": int(duplicates.sum()),
+    }
+
+
 def poster_metrics(
     settings: PosterSettings,
     matches: VideoMatches,
@@ -380,18 +398,8 @@ def evaluate_poster(
         judge_frames=judge_frames,
     )
 
-    metrics, curve = poster_metrics(
-        settings,
-        matches,
-        n_expert[videos],
-        n_model[videos],
-        {
-            "n_videos_excluded": int((has_experts & ~eligible).sum()),
-            "n_prediction_videos_unknown": int((n_prediction_videos & ~has_experts).sum()),
-            "n_predictions_truncated": int(n_truncated.sum()),
-            "n_expert_duplicates_dropped": int(drop.sum()),
-        },
-    )
+    counts = input_counts(has_experts, eligible, n_prediction_videos, n_truncated, drop)
+    metrics, curve = poster_metrics(settings, matches, n_expert[videos], n_model[videos], counts)
 
     sweep = None
     if matches.sweep_best is not None:

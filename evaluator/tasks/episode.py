@@ -256,20 +256,13 @@ def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
 def run_episode(
     cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
 ) -> EpisodeOutcome:
-    """Evaluate one episode table and record it (SPEC section 8).
+    """Evaluate one episode table (``task=episode``) and record it: the episode counterpart of
+    `evaluator.tasks.poster.run_poster`, with the same arguments, outcome and errors.
 
-    Args:
-        cfg: the composed ``video-eval`` config (``task=episode``).
-        output_dir: where summary.json, episode_videos.parquet, ... are written.
-        track: record an MLflow run (False: local outputs only).
-        parent_run_id: record the run as a child of this run (multirun).
-
-    Returns:
-        The outcome; ``outcome.run`` names the MLflow run.
-
-    Raises:
-        InputError: bad config or input file (nothing written, no run created).
-        TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
+    ``output_dir`` receives summary.json, episode_videos.parquet, the threshold sweep and the
+    plots; ``track=False`` writes them only; ``parent_run_id`` makes the run a multirun child.
+    An InputError means nothing was written and no run created; a TrackingError means the
+    local outputs exist and the run is FAILED.
     """
     settings = episode_settings(cfg)
     path = _episodes_path(cfg)

@@ -23,13 +23,8 @@ from evaluator.engines.spark_inputs import SparkPosterTable
 def _info(table: SparkPosterTable) -> TableInfo:
     """What the record says of a table Spark read: its source string as given (a URI, a folder
     of part files or ``table:NAME``), never a local path made of it."""
-    return TableInfo(
-        Path(table.source),
-        table.source,
-        table.columns,
-        table.rank_source,
-        location=table.source,
-    )
+    source = table.source
+    return TableInfo(Path(source), source, table.columns, table.rank_source, location=source)
 
 
 def spark_scored(cfg: DictConfig, settings: PosterSettings, table_embedder: Any) -> Scored:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.frames import Frames, ranks_from_scores
-from evaluator.core.matching import MISS_REASONS
+from evaluator.core.matching import MATCH_FLOAT_FIELDS, MISS_REASONS
 from evaluator.core.poster import PosterSettings, evaluate_poster
 from tests.reference.poster import reference_evaluate
 
@@ -102,16 +102,7 @@ def assert_matches_reference(experts, predictions, s: PosterSettings) -> None:
         assert m.n_matched_model_frames[i] == rv.n_matched_model, vid
         assert m.n_matched_expert_frames[i] == rv.n_matched_expert, vid
         assert m.best_model_rank[i] == rv.best_model_rank, vid
-        for name in (
-            "best_model_timestamp",
-            "best_expert_timestamp",
-            "best_dt",
-            "best_cosine",
-            "nearest_dt",
-            "nearest_cosine",
-            "min_dt",
-            "max_cosine",
-        ):
+        for name in MATCH_FLOAT_FIELDS:  # every float field of VideoMatches
             got, want = getattr(m, name)[i], getattr(rv, name)
             assert (math.isnan(got) and math.isnan(want)) or got == want, (vid, name, got, want)
         assert MISS_REASONS[m.miss_reason[i]] == rv.miss_reason, vid

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,8 +21,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.bootstrap import bootstrap_mean_ci
+from evaluator.core.poster import PosterSettings
 from evaluator.engines.local import Scored, score_poster, stream_sources
-from evaluator.engines.streaming import stream_poster
+from evaluator.engines.streaming import StreamedPoster, stream_poster
 from evaluator.errors import InputError
 from evaluator.io.partition import plan_table
 from evaluator.io.poster import load_poster_inputs
@@ -127,6 +129,16 @@ def test_streaming_equals_in_memory(
         assert not stats.spilled and len(stats.unit_rows) == 1
 
 
+def _stream_dir(root: Path, settings: PosterSettings, **kwargs: Any) -> StreamedPoster:
+    """`stream_poster` over the part folders ``root/experts`` and ``root/predictions``."""
+    return stream_poster(
+        resolve_source(root / "experts", "experts"),
+        resolve_source(root / "predictions", "predictions"),
+        settings,
+        **kwargs,
+    )
+
+
 def _many_videos(n_videos: int, seed: int = 5) -> tuple[pa.Table, pa.Table]:
     experts, preds = random_tables(seed, n_videos, images=False)
     return arrow_table(experts), arrow_table(preds)
@@ -137,9 +149,8 @@ def test_many_units_and_none_larger_than_the_budget(tmp_path: Path) -> None:
     write_parts(exp, tmp_path / "experts", 3, 1)
     write_parts(pred, tmp_path / "predictions", 3, 2)
     budget = 40_000  # bytes: a few dozen rows per unit
-    streamed = stream_poster(
-        resolve_source(tmp_path / "experts", "experts"),
-        resolve_source(tmp_path / "predictions", "predictions"),
+    streamed = _stream_dir(
+        tmp_path,
         SETTINGS,
         budget_bytes=budget,
         temp_dir=tmp_path,
@@ -156,25 +167,31 @@ def test_many_units_and_none_larger_than_the_budget(tmp_path: Path) -> None:
     assert_same(whole.finished, streamed.finished, "finished")
 
 
-def test_one_video_larger_than_the_budget_is_one_unit(tmp_path: Path) -> None:
-    """A video cannot be split: it is scored whole (the only unit over the budget)."""
-    experts, preds = random_tables(9, 30, images=False)
+def _with_big_video(root: Path, n_videos: int, repeat: int) -> tuple[pa.Table, pa.Table, int]:
+    """Random tables whose first video has ``repeat`` times its expert rows, as part files
+    under ``root``; returns the tables and the big video's added rows."""
+    experts, preds = random_tables(9, n_videos, images=False)
     big = experts[experts.video_id == experts.video_id.iloc[0]].copy()
-    big = big.loc[big.index.repeat(40)].assign(timestamp=lambda d: np.arange(len(d)) / 2)
+    big = big.loc[big.index.repeat(repeat)].assign(timestamp=lambda d: np.arange(len(d)) / 2)
     experts = pd.concat([experts, big], ignore_index=True)
     exp, pred = arrow_table(experts), arrow_table(preds)
-    write_parts(exp, tmp_path / "experts", 2, 1)
-    write_parts(pred, tmp_path / "predictions", 2, 2)
-    streamed = stream_poster(
-        resolve_source(tmp_path / "experts", "experts"),
-        resolve_source(tmp_path / "predictions", "predictions"),
+    write_parts(exp, root / "experts", 2, 1)
+    write_parts(pred, root / "predictions", 2, 2)
+    return exp, pred, len(big)
+
+
+def test_one_video_larger_than_the_budget_is_one_unit(tmp_path: Path) -> None:
+    """A video cannot be split: it is scored whole (the only unit over the budget)."""
+    exp, pred, big = _with_big_video(tmp_path, n_videos=30, repeat=40)
+    streamed = _stream_dir(
+        tmp_path,
         SETTINGS,
         budget_bytes=20_000,
         temp_dir=tmp_path,
     )
     stats = streamed.stats
     over = [r for r in stats.unit_rows if r > stats.max_unit_rows]
-    assert len(over) == 1 and over[0] >= len(big)
+    assert len(over) == 1 and over[0] >= big
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
 
@@ -198,9 +215,8 @@ def test_a_video_split_over_parts_is_scored_once(tmp_path: Path) -> None:
         for i, t in enumerate(tables):
             pq.write_table(pa.table(t), tmp_path / name / f"part-{i:05d}.parquet")
     for budget in (100, 10**9):  # one unit per bucket, and everything in memory
-        streamed = stream_poster(
-            resolve_source(tmp_path / "experts", "experts"),
-            resolve_source(tmp_path / "predictions", "predictions"),
+        streamed = _stream_dir(
+            tmp_path,
             SETTINGS,
             budget_bytes=budget,
             temp_dir=tmp_path,
@@ -224,9 +240,8 @@ def test_streaming_time_only_matching_ignores_embeddings(tmp_path: Path) -> None
     write_parts(exp, tmp_path / "experts", 3, 1)
     write_parts(pred, tmp_path / "predictions", 2, 2)
     s = replace(SETTINGS, min_cosine=None, sweep_min_cosines=())
-    streamed = stream_poster(
-        resolve_source(tmp_path / "experts", "experts"),
-        resolve_source(tmp_path / "predictions", "predictions"),
+    streamed = _stream_dir(
+        tmp_path,
         s,
         budget_bytes=20_000,
         temp_dir=tmp_path,
@@ -247,9 +262,8 @@ def test_units_cut_in_memory_equal_one_unit(tmp_path: Path, seed: int) -> None:
     exp, pred = _many_videos(150, seed)
     write_parts(exp, tmp_path / "experts", 3, seed)
     write_parts(pred, tmp_path / "predictions", 2, seed + 1)
-    streamed = stream_poster(
-        resolve_source(tmp_path / "experts", "experts"),
-        resolve_source(tmp_path / "predictions", "predictions"),
+    streamed = _stream_dir(
+        tmp_path,
         SETTINGS,
         budget_bytes=64 << 20,
         temp_dir=tmp_path,
@@ -266,13 +280,7 @@ def test_units_cut_in_memory_equal_one_unit(tmp_path: Path, seed: int) -> None:
 
 def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> None:
     """Held in memory, a bucket larger than the budget allows is re-split by another hash."""
-    experts, preds = random_tables(9, 40, images=False)
-    big = experts[experts.video_id == experts.video_id.iloc[0]].copy()
-    big = big.loc[big.index.repeat(100)].assign(timestamp=lambda d: np.arange(len(d)) / 2)
-    experts = pd.concat([experts, big], ignore_index=True)
-    exp, pred = arrow_table(experts), arrow_table(preds)
-    write_parts(exp, tmp_path / "experts", 2, 1)
-    write_parts(pred, tmp_path / "predictions", 2, 2)
+    exp, pred, big = _with_big_video(tmp_path, n_videos=40, repeat=100)
     sources = (
         resolve_source(tmp_path / "experts", "experts"),
         resolve_source(tmp_path / "predictions", "predictions"),
@@ -293,7 +301,7 @@ def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> No
     stats = streamed.stats
     assert not stats.spilled and stats.n_buckets > 1
     over = [r for r in stats.unit_rows if r > stats.max_unit_rows]
-    assert len(over) == 1 and over[0] >= len(big)
+    assert len(over) == 1 and over[0] >= big
     assert not list(tmp_path.glob("video-eval-*"))
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
