@@ -31,6 +31,7 @@ from evaluator.tracking.logged_models import (
 )
 from evaluator.tracking.reachability import sqlite_path, ui_hint
 from evaluator.tracking.record_later import Destination, save_record, with_record_id
+from evaluator.tracking.tables import log_tables
 
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
@@ -111,7 +112,7 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
 
 @contextlib.contextmanager
 def _tracking_uri(uri: str) -> Iterator[None]:
-    # mlflow.log_table has no client form; point the fluent API at our store for the call.
+    # For the fluent-only APIs (model registration): point them at our store for the call.
     # set_tracking_uri also writes $MLFLOW_TRACKING_URI (for subprocesses); put both back so
     # a later config resolution in this process does not see our value as the user's.
     previous = mlflow.get_tracking_uri()
@@ -230,18 +231,9 @@ def log_record(
         client.log_batch(run_id, metrics=chunk)
     for local, folder in record.artifacts:
         client.log_artifact(run_id, str(local), folder)
-    log_tables(tracking_uri, run_id, record.tables)
+    log_tables(client, run_id, record.tables)
     if record.dataset is not None:
         log_dataset(client, run_id, record.dataset)
-
-
-def log_tables(tracking_uri: str, run_id: str, tables: Mapping[str, pd.DataFrame]) -> None:
-    """Log frames with ``mlflow.log_table`` (the UI's table view) into an existing run."""
-    if not tables:
-        return
-    with _tracking_uri(tracking_uri):
-        for artifact_file, frame in tables.items():
-            mlflow.log_table(data=frame, artifact_file=artifact_file, run_id=run_id)
 
 
 def log_dataset(client: MlflowClient, run_id: str, dataset: object) -> None:

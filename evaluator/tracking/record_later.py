@@ -16,7 +16,6 @@ idempotent:
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, replace
@@ -29,11 +28,11 @@ from evaluator.errors import InputError, TrackingError
 from evaluator.io.outputs import write_json_atomically
 from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.reachability import absolute_uri
+from evaluator.tracking.tables import LOGGED_ARTIFACTS_TAG, log_tables
 
 MANIFEST_NAME = "record.json"
 MANIFEST_FORMAT = 1
 RECORD_ID_TAG = "evaluator.record_id"
-LOGGED_ARTIFACTS_TAG = "mlflow.loggedArtifacts"  # MLflow's list of the run's tables
 
 
 @dataclass(frozen=True)
@@ -312,7 +311,6 @@ def _complete_run(client: Any, run_id: str, record: Any, uri: str) -> None:
         MAX_PARAMS_TAGS_PER_BATCH,
         chunks,
         log_dataset,
-        log_tables,
     )
 
     run = client.get_run(run_id)
@@ -367,30 +365,12 @@ def _complete_run(client: Any, run_id: str, record: Any, uri: str) -> None:
         client.log_artifact(run_id, str(local), folder)
     done = {t.get("path") for t in json.loads(have.tags.get(LOGGED_ARTIFACTS_TAG, "[]"))}
     todo = {name: frame for name, frame in record.tables.items() if name not in done}
-    _drop_partial_tables(client, run_id, todo)
-    log_tables(uri, run_id, todo)
+    log_tables(client, run_id, todo)  # an upload replaces a partial file of the same name
     if record.dataset is not None:
         digest = record.dataset.digest[:32] if isinstance(record.dataset, FileDataset) else None
         logged_digests = {d.dataset.digest for d in run.inputs.dataset_inputs}
         if digest is None or digest not in logged_digests:
             log_dataset(client, run_id, record.dataset)
-
-
-def _drop_partial_tables(client: Any, run_id: str, tables: dict[str, pd.DataFrame]) -> None:
-    """Replace table files uploaded without their tag by an empty table of the same columns.
-
-    `mlflow.log_table` appends to an existing table file; a file uploaded just before the
-    server went away (its tag missing) would otherwise be doubled.
-    """
-    present = {a.path for a in client.list_artifacts(run_id)}
-    for name, frame in tables.items():
-        if name not in present:
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(tmp) / Path(name).name
-            frame.iloc[:0].to_json(local, orient="split", index=False, date_format="iso")
-            folder = Path(name).parent.as_posix()
-            client.log_artifact(run_id, str(local), None if folder == "." else folder)
 
 
 def record_later_hint(output_dir: Path, tracking_uri: str) -> str:
