@@ -238,16 +238,23 @@ def test_github_slug() -> None:
 
 
 @dataclass(frozen=True)
-class Command:
+class Found:
+    """Where in the docs a thing to check was found; ``id`` is its test id."""
+
     source: Path
     line: int
+
+    def __str__(self) -> str:
+        return f"{_rel(self.source)}:{self.line}"
+
+    id = property(__str__)
+
+
+@dataclass(frozen=True)
+class Command(Found):
     program: str
     overrides: tuple[str, ...]
     expect_failure: bool = False
-
-    @property
-    def id(self) -> str:
-        return f"{_rel(self.source)}:{self.line}"
 
 
 def parse_command(tokens: list[str]) -> tuple[str, list[str]] | None:
@@ -363,15 +370,9 @@ def test_documented_command_composes(command: Command) -> None:
 
 
 @dataclass(frozen=True)
-class PythonCompose:
-    source: Path
-    line: int
+class PythonCompose(Found):
     config_name: str
     overrides: tuple[str, ...]
-
-    @property
-    def id(self) -> str:
-        return f"{_rel(self.source)}:{self.line}"
 
 
 def python_composes(text: str) -> list[tuple[int, str, list[str]]]:
