@@ -9,6 +9,7 @@ file, the column and up to five rows.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,10 +92,8 @@ def _group_labels(path: Path, table: pa.Table, column: str, frame: pd.DataFrame)
         frame,
     )
     if pa.types.is_integer(col.type):
-        try:
+        with contextlib.suppress(pa.ArrowInvalid):  # unsigned labels beyond int64: their text
             return col.cast(pa.int64()).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:  # unsigned labels beyond int64: kept as their text
-            pass
     elif pa.types.is_floating(col.type):
         values = col.to_numpy(zero_copy_only=False).astype(np.float64)
         whole = np.isfinite(values) & (values == np.round(values))

@@ -7,6 +7,7 @@ rows (a CSV header is not a row).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,10 +155,8 @@ def _csv_header(path: Path) -> list[str]:
 
 
 def _read_jsonl(path: Path) -> pa.Table:
-    try:
+    with contextlib.suppress(pa.ArrowInvalid):
         return pa_json.read_json(path)
-    except pa.ArrowInvalid:
-        pass
     # Arrow refuses a column whose JSON type changes between rows (7 and "007"); read the
     # lines one by one so such files still load and a broken line is reported by number.
     records = []

@@ -15,6 +15,7 @@ idempotent:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -289,11 +290,10 @@ def record_saved(
 
 
 def _fail_quietly(client: Any, run_id: str, exc: BaseException) -> None:
-    try:
+    # The store may be gone: then the next `video-eval-record` completes the run.
+    with contextlib.suppress(Exception):
         client.set_tag(run_id, "evaluator.error", f"{type(exc).__name__}: {exc}"[:5000])
         client.set_terminated(run_id, "FAILED")
-    except Exception:  # the store is gone: the next `video-eval-record` completes the run
-        pass
 
 
 def _complete_run(client: Any, run_id: str, record: Any, uri: str) -> None:
