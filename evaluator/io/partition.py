@@ -257,6 +257,19 @@ def bucket_of(video_id: pa.ChunkedArray | pa.Array, n_buckets: int, salt: int) -
     return per_value[encoded.indices.to_numpy(zero_copy_only=False)]
 
 
+def bucket_order(
+    video_id: pa.ChunkedArray | pa.Array, n_buckets: int, salt: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Rows sorted by bucket, each bucket's rows in input order, and the bucket bounds.
+
+    Returns:
+        (order, bounds): bucket b holds rows ``order[bounds[b] : bounds[b + 1]]``.
+    """
+    buckets = bucket_of(video_id, n_buckets, salt) if len(video_id) else np.zeros(0, dtype=np.int64)
+    order = np.argsort(buckets, kind="stable")
+    return order, np.searchsorted(buckets[order], np.arange(n_buckets + 1))
+
+
 def duplicate_rank_error(plan: TablePlan, table: pa.Table) -> InputError | None:
     """A duplicate (video, rank) among a unit's prediction rows, named by file and row.
 
@@ -330,11 +343,8 @@ class TempBuckets:
         """Append the rows of ``table`` (bucket schema) to their buckets, keeping their order."""
         side = 0 if role == "experts" else 1
         self.schemas.setdefault(role, table.schema)
-        buckets = bucket_of(table["video_id"], self.n, self.salt)
-        order = np.argsort(buckets, kind="stable")
-        sorted_buckets = buckets[order]
+        order, bounds = bucket_order(table["video_id"], self.n, self.salt)
         table = table.take(pa.array(order))
-        bounds = np.searchsorted(sorted_buckets, np.arange(self.n + 1))
         try:
             for b in np.flatnonzero(np.diff(bounds)):
                 part = table.slice(int(bounds[b]), int(bounds[b + 1] - bounds[b]))
@@ -380,13 +390,7 @@ class MemoryBuckets:
         for side, role in enumerate(("experts", "predictions")):
             table = tables[role]
             batches = [b for b in table.to_batches() if b.num_rows]
-            buckets = (
-                bucket_of(table["video_id"], n_buckets, salt)
-                if table.num_rows
-                else np.zeros(0, dtype=np.int64)
-            )
-            order = np.argsort(buckets, kind="stable")  # rows of a bucket stay in input order
-            bounds = np.searchsorted(buckets[order], np.arange(n_buckets + 1))
+            order, bounds = bucket_order(table["video_id"], n_buckets, salt)
             starts = np.cumsum([0, *(b.num_rows for b in batches)]).astype(np.int64)
             self._batches[role] = batches
             self._index[role] = (order, bounds, starts)
