@@ -35,7 +35,7 @@ from evaluator.core.partials import (
     merge_partials,
 )
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.memory import release_free_memory, use_system_pool
+from evaluator.engines.memory import release_free_memory, use_system_allocator
 from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
 from evaluator.io.partition import (
@@ -150,7 +150,7 @@ def stream_poster(
         InputError: bad input (naming file, column and rows), parts that differ, or no
             space left for the temporary buckets (they are removed).
     """
-    use_system_pool()
+    use_system_allocator()
     need = settings.min_cosine is not None
     exp = plan_table(experts, "experts", need_embeddings=need, want_image=want_images)
     pred = plan_table(predictions, "predictions", need_embeddings=need, want_image=want_images)
@@ -208,6 +208,8 @@ def stream_poster(
                 score(e, p)
                 del e, p
     merged = merge_partials(partials, max_gallery_videos=max_gallery_videos)
+    partials.clear()
+    release_free_memory()
     stats = StreamStats(tuple(unit_rows), max_rows, spilled, n_buckets)
     return StreamedPoster(finish(merged, settings), exp, pred, dims.dim if need else None, stats)
 
