@@ -286,6 +286,42 @@ def cap_gallery(partial: PosterPartial, max_videos: int | None) -> PosterPartial
     return replace(partial, gallery=_take_frames(g, v[order[: max(0, max_videos)]], identity))
 
 
+def prune_galleries(
+    partials: Sequence[PosterPartial], max_videos: int | None
+) -> list[PosterPartial]:
+    """Drop the gallery frames no merge of ``partials`` can show.
+
+    Only the first ``max_videos`` gallery videos of the union (in `gallery_order`) survive
+    `merge_partials` with that cap, so every other video's frames can go now: an engine that
+    prunes after each unit holds at most ``max_videos`` videos' frames, not the whole
+    catalog's, and the merged gallery is the same.
+    """
+    out = list(partials)
+    with_frames = [
+        (i, p.gallery, p.gallery.frames.videos)
+        for i, p in enumerate(partials)
+        if p.gallery is not None and p.gallery.frames.videos.shape[0]
+    ]
+    n = sum(v.shape[0] for _, _, v in with_frames)
+    if max_videos is None or n <= max_videos:
+        return out
+    order = gallery_order(
+        np.concatenate([partials[i].first_hit_rank[v] for i, _, v in with_frames]),
+        np.concatenate([partials[i].miss_reason[v] for i, _, v in with_frames]),
+        np.concatenate([partials[i].video_id[v] for i, _, v in with_frames]),
+    )
+    keep = np.zeros(n, dtype=bool)
+    keep[order[: max(0, max_videos)]] = True
+    start = 0
+    for i, gallery, v in with_frames:
+        kept = keep[start : start + v.shape[0]]
+        start += v.shape[0]
+        if not kept.all():
+            identity = np.arange(len(out[i]), dtype=np.int64)
+            out[i] = replace(out[i], gallery=_take_frames(gallery, v[kept], identity))
+    return out
+
+
 def _cat(parts: Sequence[np.ndarray | None]) -> np.ndarray | None:
     if any(p is None for p in parts):
         return None

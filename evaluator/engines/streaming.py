@@ -14,8 +14,8 @@ held in memory (`MemoryBuckets`). Freed memory goes back to the system after eac
 
 What the budget bounds: the input held in memory (when it fits) plus the rows of the unit
 being scored (their Arrow data, vectors and per-row arrays of the core). Not bounded by it:
-the per-video outcomes (a few hundred bytes per video) and the report's gallery (capped by
-``report.max_gallery_videos``).
+the per-video outcomes (a few hundred bytes per video). The gallery's frames are pruned after
+each unit to the videos that can still be among the first ``report.max_gallery_videos``.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ import pyarrow as pa
 from evaluator.core.partials import (
     FinishedPoster,
     PosterPartial,
-    cap_gallery,
     finish,
     merge_partials,
+    prune_galleries,
 )
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.memory import release_free_memory, use_system_allocator
@@ -178,7 +178,9 @@ def stream_poster(
             experts_label=str(_label(exp)),
             predictions_label=str(_label(pred)),
         )
-        partials.append(cap_gallery(partial, max_gallery_videos))
+        partials.append(partial)
+        # Only the first max_gallery_videos of all units can be shown: keep no other frames.
+        partials[:] = prune_galleries(partials, max_gallery_videos)
         release_free_memory()
 
     n_buckets = n_buckets_for(total_rows, unit_target) if total_rows > unit_target else 1

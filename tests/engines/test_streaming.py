@@ -21,9 +21,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.bootstrap import bootstrap_mean_ci
+from evaluator.core.partials import merge_partials, prune_galleries
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.engines.streaming import StreamedPoster, stream_poster
+from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
 from evaluator.io.partition import plan_table
 from evaluator.io.poster import load_poster_inputs
@@ -305,3 +307,28 @@ def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> No
     assert not list(tmp_path.glob("video-eval-*"))
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
+
+
+@pytest.mark.parametrize("cap", [0, 1, 4, 25, None])
+def test_pruned_galleries_merge_into_the_same_gallery(cap: int | None) -> None:
+    """Pruning after each unit keeps at most ``cap`` videos' frames and changes no merge."""
+    experts, preds = random_tables(11, 60, images=False)
+    units = [
+        score_unit(
+            arrow_table(experts[experts.video_id.isin(group)]),
+            arrow_table(preds[preds.video_id.isin(group)]),
+            SETTINGS,
+            judge_frames=True,
+        )
+        for group in np.array_split(experts.video_id.unique(), 7)
+    ]
+    pruned: list = []
+    for unit in units:
+        pruned = prune_galleries([*pruned, unit], cap)
+        kept = sum(q.gallery.frames.videos.shape[0] for q in pruned if q.gallery is not None)
+        assert cap is None or kept <= cap
+    assert_same(
+        merge_partials(units, max_gallery_videos=cap),
+        merge_partials(pruned, max_gallery_videos=cap),
+        "merged",
+    )
