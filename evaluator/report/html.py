@@ -43,7 +43,6 @@ class ReportInputs:
         title: the model's name (the run name).
         finished: the evaluation (result, video ids, the gallery's frames and their images).
         summary: the content of summary.json (metrics by name).
-        table: the match table.
         intervals: the bootstrap intervals of recall@k, or None.
         expert_root / prediction_root: base folders of each table's ``image`` paths.
         slices: the per-slice table (``slices.parquet``), or None.
@@ -53,7 +52,6 @@ class ReportInputs:
     title: str
     finished: FinishedPoster
     summary: dict[str, Any]
-    table: pd.DataFrame
     intervals: BootstrapResult | None
     expert_root: Path = Path(".")
     prediction_root: Path = Path(".")

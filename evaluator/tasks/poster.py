@@ -284,7 +284,7 @@ def evaluate_scored(
         )
         summary["slices"] = slice_out.summary
         files.update(slice_out.data_files)
-    visuals = visuals_of(scored, cfg, label, summary, table, intervals, slice_out)
+    visuals = visuals_of(scored, cfg, label, summary, intervals, slice_out)
     return PosterEvaluation(
         scored, result, metrics, stepped, summary, table, digest, files, visuals, slice_out
     )

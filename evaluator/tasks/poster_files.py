@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator import __version__
@@ -252,7 +251,6 @@ def visuals_of(
     cfg: DictConfig,
     label: str,
     summary: dict[str, Any],
-    table: pd.DataFrame,
     intervals: BootstrapResult | None,
     slices: SliceOutputs | None = None,
 ) -> Visuals:
@@ -262,7 +260,6 @@ def visuals_of(
         title=label,
         finished=scored.finished,
         summary=summary,
-        table=table,
         intervals=intervals,
         expert_root=Path(str(root)) if root is not None else scored.experts.folder,
         prediction_root=Path(str(root)) if root is not None else scored.predictions.folder,
