@@ -14,6 +14,9 @@ import numpy as np
 
 _SEEDS = (np.uint64(0x243F6A8885A308D3), np.uint64(0x13198A2E03707344))
 _ROWS_PER_CHUNK = 16_384
+# The vectors are hashed in chunks of at most this many elements: each of the chunk's uint64
+# temporaries is then 8 MB (16k rows at 64-d; a 16k-row chunk at 512-d took 190 MB).
+_ELEMENTS_PER_CHUNK = 1 << 20
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -53,8 +56,11 @@ def video_digests(
     n = video.shape[0]
     words = np.empty((2, n), dtype=np.uint64)
     weights = None if embedding is None else _weights(int(embedding.shape[1]))
-    for lo in range(0, n, _ROWS_PER_CHUNK):
-        hi = min(n, lo + _ROWS_PER_CHUNK)
+    step = _ROWS_PER_CHUNK
+    if embedding is not None:
+        step = max(1, min(step, _ELEMENTS_PER_CHUNK // max(1, int(embedding.shape[1]))))
+    for lo in range(0, n, step):
+        hi = min(n, lo + step)
         for j in (0, 1):
             row = _mix(ts[lo:hi] ^ _SEEDS[j])
             if embedding is not None and weights is not None:

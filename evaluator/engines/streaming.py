@@ -190,6 +190,7 @@ def stream_poster(
         tables = [
             _read_whole(plan, offset, need, dims, batch_rows) for plan, offset in _sides(exp, pred)
         ]
+        release_free_memory()  # the decoder's scratch
         if n_buckets == 1:
             score(*tables)
         else:

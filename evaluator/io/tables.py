@@ -336,7 +336,10 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
             f"{path}: column 'embedding': wrong type: expected a list of numbers per row, got "
             f"{col.type}."
         )
-    arr = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    arr = col
+    if isinstance(col, pa.ChunkedArray):
+        # ChunkedArray.combine_chunks copies even a single chunk (a unit's vectors, twice).
+        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
     if isinstance(arr, pa.ChunkedArray):  # an empty chunked array combines to a chunked array
         arr = pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
     if len(arr) == 0:
