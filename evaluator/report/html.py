@@ -26,13 +26,71 @@ import pandas as pd
 
 from evaluator import __version__
 from evaluator.core.bootstrap import BootstrapResult
-from evaluator.core.matching import FRAME_STATUSES, MISS_REASONS
+from evaluator.core.matching import FRAME_STATUSES, MISS_REASONS, FrameMatches
 from evaluator.core.partials import FinishedPoster, gallery_order
-from evaluator.core.poster import PosterResult
+from evaluator.core.poster import PosterSettings, SweepResult
 from evaluator.io.outputs import Writer
 from evaluator.io.thumbnails import resolve_image, thumbnail_data_uri
 from evaluator.report.html_template import TEMPLATE
 from evaluator.report.slices import gallery_slice_filter, slices_section
+
+
+@dataclass(frozen=True)
+class DrawnPoster:
+    """What the plots and the report read of a finished evaluation (see `drawn_poster`).
+
+    The drawing worker is handed this, not the `FinishedPoster`: of the per-video outcomes
+    only the three arrays of the pairs plot, and the gallery's videos (at most
+    ``report.max_gallery_videos``) with their frames. At 300k videos its pickle is 22 MB
+    instead of 59 MB (the whole result): it grows by 17 bytes per video, not by about 140.
+
+    Attributes:
+        settings / metrics / recall_curve / sweep: as in `PosterResult`.
+        miss_reason / nearest_dt / nearest_cosine: per eligible video (`VideoMatches`);
+            ``miss_reason`` as int8.
+        frames: the gallery's frame view (`FrameMatches`), or None when it was not kept.
+        gallery_ids: str id per gallery video, aligned with ``frames.videos``.
+        gallery_first_hit / gallery_miss_reason: per gallery video, aligned likewise.
+        model_image / expert_image: image path per frame of ``frames``, or None.
+    """
+
+    settings: PosterSettings
+    metrics: dict[str, float]
+    recall_curve: np.ndarray
+    sweep: SweepResult | None
+    miss_reason: np.ndarray
+    nearest_dt: np.ndarray
+    nearest_cosine: np.ndarray
+    frames: FrameMatches | None
+    gallery_ids: np.ndarray
+    gallery_first_hit: np.ndarray
+    gallery_miss_reason: np.ndarray
+    model_image: np.ndarray | None = None
+    expert_image: np.ndarray | None = None
+
+
+def drawn_poster(finished: FinishedPoster) -> DrawnPoster:
+    """The part of ``finished`` the plots and the report read (`DrawnPoster`)."""
+    result = finished.result
+    m = result.matches
+    fm = m.frames
+    shown = np.zeros(0, dtype=np.int64) if fm is None else fm.videos
+    at = np.searchsorted(m.videos, shown)
+    return DrawnPoster(
+        settings=result.settings,
+        metrics=result.metrics,
+        recall_curve=result.recall_curve,
+        sweep=result.sweep,
+        miss_reason=m.miss_reason.astype(np.int8),
+        nearest_dt=m.nearest_dt,
+        nearest_cosine=m.nearest_cosine,
+        frames=fm,
+        gallery_ids=np.asarray(finished.video_ids[shown]).astype(str),
+        gallery_first_hit=m.first_hit_rank[at],
+        gallery_miss_reason=m.miss_reason[at],
+        model_image=finished.model_image,
+        expert_image=finished.expert_image,
+    )
 
 
 @dataclass(frozen=True)
@@ -41,7 +99,7 @@ class ReportInputs:
 
     Attributes:
         title: the model's name (the run name).
-        finished: the evaluation (result, video ids, the gallery's frames and their images).
+        drawn: the evaluation, as far as the plots and the report read it (`drawn_poster`).
         summary: the content of summary.json (metrics by name).
         intervals: the bootstrap intervals of recall@k, or None.
         expert_root / prediction_root: base folders of each table's ``image`` paths.
@@ -50,17 +108,13 @@ class ReportInputs:
     """
 
     title: str
-    finished: FinishedPoster
+    drawn: DrawnPoster
     summary: dict[str, Any]
     intervals: BootstrapResult | None
     expert_root: Path = Path(".")
     prediction_root: Path = Path(".")
     slices: pd.DataFrame | None = None
     slice_videos: pd.DataFrame | None = None
-
-    @property
-    def result(self) -> PosterResult:
-        return self.finished.result
 
 
 @dataclass(frozen=True)
@@ -129,20 +183,18 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
     file small and are built without a Python loop per video; the page expands only the videos
     it shows (`gallery_videos` does the same in Python).
     """
-    result, finished = ri.result, ri.finished
-    fm = result.matches.frames
+    drawn = ri.drawn
+    fm = drawn.frames
     if fm is None:
         raise ValueError("the report needs the frame view: score with judge_frames=True")
-    m = result.matches
     # The gallery's videos: all scored videos, or the first of them in display order when
     # the gallery is capped (report.max_gallery_videos).
     shown_videos = fm.videos
-    at = np.searchsorted(m.videos, shown_videos)
     n = shown_videos.shape[0]
-    first_hit = m.first_hit_rank[at]
-    reasons = np.asarray(MISS_REASONS, dtype=object)[m.miss_reason[at]]
-    ids = finished.video_ids[shown_videos].astype(str)
-    order = gallery_order(first_hit, m.miss_reason[at], ids)
+    first_hit = drawn.gallery_first_hit
+    reasons = np.asarray(MISS_REASONS, dtype=object)[drawn.gallery_miss_reason]
+    ids = drawn.gallery_ids
+    order = gallery_order(first_hit, drawn.gallery_miss_reason, ids)
     # Frames come grouped by video, in the order of ``shown_videos``; reorder the groups.
     m_split = np.searchsorted(_positions(fm.model_video, shown_videos), np.arange(n + 1))
     e_split = np.searchsorted(_positions(fm.expert_video, shown_videos), np.arange(n + 1))
@@ -156,14 +208,12 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
     m_th = np.full(mi.shape[0], -1, dtype=np.int64)
     if (
         options.thumbnail_px > 0
-        and finished.expert_image is not None
-        and finished.model_image is not None
+        and drawn.expert_image is not None
+        and drawn.model_image is not None
     ):
-        exp_thumbs = _Thumbnails(
-            finished.expert_image, ri.expert_root, options.thumbnail_px, thumbs
-        )
+        exp_thumbs = _Thumbnails(drawn.expert_image, ri.expert_root, options.thumbnail_px, thumbs)
         pred_thumbs = _Thumbnails(
-            finished.model_image, ri.prediction_root, options.thumbnail_px, thumbs
+            drawn.model_image, ri.prediction_root, options.thumbnail_px, thumbs
         )
         # Thumbnails only for the first videos shown: a bounded number of files.
         shown = max(0, min(n, int(options.max_thumbnail_videos)))
@@ -235,7 +285,7 @@ def _positions(video_codes: np.ndarray, scored: np.ndarray) -> np.ndarray:
 
 
 def _headline(ri: ReportInputs) -> list[dict[str, Any]]:
-    s = ri.result.settings
+    s = ri.drawn.settings
     metrics = ri.summary["metrics"]
     k = s.k_max
     cards = []
@@ -273,8 +323,7 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
         options: gallery options.
         plot_pngs: plot name -> PNG bytes, shown inline in this order.
     """
-    result = ri.result
-    s = result.settings
+    s = ri.drawn.settings
     metrics = ri.summary["metrics"]
     confidence = None
     if ri.intervals is not None:

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from evaluator.core.comparison import SweepDelta
-from evaluator.core.matching import HIT, NO_PREDICTIONS, VideoMatches
+from evaluator.core.matching import HIT, NO_PREDICTIONS
 from evaluator.core.poster import SweepResult
 
 DPI = 110
@@ -177,7 +177,9 @@ def plot_sweep_heatmap(
 
 
 def plot_pairs(
-    matches: VideoMatches,
+    miss_reason: np.ndarray,
+    nearest_dt: np.ndarray,
+    nearest_cosine: np.ndarray,
     path: Path,
     *,
     time_tolerance_s: float,
@@ -190,10 +192,13 @@ def plot_pairs(
     closest (most similar among those close enough in time, else the closest in time among
     those similar enough, else the most similar), so the plot shows whether misses fail on
     time or on similarity.
+
+    Args:
+        miss_reason / nearest_dt / nearest_cosine: per eligible video (`VideoMatches`).
     """
-    has_pair = matches.miss_reason != NO_PREDICTIONS
-    hit = matches.miss_reason == HIT
-    dt = matches.nearest_dt
+    has_pair = miss_reason != NO_PREDICTIONS
+    hit = miss_reason == HIT
+    dt = nearest_dt
     n_silent = int((~has_pair).sum())
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
     if min_cosine is None:
@@ -215,7 +220,7 @@ def plot_pairs(
         ax.set_xlabel("time gap of the nearest pair (s)")
         ax.set_ylabel("videos")
     else:
-        cos = matches.nearest_cosine
+        cos = nearest_cosine
         for mask, color, label in (
             (has_pair & hit, "tab:green", "hit"),
             (has_pair & ~hit, "tab:red", "miss"),

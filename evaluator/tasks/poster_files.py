@@ -23,7 +23,7 @@ from evaluator.core.poster import PosterResult
 from evaluator.engines.local import Scored
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_all
-from evaluator.report.html import ReportInputs, ReportOptions, report_writer
+from evaluator.report.html import ReportInputs, ReportOptions, drawn_poster, report_writer
 from evaluator.tasks.slicing import SliceForest, SliceOutputs
 
 COUNT_METRICS = (
@@ -153,7 +153,8 @@ class Visuals:
 
     Attributes:
         label: the model's name in titles.
-        report_inputs: the report's data (finished result, summary, match table, intervals).
+        report_inputs: the report's data (`evaluator.report.html.DrawnPoster`, summary, intervals,
+            slices).
         confidence: the intervals' confidence level, or None.
         plots: draw the plots (``plots``).
         report: the report's options, or None when ``report.html`` is off.
@@ -173,11 +174,11 @@ class Visuals:
 
     def names(self) -> list[str]:
         """The files drawn, in drawing order (plots first: the report embeds them)."""
-        s = self.report_inputs.result.settings
+        s = self.report_inputs.drawn.settings
         out = []
         if self.plots:
             out += ["plots/recall_at_k.png", "plots/pairs.png"]
-            if self.report_inputs.result.sweep is not None:
+            if self.report_inputs.drawn.sweep is not None:
                 out.append(f"plots/sweep_recall_at_{s.k_max}.png")
             if (slice_plot := self._slice_plot()) is not None:
                 out.append(slice_plot)
@@ -210,7 +211,7 @@ def _plot_writer(v: Visuals, name: str) -> Writer:
             plot_sweep_heatmap,
         )
 
-        result = v.report_inputs.result
+        result = v.report_inputs.drawn
         intervals = v.report_inputs.intervals
         s = result.settings
         n = int(result.metrics["n_videos_eligible"])
@@ -226,7 +227,9 @@ def _plot_writer(v: Visuals, name: str) -> Writer:
             plot_recall_curves([curve], path, title=f"recall@k: {title}", confidence=v.confidence)
         elif name == "plots/pairs.png":
             plot_pairs(
-                result.matches,
+                result.miss_reason,
+                result.nearest_dt,
+                result.nearest_cosine,
                 path,
                 time_tolerance_s=s.time_tolerance_s,
                 min_cosine=s.min_cosine,
@@ -258,7 +261,7 @@ def visuals_of(
     root = cfg.data.image_root
     ri = ReportInputs(
         title=label,
-        finished=scored.finished,
+        drawn=drawn_poster(scored.finished),
         summary=summary,
         intervals=intervals,
         expert_root=Path(str(root)) if root is not None else scored.experts.folder,

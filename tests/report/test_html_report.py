@@ -174,3 +174,24 @@ def test_thumbnails_are_embedded_downscaled_and_capped(tmp_path: Path) -> None:
     assert img.height == 48
     # All videos hit at rank 2 (10.5 s vs 10 s), so the gallery is ordered hits only.
     assert all(v["hit"] == 2 for v in gallery_videos(data))
+
+
+def test_capped_gallery_is_the_head_of_the_whole_gallery(demo_files, tmp_path, outcome) -> None:
+    # The drawing worker gets only the gallery's videos (DrawnPoster): with a cap they are
+    # still the first videos of the display order, each with its own verdicts.
+    cfg = compose_config(
+        [
+            f"data.experts={demo_files['experts']}",
+            f"data.predictions={demo_files['baseline']}",
+            "report.max_gallery_videos=7",
+        ]
+    )
+    capped = run_poster(cfg, tmp_path / "capped", track=False)
+    head = gallery_videos(report_data((capped.output_dir / "report.html").read_text()))
+    whole = gallery_videos(report_data((outcome.output_dir / "report.html").read_text()))
+    assert len(head) == 7 < len(whole)
+    assert head == whole[:7]
+    table = outcome.match_table.set_index("video_id")
+    for v in head:
+        rank = table.loc[v["id"], "first_hit_rank"]
+        assert v["hit"] == (0 if pd.isna(rank) else int(rank))
