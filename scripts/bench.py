@@ -173,18 +173,25 @@ print([float(((first >= 1) & (first <= k)).mean()) for k in range(1, 11)])
 """
 
 FLOOR_SCRIPT = """
-import sys, numpy as np, pyarrow.dataset as ds
+import sys, glob, pyarrow.parquet as pq
 for path, cols in ((sys.argv[1], ["video_id", "timestamp", "embedding"]),
                    (sys.argv[2], ["video_id", "timestamp", "rank", "embedding"])):
-    for batch in ds.dataset(path, format="parquet").to_batches(columns=cols, batch_size=65536):
-        for name in cols:
-            col = batch.column(name)
-            if name == "embedding":
-                col.flatten().to_numpy()
-            elif name == "video_id":
-                col.dictionary_encode()
-            else:
-                col.to_numpy()
+    files = sorted(glob.glob(path + "/part-*.parquet"))
+    if not files:
+        sys.exit(f"floor: no part files in {path}")
+    for name in files:
+        f = pq.ParquetFile(name, pre_buffer=False, buffer_size=4 << 20)
+        group = f.metadata.row_group(0)
+        rows = max(1024, (16 << 20) * group.num_rows // max(1, group.total_byte_size))
+        for batch in f.iter_batches(batch_size=rows, columns=cols):
+            for col_name in cols:
+                col = batch.column(col_name)
+                if col_name == "embedding":
+                    col.flatten().to_numpy()
+                elif col_name == "video_id":
+                    col.dictionary_encode()
+                else:
+                    col.to_numpy()
 """
 
 
