@@ -322,9 +322,6 @@ def _evaluate(cfg: DictConfig, output_dir: Path, parent: str | None) -> None:
             print(format_episode_summary(episode, cfg))
     else:
         from evaluator.tasks.poster import run_poster
-        from evaluator.tasks.poster_files import enable_process_worker
-
-        enable_process_worker()  # the console script's main module is safe to import again
 
         outcome = run_poster(cfg, output_dir, parent_run_id=parent)
         if cfg.print_summary:

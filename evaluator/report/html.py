@@ -41,8 +41,8 @@ class DrawnPoster:
 
     The drawing worker is handed this, not the `FinishedPoster`: of the per-video outcomes
     only the three arrays of the pairs plot, and the gallery's videos (at most
-    ``report.max_gallery_videos``) with their frames. At 300k videos its pickle is 22 MB
-    instead of 59 MB (the whole result): it grows by 17 bytes per video, not by about 140.
+    ``report.max_gallery_videos``) with their frames (pickled at 300k videos: 22 MB, against
+    59 MB for the whole result).
 
     Attributes:
         settings / metrics / recall_curve / sweep: as in `PosterResult`.

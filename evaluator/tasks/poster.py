@@ -2,9 +2,9 @@
 
 `run_poster` overlaps what does not depend on each other: MLflow's import and the store's
 schema check / migrations run in a background thread (`evaluator.tracking.warmup`) and the
-plots and the HTML report in a worker process (`VisualsWorker`) while the engine reads and
-scores, and while MLflow records the rest. The run is still created only once the numbers
-exist, and always ends (FINISHED or FAILED), also on Ctrl-C and SIGTERM.
+plots and the HTML report in a worker thread (`VisualsWorker`: it imports matplotlib while the
+engine reads and scores, and draws while MLflow records the rest). The run is still created
+only once the numbers exist, and always ends (FINISHED or FAILED), also on Ctrl-C and SIGTERM.
 """
 
 from __future__ import annotations

@@ -133,7 +133,7 @@ class SliceOutputs:
         files: relative path -> writer (the two tables, the forest plot).
         plot: the forest plot's relative path, or None.
         params: the run params ``slices.*`` (read back by compare / promote).
-        forest: what the forest plot is drawn from (picklable, for a drawing worker), or None.
+        forest: what the forest plot is drawn from (handed to the drawing worker), or None.
     """
 
     table: pd.DataFrame
