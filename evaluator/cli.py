@@ -233,9 +233,12 @@ def listing_groups_once() -> Iterator[None]:
     a help text, so the text is the same. Without that private Hydra function, help runs
     unchanged.
     """
-    from hydra._internal.config_loader_impl import ConfigLoaderImpl
-    from hydra.core.object_type import ObjectType
-
+    try:
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl
+        from hydra.core.object_type import ObjectType
+    except ImportError:  # another Hydra layout: its own help, unchanged
+        yield
+        return
     create = getattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo", None)
     original = ConfigLoaderImpl.get_group_options
     if create is None:
@@ -251,9 +254,12 @@ def listing_groups_once() -> Iterator[None]:
         overrides: list[str] | None = None,
     ) -> list[str]:
         key = (id(self), config_name, tuple(overrides or ()))
-        if key not in repos:
-            repos[key] = create(self, config_name, list(overrides or ()))[1]
-        return list(repos[key].get_group_options(group_name, results_filter))
+        try:
+            if key not in repos:
+                repos[key] = create(self, config_name, list(overrides or ()))[1]
+            return list(repos[key].get_group_options(group_name, results_filter))
+        except Exception:  # a Hydra that changed inside, or a bad override: its own lookup
+            return original(self, group_name, results_filter, config_name, overrides)
 
     ConfigLoaderImpl.get_group_options = get_group_options  # type: ignore[method-assign]
     try:

@@ -10,7 +10,7 @@ Usage:
 
 Every measured command is a fresh process, as a user runs it; its peak resident memory is
 the largest sum of RSS over the process and all its descendants (sampled from /proc every
-20 ms: the drawing worker and, for Spark, the JVM are counted). Data sets are generated once
+20 ms: for Spark, the JVM and its Python workers are counted). Data sets are generated once
 into the cache folder as part files (rows shuffled within each part). Timings are printed,
 never asserted; run on an otherwise idle machine.
 
@@ -174,15 +174,20 @@ print([float(((first >= 1) & (first <= k)).mean()) for k in range(1, 11)])
 
 FLOOR_SCRIPT = """
 import sys, glob, pyarrow.parquet as pq
+batch_bytes, buffer_bytes, max_rows = map(int, sys.argv[3:6])
 for path, cols in ((sys.argv[1], ["video_id", "timestamp", "embedding"]),
                    (sys.argv[2], ["video_id", "timestamp", "rank", "embedding"])):
     files = sorted(glob.glob(path + "/part-*.parquet"))
     if not files:
         sys.exit(f"floor: no part files in {path}")
     for name in files:
-        f = pq.ParquetFile(name, pre_buffer=False, buffer_size=4 << 20)
+        f = pq.ParquetFile(name, pre_buffer=False, buffer_size=buffer_bytes)
+        if f.metadata.num_row_groups == 0:
+            continue
         group = f.metadata.row_group(0)
-        rows = max(1024, (16 << 20) * group.num_rows // max(1, group.total_byte_size))
+        # The engine's batches: about batch_bytes of data (the vectors dominate a row).
+        per_row = max(1, group.total_byte_size // max(1, group.num_rows))
+        rows = max(1, min(max_rows, batch_bytes // per_row))
         for batch in f.iter_batches(batch_size=rows, columns=cols):
             for col_name in cols:
                 col = batch.column(col_name)
@@ -212,8 +217,23 @@ def video_eval(
     return run_measured(cmd, work, env)
 
 
-def python_script(source: str, *args: Path, work: Path) -> tuple[float, float]:
+def python_script(source: str, *args: Path | int, work: Path) -> tuple[float, float]:
     return run_measured([sys.executable, "-c", source, *map(str, args)], work)
+
+
+def floor(experts: Path, preds: Path, work: Path) -> tuple[float, float]:
+    """The floor: the needed columns read as the engine reads them, then to numpy."""
+    from evaluator.io.partition import BATCH_ROWS, READ_BATCH_BYTES, READ_BUFFER_BYTES
+
+    return python_script(
+        FLOOR_SCRIPT,
+        experts,
+        preds,
+        READ_BATCH_BYTES,
+        READ_BUFFER_BYTES,
+        BATCH_ROWS,
+        work=work,
+    )
 
 
 # ----------------------------------------------------------------------------- reports
@@ -223,7 +243,7 @@ def headline(args: argparse.Namespace, work: Path) -> None:
     experts, preds = ensure_data(args.cache, args.headline_videos, args.headline_dim)
     n = args.headline_videos
     print(f"\n1. whole process, {n} videos x {args.headline_dim}-d ({os.cpu_count()} cores)")
-    floor_s, floor_mb = python_script(FLOOR_SCRIPT, experts, preds, work=work)
+    floor_s, floor_mb = floor(experts, preds, work)
     pandas_s, pandas_mb = python_script(PANDAS_SCRIPT, experts, preds, work=work)
     rows = [("floor: parquet read + to-numpy", floor_s, floor_mb)]
     rows.append(("pandas script (recall only)", pandas_s, pandas_mb))
@@ -247,7 +267,7 @@ def scaling(args: argparse.Namespace, work: Path) -> None:
         except OSError as exc:
             print(f"  {n:>9d} skipped: {exc}")
             continue
-        floor_s, _ = python_script(FLOOR_SCRIPT, experts, preds, work=work)
+        floor_s, _ = floor(experts, preds, work)
         for engine in args.engines:
             extra = [f"engine.memory_budget_mb={args.budget_mb}"] if engine == "local" else []
             s, mb = video_eval(experts, preds, work, engine, extra)

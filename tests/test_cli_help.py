@@ -20,15 +20,27 @@ def test_help_text_is_hydras_own(
 ) -> None:
     run = getattr(cli, command)
     monkeypatch.setattr(sys, "argv", [command, flag])
+    copies: list[object] = []
+    create = ConfigLoaderImpl._parse_overrides_and_create_caching_repo
+
+    def counted(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        copies.append(args)
+        return create(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo", counted)
     with pytest.raises(SystemExit, match="0"):
         run()  # Hydra unchanged: a fresh repository copy per group lookup
     plain = capsys.readouterr().out
+    plain_copies, copies[:] = len(copies), []
     original = ConfigLoaderImpl.get_group_options
     with pytest.raises(SystemExit, match="0"), cli.listing_groups_once():
         assert ConfigLoaderImpl.get_group_options is not original
         run()
     assert ConfigLoaderImpl.get_group_options is original
     assert capsys.readouterr().out == plain
+    # One copy for all the help's lookups (plus the one composing the config), not one each.
+    assert plain_copies > 20
+    assert 1 <= len(copies) <= 3
     # The groups are listed with their options (a listing that found nothing would match too).
     if flag == "--help" and command == "_evaluate_main":
         assert "engine: base_engine, local, spark" in plain

@@ -39,15 +39,13 @@ from evaluator.report.slices import gallery_slice_filter, slices_section
 class DrawnPoster:
     """What the plots and the report read of a finished evaluation (see `drawn_poster`).
 
-    The drawing worker is handed this, not the `FinishedPoster`: of the per-video outcomes
-    only the three arrays of the pairs plot, and the gallery's videos (at most
-    ``report.max_gallery_videos``) with their frames (pickled at 300k videos: 22 MB, against
-    59 MB for the whole result).
+    The drawing worker is handed this, not the `FinishedPoster`, so what it reads is explicit:
+    of the per-video outcomes only the three arrays of the pairs plot, and the gallery's videos
+    (at most ``report.max_gallery_videos``) with their frames.
 
     Attributes:
         settings / metrics / recall_curve / sweep: as in `PosterResult`.
-        miss_reason / nearest_dt / nearest_cosine: per eligible video (`VideoMatches`);
-            ``miss_reason`` as int8.
+        miss_reason / nearest_dt / nearest_cosine: per eligible video (`VideoMatches`).
         frames: the gallery's frame view (`FrameMatches`), or None when it was not kept.
         gallery_ids: str id per gallery video, aligned with ``frames.videos``.
         gallery_first_hit / gallery_miss_reason: per gallery video, aligned likewise.
@@ -81,7 +79,7 @@ def drawn_poster(finished: FinishedPoster) -> DrawnPoster:
         metrics=result.metrics,
         recall_curve=result.recall_curve,
         sweep=result.sweep,
-        miss_reason=m.miss_reason.astype(np.int8),
+        miss_reason=m.miss_reason,
         nearest_dt=m.nearest_dt,
         nearest_cosine=m.nearest_cosine,
         frames=fm,

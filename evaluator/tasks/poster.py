@@ -464,6 +464,11 @@ def run_poster(
                 written += late
             else:
                 written += visual_files()
+    except BaseException:
+        if worker is not None:
+            worker.close(cancel=True)  # Ctrl-C / SIGTERM / an error: do not draw on
+            worker = None
+        raise
     finally:
         if worker is not None:
             worker.close()

@@ -8,6 +8,7 @@ only where plots are drawn.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -304,9 +305,32 @@ class VisualsWorker:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visuals")
         self._pool.submit(_import_plotting)
+        self._stop = threading.Event()
 
     def submit(self, visuals: Visuals, output_dir: Path) -> Future[list[Path]]:
-        return self._pool.submit(render_visuals, visuals, output_dir)
+        return self._pool.submit(self._render, visuals, output_dir)
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def _render(self, visuals: Visuals, output_dir: Path) -> list[Path]:
+        """`render_visuals`, stopping before the next file once `close` cancels."""
+
+        def unless_stopped(writer: Writer) -> Writer:
+            def write(path: Path) -> None:
+                if self._stop.is_set():
+                    raise DrawingCancelled(f"{output_dir}: the run ended before its drawing")
+                writer(path)
+
+            return write
+
+        writers = {name: unless_stopped(w) for name, w in visuals.writers().items()}
+        return write_all(output_dir, writers)
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop the worker: after the drawing, or (``cancel``, the run is ending on an error,
+        Ctrl-C or SIGTERM) once the file being drawn is done, leaving none of its files."""
+        if cancel:
+            self._stop.set()
+        self._pool.shutdown(wait=True, cancel_futures=cancel)
+
+
+class DrawingCancelled(Exception):
+    """The drawing was stopped by `VisualsWorker.close` (nothing of it was written)."""

@@ -153,7 +153,7 @@ class SliceOutputs:
 
 @dataclass(frozen=True)
 class SliceForest:
-    """The forest plot of one per-slice metric: its table and texts (a picklable value)."""
+    """The forest plot of one per-slice metric: its table and texts (a plain value, drawn later)."""
 
     table: pd.DataFrame
     column: str
