@@ -16,14 +16,11 @@ from tests.conftest import compose_config, load_script
 bench = load_script("bench")
 
 
-def test_data_floor_and_pandas_script_on_a_tiny_set(tmp_path: Path) -> None:
+def test_data_and_floor_on_a_tiny_set(tmp_path: Path) -> None:
     experts, preds = bench.ensure_data(tmp_path, 120, 4)
     assert pq.read_table(experts).num_rows == 120 * bench.EXPERT_FRAMES
     assert pq.read_table(preds).num_rows == 120 * bench.PREDICTIONS
-    seconds, peak_mb = bench.floor(experts, preds, tmp_path)
-    assert seconds > 0 and peak_mb > 0
-    seconds, _ = bench.python_script(bench.PANDAS_SCRIPT, experts, preds, work=tmp_path)
-    assert seconds > 0
+    bench.floor(experts, preds, tmp_path)  # a failing read exits (SystemExit) with its error
 
 
 def test_the_floor_refuses_a_folder_without_part_files(tmp_path: Path) -> None:
