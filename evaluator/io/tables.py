@@ -338,10 +338,10 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
         )
     arr = col
     if isinstance(col, pa.ChunkedArray):
-        # ChunkedArray.combine_chunks copies even a single chunk (a unit's vectors, twice).
-        arr = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
-    if isinstance(arr, pa.ChunkedArray):  # an empty chunked array combines to a chunked array
-        arr = pa.concat_arrays(arr.chunks) if arr.num_chunks else pa.array([], arr.type)
+        # One chunk as it is: ChunkedArray.combine_chunks copies even a single chunk.
+        chunks = col.chunks
+        arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks) if chunks else None
+        arr = pa.array([], col.type) if arr is None else arr
     if len(arr) == 0:
         # A work unit's table may hold no rows (its videos are all in the other table).
         width = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0

@@ -281,9 +281,27 @@ def visuals_of(
     return Visuals(label, ri, confidence, bool(cfg.plots), options, forest)
 
 
-def render_visuals(visuals: Visuals, output_dir: Path) -> list[Path]:
-    """Draw every visual file into ``output_dir`` (all-or-nothing); returns the paths."""
-    return write_all(output_dir, visuals.writers())
+def render_visuals(
+    visuals: Visuals, output_dir: Path, stop: threading.Event | None = None
+) -> list[Path]:
+    """Draw every visual file into ``output_dir`` (all-or-nothing); returns the paths.
+
+    Raises:
+        DrawingCancelled: ``stop`` was set before the next file (nothing was written).
+    """
+    writers = visuals.writers()
+    if stop is not None:
+        writers = {name: _unless_stopped(stop, w, output_dir) for name, w in writers.items()}
+    return write_all(output_dir, writers)
+
+
+def _unless_stopped(stop: threading.Event, writer: Writer, output_dir: Path) -> Writer:
+    def write(path: Path) -> None:
+        if stop.is_set():
+            raise DrawingCancelled(f"{output_dir}: the run ended before its drawing")
+        writer(path)
+
+    return write
 
 
 def _import_plotting() -> None:
@@ -308,21 +326,7 @@ class VisualsWorker:
         self._stop = threading.Event()
 
     def submit(self, visuals: Visuals, output_dir: Path) -> Future[list[Path]]:
-        return self._pool.submit(self._render, visuals, output_dir)
-
-    def _render(self, visuals: Visuals, output_dir: Path) -> list[Path]:
-        """`render_visuals`, stopping before the next file once `close` cancels."""
-
-        def unless_stopped(writer: Writer) -> Writer:
-            def write(path: Path) -> None:
-                if self._stop.is_set():
-                    raise DrawingCancelled(f"{output_dir}: the run ended before its drawing")
-                writer(path)
-
-            return write
-
-        writers = {name: unless_stopped(w) for name, w in visuals.writers().items()}
-        return write_all(output_dir, writers)
+        return self._pool.submit(render_visuals, visuals, output_dir, self._stop)
 
     def close(self, cancel: bool = False) -> None:
         """Stop the worker: after the drawing, or (``cancel``, the run is ending on an error,
