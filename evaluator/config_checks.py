@@ -21,6 +21,7 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from evaluator.errors import InputError
+from evaluator.io.output_paths import check_writable_folder
 from evaluator.io.paths import check_input_path
 
 TASKS = ("poster", "episode")
@@ -96,6 +97,9 @@ def _bootstrap(prefix: str, min_resamples: int) -> list[Bound]:
 
 
 COSINE = "a number in [-1, 1] (cosine similarity)"
+# The largest k_max: a poster picker shows a handful of frames, and the per-video match and
+# sweep arrays grow with k (k_max = 10**6 needed 27 GiB for 120 videos).
+MAX_K = 1000
 
 EVALUATE_BOUNDS: tuple[Bound, ...] = (
     Bound("matching.time_tolerance_s", "a finite number >= 0 (seconds)", _at_least(0.0)),
@@ -103,7 +107,13 @@ EVALUATE_BOUNDS: tuple[Bound, ...] = (
         "matching.min_cosine", COSINE + ", or null for time-only matching", -1.0, 1.0, nullable=True
     ),
     _int_at_least("metrics.min_expert_frames", 1, "expert frames a video needs to be evaluated"),
-    _int_at_least("metrics.k_max", 1, "the largest cut-off k"),
+    Bound(
+        "metrics.k_max",
+        f"an integer >= 1 and <= {MAX_K} (the largest cut-off k; every k costs memory per "
+        f"video and per sweep point)",
+        lambda v: 1 <= v <= MAX_K,
+        integer=True,
+    ),
     *_bootstrap("metrics.bootstrap", 0),
     Bound(
         "sweep.time_tolerances_s",
@@ -274,6 +284,10 @@ def check_evaluate_config(cfg: DictConfig) -> None:
             )
     else:
         required_path(cfg, "data.episodes", f"{EPISODE_FILE}; required for task=episode")
+    temp_dir = OmegaConf.select(cfg, "engine.temp_dir", default=None)
+    if temp_dir:
+        check_writable_folder(str(temp_dir), "engine.temp_dir", create=False)
+    check_memory(cfg, task)
 
 
 def check_compare_config(cfg: DictConfig) -> None:
@@ -299,3 +313,56 @@ def check_promote_config(cfg: DictConfig) -> None:
         _at_least(0.0),
     )
     _mapping_values(cfg, "promote.floors", "a finite number", math.isfinite)
+
+
+# Bytes per bootstrap resample and value: the float64 sample, and the sorted copy the
+# percentile interval takes.
+RESAMPLE_BYTES = 16
+# Values kept per resample by task=episode (its intervals: accuracies, rates, coverage at each
+# target); a generous bound.
+EPISODE_VALUES_PER_RESAMPLE = 16
+
+
+def _gib(n_bytes: float) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB" if n_bytes >= 2**30 else f"{n_bytes / 2**20:.0f} MiB"
+
+
+def check_memory(cfg: DictConfig, task: str) -> None:
+    """Refuse config values whose own allocations exceed ``engine.memory_budget_mb``.
+
+    The bootstrap keeps every resample's values (``n_resamples`` x values x 16 bytes: the
+    samples and the sorted copy of the percentile interval): ``metrics.k_max`` values for
+    task=poster (recall@k for every k), a few for task=episode. The sweep keeps
+    ``k_max`` x tolerances x cosines counts. These do not depend on the inputs, so they are
+    checked before the work instead of ending in a MemoryError.
+
+    Raises:
+        InputError: naming the keys, the memory needed and the budget.
+    """
+    budget_mb = int(OmegaConf.select(cfg, "engine.memory_budget_mb", default=1024))
+    budget = budget_mb * 2**20
+    if task == "poster":
+        key = "metrics.bootstrap.n_resamples"
+        k = int(OmegaConf.select(cfg, "metrics.k_max", default=10))
+        per_resample, what = RESAMPLE_BYTES * k, f"with metrics.k_max={k}"
+        if OmegaConf.select(cfg, "sweep.enabled", default=False):
+            taus = len(OmegaConf.select(cfg, "sweep.time_tolerances_s", default=[]) or [])
+            thetas = max(1, len(OmegaConf.select(cfg, "sweep.min_cosines", default=[]) or []))
+            need = 2 * 8 * k * taus * thetas
+            if need > budget:
+                raise InputError(
+                    f"config: the sweep ({taus} time tolerances x {thetas} cosines) with "
+                    f"metrics.k_max={k} needs about {_gib(need)}, more than "
+                    f"engine.memory_budget_mb={budget_mb}; use a coarser sweep grid, a smaller "
+                    f"k_max, or raise engine.memory_budget_mb."
+                )
+    else:
+        key = "episode.bootstrap.n_resamples"
+        per_resample, what = RESAMPLE_BYTES * EPISODE_VALUES_PER_RESAMPLE, "(task=episode)"
+    n = int(OmegaConf.select(cfg, key, default=0) or 0)
+    if n * per_resample > budget:
+        raise InputError(
+            f"config: {key}={n} {what} needs about {_gib(n * per_resample)} for the resampled "
+            f"values, more than engine.memory_budget_mb={budget_mb}; allowed here: at most "
+            f"{budget // per_resample} resamples (or raise engine.memory_budget_mb)."
+        )

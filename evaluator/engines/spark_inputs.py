@@ -23,6 +23,7 @@ from evaluator.engines.spark_read import (
     video_id_column,
 )
 from evaluator.errors import InputError
+from evaluator.io.tables import MAX_TIMESTAMP_S, TIMESTAMP_PROBLEM
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -193,9 +194,8 @@ def poster_table(
         check,
         Check(
             "timestamp",
-            "timestamp must be finite and >= 0 (seconds from the start of the video); found a "
-            "missing, NaN, inf or negative value",
-            ~finite("timestamp") | (F.col("timestamp") < 0),
+            TIMESTAMP_PROBLEM,
+            ~finite("timestamp") | (F.col("timestamp") < 0) | (F.col("timestamp") > MAX_TIMESTAMP_S),
         ),
     ]
     rank_source = ""

@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 from evaluator.errors import InputError
 from evaluator.io.poster import IMAGE_COLUMNS, load_table
 from evaluator.io.sources import Source, check_parts, part_schemas
-from evaluator.io.tables import MAX_ROWS_SHOWN, require_columns
+from evaluator.io.tables import MAX_ROWS_SHOWN, check_video_id_type, require_columns
 
 ORDER_COLUMN = "__order"
 ROW_COLUMN = "__row"
@@ -119,6 +119,7 @@ def plan_table(source: Source, role: str, *, need_embeddings: bool, want_image: 
         ["video_id", "timestamp"],
         role,
     )
+    check_video_id_type(first, schema.field("video_id").type)
     if role == "experts":
         columns = tuple(schema.names)
     else:

@@ -7,7 +7,9 @@ once; `evaluator.io.tables.read_table` calls it too, so both give the same messa
 from __future__ import annotations
 
 import glob
+import os
 import re
+import stat
 from pathlib import Path
 
 from evaluator.errors import InputError
@@ -35,8 +37,39 @@ def check_table_path(path: str | Path) -> Path:
             f"{', '.join(SUPPORTED_SUFFIXES)}."
         )
     if not path.is_file():
-        raise InputError(f"{path}: file not found (looked in {path.resolve().parent}).")
+        raise InputError(not_a_file(path))
     return path
+
+
+def not_a_file(path: Path) -> str:
+    """Why ``path`` cannot be read as a file: missing, a link that leads nowhere, or not a
+    regular file (a FIFO, a device such as /dev/zero, a socket). Never follows a loop."""
+    folder = Path(os.path.abspath(path)).parent  # resolve() raises on a symlink loop
+    if os.path.lexists(path) and not os.path.exists(path):
+        return (
+            f"{path}: not a regular file: a symbolic link that leads nowhere (a loop or a "
+            f"missing target, in {folder})."
+        )
+    if os.path.exists(path):
+        return (
+            f"{path}: not a regular file ({_kind(path)}); give a "
+            f"{', '.join(SUPPORTED_SUFFIXES)} file."
+        )
+    return f"{path}: file not found (looked in {folder})."
+
+
+def _kind(path: Path) -> str:
+    mode = os.stat(path).st_mode
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISDIR, "a folder"),
+    ):
+        if test(mode):
+            return name
+    return "not a plain file"
 
 
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")

@@ -16,6 +16,8 @@ from evaluator.core.frames import Frames, ranks_from_scores
 from evaluator.errors import InputError
 from evaluator.io.sources import Source, read_parts
 from evaluator.io.tables import (
+    MAX_TIMESTAMP_S,
+    TIMESTAMP_PROBLEM,
     arrow_from_pandas,
     check_rows,
     embedding_column,
@@ -148,15 +150,9 @@ def load_table(
     ids = video_ids(path, table, frame)
     frame["video_id"] = ids
     ts = numeric_column(path, table, "timestamp", frame, "seconds (a number)")
-    bad = ~np.isfinite(ts) | (ts < 0)
-    check_rows(
-        bad,
-        path,
-        "timestamp",
-        "timestamp must be finite and >= 0 (seconds from "
-        "the start of the video); found a missing, NaN, inf or negative value",
-        frame,
-    )
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(ts) | (ts < 0) | (ts > MAX_TIMESTAMP_S)
+    check_rows(bad, path, "timestamp", TIMESTAMP_PROBLEM, frame)
 
     embedding = None
     if need_embeddings and image_embedder is not None:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
-from evaluator.io.tables import SUPPORTED_SUFFIXES
+from evaluator.io.tables import SUPPORTED_SUFFIXES, refuse_duplicate_columns
 
 _GLOB_CHARS = set("*?[")
 
@@ -73,14 +73,15 @@ def resolve_source(spec: str | Path, role: str) -> Source:
     label = Path(str(spec))
     text = str(spec)
     if label.is_dir():
-        files = sorted(p for p in label.rglob("*") if p.is_file() and not _ignored(p, label))
-        data = [p for p in files if p.suffix.lower() == ".parquet"]
+        files = sorted(p for p in label.rglob("*") if not p.is_dir() and not _ignored(p, label))
+        data = [p for p in files if p.suffix.lower() == ".parquet" and p.is_file()]
         if not data:
             found = ", ".join(p.name for p in files[:5]) or "nothing"
             raise InputError(
                 f"{label}: the {role} directory holds no .parquet part files (found {found}); "
                 f"give a file, a directory of part-*.parquet files or a glob."
             )
+        refuse_foreign_parts(label, role, [p for p in files if p not in set(data)])
         return Source(label, tuple(data), ".parquet")
     if _GLOB_CHARS & set(text) and not label.exists():
         matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
@@ -106,6 +107,26 @@ def resolve_source(spec: str | Path, role: str) -> Source:
             )
         return Source(label, tuple(sorted(set(files))), suffix)
     return Source(label, (label,), label.suffix.lower())
+
+
+def refuse_foreign_parts(label: Path, role: str, foreign: Sequence[Path]) -> None:
+    """A part folder may hold only parquet parts (and Spark's ``_`` / ``.`` bookkeeping).
+
+    Anything else (a ``.csv`` beside the parts, a FIFO, a link that leads nowhere) would be
+    skipped silently, and with it part of the table.
+
+    Raises:
+        InputError: naming the files that are not parquet parts.
+    """
+    if not foreign:
+        return
+    shown = ", ".join(str(p.relative_to(label)) for p in foreign[:5])
+    more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+    raise InputError(
+        f"{label}: the {role} directory holds files that are not parquet part files "
+        f"({shown}{more}); reading it would skip them and with them part of the table. Move "
+        f"them out, or name the parts with a glob ({label}/*.parquet)."
+    )
 
 
 def _kind(t: pa.DataType) -> str:
@@ -136,6 +157,7 @@ def part_schemas(source: Source) -> list[pa.Schema]:
             out.append(pq.read_schema(f))
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{f}: cannot be read as parquet: {exc}") from None
+        refuse_duplicate_columns(f, out[-1].names)
     return out
 
 

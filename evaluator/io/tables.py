@@ -29,6 +29,15 @@ MAX_ROWS_SHOWN = 5
 # The largest integer float64 holds exactly: every number is computed in float64, so a larger
 # integer would silently become a neighbouring value.
 MAX_EXACT_INTEGER = 2**53
+# The largest timestamp accepted (seconds from the start of a video): 10**10 s is 317 years,
+# beyond any video (and beyond Unix times in seconds), and small enough that differences and
+# sums of timestamps stay exact to microseconds in float64 and finite everywhere (the report's
+# JSON, the plots' axes).
+MAX_TIMESTAMP_S = 1e10
+TIMESTAMP_PROBLEM = (
+    "timestamp must be finite and >= 0, at most 1e10 (seconds from the start of the video); "
+    "found a missing, NaN, inf, negative or larger value"
+)
 
 
 def describe_rows(
@@ -121,9 +130,26 @@ def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",
         raise
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise InputError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
+    refuse_duplicate_columns(path, table.column_names)
     if table.num_rows == 0:
         raise InputError(f"{path}: the table is empty (no data rows).")
     return table
+
+
+def refuse_duplicate_columns(path: Path, names: Sequence[str]) -> None:
+    """Refuse a table whose header names a column twice (which of the two is meant?).
+
+    Raises:
+        InputError: naming the file and the column.
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise InputError(
+                f"{path}: column '{name}' appears {list(names).count(name)} times in the "
+                f"header; every column name must be unique. Rename or drop the copies."
+            )
+        seen.add(name)
 
 
 def arrow_from_pandas(label: str | Path, frame: pd.DataFrame) -> pa.Table:
@@ -222,20 +248,29 @@ def video_ids(path: Path, table: pa.Table, frame: pd.DataFrame | None = None) ->
         InputError: missing values, or a type other than text or integer.
     """
     col = table["video_id"]
-    if pa.types.is_integer(col.type):
+    check_video_id_type(path, col.type)
+    if pa.types.is_integer(col.type) or pa.types.is_dictionary(col.type):
         col = col.cast(pa.string())
-    elif pa.types.is_dictionary(col.type):
-        col = col.cast(pa.string())
-    elif not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
-        raise InputError(
-            f"{path}: column 'video_id': expected text (or integers), got {col.type}; video ids "
-            f'are always read as text, e.g. "007".'
-        )
     null = col.is_null().to_numpy(zero_copy_only=False)
     if null.any():
         numbering = None if frame is None else pd.DataFrame(index=frame.index)
         raise column_error(path, "video_id", "missing video id", np.flatnonzero(null), numbering)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def check_video_id_type(path: Path, kind: pa.DataType) -> None:
+    """Video ids are text or integers; a float (0.5) or any other type is refused.
+
+    Raises:
+        InputError: naming the file, the column and the type.
+    """
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if not (pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise InputError(
+            f"{path}: column 'video_id': expected text (or integers), got {kind}; video ids "
+            f'are always read as text, e.g. "007".'
+        )
 
 
 def numeric_column(

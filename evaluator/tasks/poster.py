@@ -460,6 +460,7 @@ def run_poster(
                     late_artifacts,
                     output_dir=output_dir,
                     table_files=table_files_of(record),
+                    pending=evaluation.visuals.names(),
                 )
                 written += late
             else:

@@ -29,6 +29,7 @@ from evaluator.tracking.logged_models import (
     create_evaluation_model,
     evaluation_model_spec,
 )
+from evaluator.tracking.preflight import open_store
 from evaluator.tracking.reachability import sqlite_path, ui_hint
 from evaluator.tracking.record_later import Destination, save_record, with_record_id
 from evaluator.tracking.tables import log_tables
@@ -167,8 +168,9 @@ def record_run(
         TrackingError: the store could not be reached or refused a write; the run (if one
             was created) is marked FAILED with the error text.
     """
-    client = MlflowClient(tracking_uri=tracking_uri)
     try:
+        open_store(tracking_uri)  # a new sqlite store is created under its lock
+        client = MlflowClient(tracking_uri=tracking_uri)
         exp_id = get_or_create_experiment(
             client, experiment, artifact_location or default_artifact_location(tracking_uri)
         )
@@ -330,6 +332,7 @@ def record_evaluation(
     *,
     output_dir: Path | None = None,
     table_files: Mapping[str, str] | None = None,
+    pending: Sequence[str] = (),
 ) -> RecordedRun:
     """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``.
 
@@ -349,6 +352,9 @@ def record_evaluation(
         late_artifacts: see `record_run`.
         output_dir: the folder of the result files the record's artifacts name.
         table_files: table artifact name -> parquet file in ``output_dir`` with the same frame.
+        pending: the files ``late_artifacts`` will draw (relative to ``output_dir``): listed in
+            ``record.json`` until they are drawn, so that a run stopped before recording them
+            is recorded later with them or refused.
 
     Raises:
         TrackingError: as `record_run`.
@@ -368,7 +374,7 @@ def record_evaluation(
     if output_dir is not None:
         record, _ = with_record_id(record)
         tables = dict(table_files or {})
-        save_record(output_dir, record, destination, tables)
+        save_record(output_dir, record, destination, tables, pending)
         if late_artifacts is not None:
 
             def late() -> Sequence[tuple[Path, str | None]]:

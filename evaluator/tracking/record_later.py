@@ -20,6 +20,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,8 @@ import pandas as pd
 from evaluator.errors import InputError, TrackingError
 from evaluator.io.outputs import write_json_atomically
 from evaluator.tracking.datasets import FileDataset
+from evaluator.tracking.preflight import open_store
+from evaluator.tracking.record_file import pending_artifacts, validate_record_file
 from evaluator.tracking.reachability import absolute_uri
 from evaluator.tracking.tables import LOGGED_ARTIFACTS_TAG, log_tables
 
@@ -90,7 +93,11 @@ def table_files_of(record: Any) -> dict[str, str]:
 
 
 def save_record(
-    output_dir: Path, record: Any, destination: Destination, table_files: dict[str, str]
+    output_dir: Path,
+    record: Any,
+    destination: Destination,
+    table_files: dict[str, str],
+    pending: Sequence[str] = (),
 ) -> Path:
     """Write ``record.json`` into ``output_dir`` (atomically).
 
@@ -100,6 +107,8 @@ def save_record(
         destination: where the run is recorded.
         table_files: table artifact name -> the parquet file (relative to ``output_dir``)
             holding the same frame (``match_table.json`` -> ``match_table.parquet``).
+        pending: files still being drawn (relative to ``output_dir``), recorded with the
+            run when it is recorded later (`evaluator.tracking.record_file.pending_artifacts`).
 
     Returns:
         The manifest's path.
@@ -125,6 +134,7 @@ def save_record(
             for local, folder in record.artifacts
         ],
         "tables": {name: table_files[name] for name in record.tables},
+        "pending": list(pending),
         "dataset": None
         if not isinstance(dataset, FileDataset)
         else {
@@ -164,8 +174,10 @@ def load_saved_record(output_dir: Path) -> SavedRecord:
         )
     try:
         m = json.loads(path.read_text())
-        if m.get("format") != MANIFEST_FORMAT:
-            raise ValueError(f"unknown format {m.get('format')!r} (expected {MANIFEST_FORMAT})")
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a valid record manifest ({exc}).") from None
+    validate_record_file(path, m, MANIFEST_FORMAT)
+    try:
         d = m["destination"]
         destination = Destination(
             str(d["tracking_uri"]),
@@ -207,6 +219,7 @@ def load_saved_record(output_dir: Path) -> SavedRecord:
         raise InputError(f"{path}: not a valid record manifest ({exc}).") from None
     missing = [str(p) for p, _ in artifacts if not p.is_file()]
     missing += [str(p) for p in tables_files.values() if not p.is_file()]
+    artifacts += pending_artifacts(output_dir, m.get("pending", []))
     if missing:
         raise InputError(
             f"{output_dir}: files named in {MANIFEST_NAME} are missing: {', '.join(missing[:5])}; "
@@ -251,8 +264,9 @@ def record_saved(
         experiment=experiment or saved.destination.experiment,
     )
     uri = dest.tracking_uri
-    client = MlflowClient(tracking_uri=uri)
     try:
+        open_store(uri)  # a new sqlite store is created under its lock
+        client = MlflowClient(tracking_uri=uri)
         exp_id = get_or_create_experiment(
             client, dest.experiment, dest.artifact_location or default_artifact_location(uri)
         )

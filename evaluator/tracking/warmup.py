@@ -18,37 +18,34 @@ def _sqlite_file(uri: str) -> Path | None:
 
 
 class Warmup:
-    """Import MLflow and open (or create) the tracking store in a background thread.
+    """Import MLflow and open an existing tracking store in a background thread.
 
-    A sqlite store that did not exist is created in the background too; if the evaluation
-    then fails before anything is recorded, `discard` removes it again, so bad input still
-    leaves no new store behind.
+    A sqlite store that does not exist yet is left for the recording step to create (under
+    its creation lock, `evaluator.tracking.preflight.open_store`): created here, it would have
+    to be removed again when the evaluation fails, under another process that may have
+    started to use it. So bad input leaves no new store behind.
     """
 
     def __init__(self, tracking_uri: str) -> None:
         self.tracking_uri = tracking_uri
-        db = _sqlite_file(tracking_uri)
-        self._created = db if db is not None and not db.exists() else None
         self._thread = threading.Thread(target=self._run, name="mlflow-warmup", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         # Errors are left for the recording step to report (with the run marked FAILED).
         with contextlib.suppress(Exception):
-            from mlflow.tracking import MlflowClient
+            import mlflow.tracking  # noqa: F401  (the import itself is the slow part)
+
+            from evaluator.tracking.preflight import open_store
 
             db = _sqlite_file(self.tracking_uri)
-            if db is not None:
-                db.parent.mkdir(parents=True, exist_ok=True)
-                MlflowClient(tracking_uri=self.tracking_uri).get_experiment_by_name("Default")
+            if db is not None and db.is_file():
+                open_store(self.tracking_uri)
 
     def wait(self) -> None:
         """Block until the warm-up is done (call before recording)."""
         self._thread.join()
 
     def discard(self) -> None:
-        """Remove a sqlite store this warm-up created (the evaluation failed before recording)."""
+        """The evaluation failed before recording: wait for the warm-up (it created nothing)."""
         self._thread.join()
-        if self._created is not None:
-            with contextlib.suppress(OSError):
-                self._created.unlink()
