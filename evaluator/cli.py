@@ -42,9 +42,9 @@ from evaluator.config_checks import (
     check_promote_config,
 )
 from evaluator.errors import InputError, TrackingError
-from evaluator.io.output_paths import check_hydra_dirs, claim_output_dir, unusable_output_dir
+from evaluator.io.output_paths import checked_output_folder, claim_output_dir
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure
-from evaluator.tracking.preflight import check_names, check_store, quiet_mlflow_tracebacks
+from evaluator.tracking.preflight import check_names, check_store
 from evaluator.tracking.reachability import bound_http_retries, ui_hint
 
 if TYPE_CHECKING:
@@ -283,14 +283,11 @@ def hydra_command(program: str, decorated: Callable[[], Any]) -> Callable[[], No
         from omegaconf.errors import OmegaConfBaseException
 
         bound_http_retries()
-        quiet_mlflow_tracebacks()
         previous = os.environ.get("HYDRA_FULL_ERROR")
         os.environ["HYDRA_FULL_ERROR"] = "1"
         asks_help = any(a in HELP_FLAGS for a in sys.argv[1:])
         try:
-            if not asks_help:
-                check_hydra_dirs(sys.argv[1:])  # before Hydra creates the output folder
-            with listing_groups_once() if asks_help else contextlib.nullcontext():
+            with listing_groups_once() if asks_help else checked_output_folder(sys.argv, __file__):
                 decorated()
         except InputError as exc:
             _fail(program, str(exc), EXIT_INPUT_ERROR)
@@ -304,10 +301,6 @@ def hydra_command(program: str, decorated: Callable[[], Any]) -> Callable[[], No
         except KeyboardInterrupt:
             print(f"{program}: interrupted.", file=sys.stderr)
             sys.exit(EXIT_INTERRUPTED)
-        except OSError as exc:
-            if not _raised_by_hydra(exc):
-                internal_error(program)
-            _fail(program, str(unusable_output_dir(exc)), EXIT_INPUT_ERROR)
         except Exception:
             internal_error(program)
         finally:
@@ -320,25 +313,17 @@ def hydra_command(program: str, decorated: Callable[[], Any]) -> Callable[[], No
     return entry
 
 
-def _raised_by_hydra(exc: BaseException) -> bool:
-    """True when ``exc`` came from Hydra's own work (creating and writing the output folder),
-    not from a command body run by it."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    return not any(f.filename == __file__ and f.name != "entry" for f in frames)
-
-
-def probe(program: str, tracking_uri: str) -> None:
-    """Check the tracking store (`evaluator.tracking.preflight.check_store`: the URI, and
-    that the store answers and takes writes, within seconds) and say so in one line."""
+def probe(program: str, tracking_uri: str, cfg: DictConfig | None = None) -> None:
+    """Check the tracking store answers (a few seconds at most) and say so in one line."""
     line = check_store(tracking_uri)
+    check_names(cfg)  # model.name and mlflow.experiment, as MLflow allows them
     if line:
         print(f"{program}: {line}", file=sys.stderr)
 
 
 def _evaluate(cfg: DictConfig, output_dir: Path, parent: str | None) -> None:
     check_evaluate_config(cfg)
-    probe("video-eval", str(cfg.mlflow.tracking_uri))
-    check_names({"model.name": cfg.model.name, "mlflow.experiment": cfg.mlflow.experiment})
+    probe("video-eval", str(cfg.mlflow.tracking_uri), cfg)
     claim_output_dir(output_dir, log_name=f"{HydraConfig.get().job.name}.log")
     # The task's code (and with it MLflow, pyarrow, ...) is imported only now.
     if str(cfg.task.name) == "episode":
@@ -447,8 +432,7 @@ def _register_main(cfg: DictConfig) -> None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
 
     def body() -> tuple[str | None, int]:
-        probe("video-eval-register", str(cfg.mlflow.tracking_uri))
-        check_names({"model.name": cfg.model.name})
+        probe("video-eval-register", str(cfg.mlflow.tracking_uri), cfg)
         from evaluator.integrations.registration import format_registered, run_register
 
         done = run_register(cfg)
@@ -517,7 +501,6 @@ def record_main(argv: list[str] | None = None) -> None:
         print(RECORD_USAGE)
         return
     bound_http_retries()
-    quiet_mlflow_tracebacks()
 
     def body() -> None:
         from evaluator.tracking.record_later import load_saved_record, record_saved

@@ -195,7 +195,9 @@ def poster_table(
         Check(
             "timestamp",
             TIMESTAMP_PROBLEM,
-            ~finite("timestamp") | (F.col("timestamp") < 0) | (F.col("timestamp") > MAX_TIMESTAMP_S),
+            ~finite("timestamp")
+            | (F.col("timestamp") < 0)
+            | (F.col("timestamp") > MAX_TIMESTAMP_S),
         ),
     ]
     rank_source = ""

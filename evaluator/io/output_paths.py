@@ -12,10 +12,13 @@ folder's ``record.json`` always describes the files beside it.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import socket
 import tempfile
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 from evaluator.errors import InputError
@@ -79,7 +82,9 @@ def _foreign_files(folder: Path, log_name: str | None) -> list[str]:
     return out
 
 
-def claim_output_dir(output_dir: Path, key: str = "hydra.run.dir", log_name: str | None = None) -> None:
+def claim_output_dir(
+    output_dir: Path, key: str = "hydra.run.dir", log_name: str | None = None
+) -> None:
     """Make ``output_dir`` this run's folder, or refuse it when another run's files are there.
 
     Args:
@@ -184,3 +189,31 @@ def unusable_output_dir(exc: OSError) -> InputError:
         f"config: hydra.run.dir: the output folder cannot be created or written{where}: "
         f"{exc.strerror or exc}; pass hydra.run.dir=FOLDER (a folder you can write)."
     )
+
+
+@contextlib.contextmanager
+def checked_output_folder(argv: list[str], entry_file: str) -> Iterator[None]:
+    """Around a Hydra command: its output folder checked before Hydra creates it, and
+    Hydra's own failure to create or write it reported as the config error it is.
+
+    Args:
+        argv: the command line (``hydra.run.dir=...`` is checked by `check_hydra_dirs`).
+        entry_file: the module whose functions Hydra runs (its ``entry`` function is the
+            one around this): an OSError raised inside another of them is not Hydra's and
+            passes unchanged.
+
+    Raises:
+        InputError: naming ``hydra.run.dir`` and the folder.
+    """
+    check_hydra_dirs(argv[1:])
+    try:
+        yield
+    except (OSError, ValueError) as exc:
+        # Hydra's log file that cannot be opened is a ValueError caused by the OSError.
+        cause = exc if isinstance(exc, OSError) else exc.__cause__
+        frames = traceback.extract_tb(exc.__traceback__)
+        if not isinstance(cause, OSError) or any(
+            f.filename == entry_file and f.name != "entry" for f in frames
+        ):
+            raise  # not about the folder, or raised by a command body Hydra ran
+        raise unusable_output_dir(cause) from None

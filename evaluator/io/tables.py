@@ -266,7 +266,9 @@ def check_video_id_type(path: Path, kind: pa.DataType) -> None:
     """
     if pa.types.is_dictionary(kind):
         kind = kind.value_type
-    if not (pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+    if not (
+        pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    ):
         raise InputError(
             f"{path}: column 'video_id': expected text (or integers), got {kind}; video ids "
             f'are always read as text, e.g. "007".'

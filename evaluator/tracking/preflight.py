@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from evaluator.errors import InputError, TrackingError
@@ -44,6 +45,7 @@ CHECKED_SCHEMES = ("sqlite", "http", "https")
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
 SQLITE_HEADER = b"SQLite format 3\x00"
+_ABSENT = object()
 LOCK_SUFFIX = ".lock"
 STORE_HINT = "pass mlflow.tracking_uri=sqlite:///mlflow.db (a store in this folder)"
 
@@ -222,7 +224,7 @@ def open_store(uri: str) -> None:
         _opened.add(key)
 
 
-def check_names(names: dict[str, str | None]) -> None:
+def check_names(cfg: Any) -> None:
     """Refuse a model or experiment name MLflow would refuse only when the run is recorded.
 
     Checked with MLflow's own rules: ``model.name`` names the evaluation's LoggedModel (no
@@ -230,23 +232,25 @@ def check_names(names: dict[str, str | None]) -> None:
     non-empty name of at most MLflow's maximum length.
 
     Args:
-        names: config key -> value; ``model.name`` and ``mlflow.experiment`` are checked
-            (None: not set).
+        cfg: the composed config (None, or keys it lacks: nothing to check).
 
     Raises:
         InputError: naming the key, the value and what MLflow allows.
     """
+    if cfg is None:
+        return
     from mlflow.exceptions import MlflowException
     from mlflow.utils import validation
+    from omegaconf import OmegaConf
 
     rules = {
         "model.name": ("_validate_logged_model_name", "_validate_model_name"),
         "mlflow.experiment": ("_validate_experiment_name",),
     }
     for key, checks in rules.items():
-        if key not in names or (names[key] is None and key == "model.name"):
+        value = OmegaConf.select(cfg, key, default=_ABSENT)
+        if value is _ABSENT or (value is None and key == "model.name"):
             continue
-        value = names[key]
         for check in checks:
             validate = getattr(validation, check, None)
             if validate is None:  # another MLflow: it checks when recording

@@ -27,9 +27,14 @@ HTTP_RETRY_DEFAULTS = {
 
 
 def bound_http_retries() -> None:
-    """Set MLflow's HTTP retry settings to the bounded defaults unless the user set them."""
+    """Set MLflow's HTTP retry settings to the bounded defaults unless the user set them,
+    and drop the tracebacks MLflow logs above errors the commands report themselves
+    (`evaluator.tracking.preflight.quiet_mlflow_tracebacks`)."""
+    from evaluator.tracking.preflight import quiet_mlflow_tracebacks
+
     for name, value in HTTP_RETRY_DEFAULTS.items():
         os.environ.setdefault(name, value)
+    quiet_mlflow_tracebacks()
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -52,7 +52,9 @@ def _pair(value: Any) -> bool:
 
 
 def _artifact(value: Any) -> bool:
-    return isinstance(value, list) and len(value) == 2 and _text(value[0]) and _text_or_null(value[1])
+    return (
+        isinstance(value, list) and len(value) == 2 and _text(value[0]) and _text_or_null(value[1])
+    )
 
 
 class _Refusal(Exception):
@@ -89,7 +91,9 @@ def _listing(field: str, value: Any, ok: Check, expected: str) -> None:
 def _object(field: str, value: Any, fields: Mapping[str, tuple[Check, str]], *, null: bool) -> None:
     if value is None and null:
         return
-    _require(field, value, lambda v: isinstance(v, dict), "an object" + (" or null" if null else ""))
+    _require(
+        field, value, lambda v: isinstance(v, dict), "an object" + (" or null" if null else "")
+    )
     for name, (ok, expected) in fields.items():
         if name not in value and ok(None):  # an optional field
             continue
@@ -109,7 +113,10 @@ DATASET = {
     "path": (_text, "text"),
     "name": (_text, "text"),
     "digest": (_text, "text"),
-    "columns": (lambda v: isinstance(v, list) and all(_pair(c) for c in v), "a list of [name, type]"),
+    "columns": (
+        lambda v: isinstance(v, list) and all(_pair(c) for c in v),
+        "a list of [name, type]",
+    ),
     "spark_location": (_text_or_null, "text or null"),
 }
 LOGGED_MODEL = {

@@ -19,8 +19,8 @@ import contextlib
 import json
 import time
 import uuid
-from dataclasses import dataclass, replace
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ from evaluator.errors import InputError, TrackingError
 from evaluator.io.outputs import write_json_atomically
 from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.preflight import open_store
-from evaluator.tracking.record_file import pending_artifacts, validate_record_file
 from evaluator.tracking.reachability import absolute_uri
+from evaluator.tracking.record_file import pending_artifacts, validate_record_file
 from evaluator.tracking.tables import LOGGED_ARTIFACTS_TAG, log_tables
 
 MANIFEST_NAME = "record.json"
