@@ -27,6 +27,7 @@ java: ## a Java runtime for engine=spark (Debian openjdk-17-jre-headless, only w
 
 demo: $(STAMP) ## generate the demo data and evaluate the demo models (poster + episode) into ./mlflow.db
 	$(PY) scripts/make_demo_data.py --out demo_data
+	rm -rf outputs/demo  # a run writes into a folder of its own: the previous demo's go
 	$(VENV)/bin/video-eval data.experts=demo_data/experts.parquet data.predictions=demo_data/baseline.parquet model.name=poster-ranker model.version=1 hydra.run.dir=outputs/demo/baseline
 	$(VENV)/bin/video-eval data.experts=demo_data/experts.parquet data.predictions=demo_data/candidate.parquet model.name=poster-ranker model.version=2 hydra.run.dir=outputs/demo/candidate
 	$(VENV)/bin/video-eval task=episode data.episodes=demo_data/episodes_baseline.parquet model.name=episode-reader model.version=1 hydra.run.dir=outputs/demo/episode_baseline

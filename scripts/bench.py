@@ -205,6 +205,7 @@ def video_eval(
 ) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     tag = f"{engine}_{experts.parent.name}"
+    shutil.rmtree(work / tag, ignore_errors=True)  # a run writes into a folder of its own
     cmd = [
         str(Path(sys.executable).with_name("video-eval")),
         f"data.experts={experts}",
