@@ -7,6 +7,7 @@ Most cases are refused before the work, so they cost a process start each.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -399,7 +400,7 @@ def test_an_interrupted_run_is_recorded_later_with_the_artifacts_of_a_live_run(
     assert late  # the live run drew plots and a report
     early = [(folder / p.relative_to(live_folder), f) for p, f in saved.record.artifacts
              if p not in late]  # fmt: skip
-    record = saved.record.__class__(**{**saved.record.__dict__, "artifacts": early})
+    record = dataclasses.replace(saved.record, artifacts=early)
     db = tmp_path / "cut.db"
     cfg = compose_config([f"mlflow.tracking_uri=sqlite:///{db}", "model.name=ranker"])
 

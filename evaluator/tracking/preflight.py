@@ -68,7 +68,7 @@ def check_uri(uri: str, key: str = "mlflow.tracking_uri") -> None:
     scheme = parsed.scheme.lower().split("+", 1)[0]
     if not uri.strip():
         raise InputError(f"config: {key} is empty; allowed: {allowed}.")
-    if scheme in ("", "file") or (len(scheme) == 1 and uri[1:2] == ":"):  # a path (or C:\...)
+    if scheme in ("", "file"):  # a path
         if os.environ.get("MLFLOW_ALLOW_FILE_STORE", "").lower() in ("1", "true") and not (
             Path(parsed.path or uri).is_file()
         ):
@@ -125,10 +125,10 @@ def check_store(
     return None
 
 
-def _refuse(uri: str, problem: str) -> TrackingError:
+def _refuse(uri: str, problem: str, hint: str = "") -> TrackingError:
+    hint = hint or f"Fix mlflow.tracking_uri (or $MLFLOW_TRACKING_URI), or {STORE_HINT}"
     return TrackingError(
-        f"the MLflow store {uri} cannot be used: {problem}; nothing was evaluated. Fix "
-        f"mlflow.tracking_uri (or $MLFLOW_TRACKING_URI), or {STORE_HINT}."
+        f"the MLflow store {uri} cannot be used: {problem}; nothing was evaluated. {hint}."
     )
 
 
@@ -171,7 +171,8 @@ def _check_lock(uri: str, db: Path, timeout_s: float) -> None:
             raise _refuse(
                 uri,
                 f"another process holds the database locked (waited "
-                f"{time.monotonic() - start:.1f} s); run the command again when it is done",
+                f"{time.monotonic() - start:.1f} s)",
+                "Run the command again when that process is done",
             ) from None
         raise _refuse(uri, f"{db} cannot be written ({exc})") from None
     finally:
