@@ -16,7 +16,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from evaluator.errors import InputError
+from evaluator.tracking.preflight import check_names
 
 Check = Callable[[Any], bool]
 
@@ -179,6 +182,12 @@ def validate_record_file(path: Path, m: Any, expected_format: int) -> None:
             f"{got}. Record the output folder written by video-eval as it is (or run the "
             f"evaluation again)."
         ) from None
+    model = (m["logged_model"] or {}).get("name")
+    names = {"mlflow": {"experiment": m["destination"]["experiment"]}, "model": {"name": model}}
+    try:  # a name MLflow refuses would fail every later attempt the same way
+        check_names(OmegaConf.create(names))
+    except InputError as exc:
+        raise InputError(f"{path}: {str(exc).removeprefix('config: ')}") from None
     root = path.parent.resolve()
     named = [(f"artifacts[{i}]", a[0]) for i, a in enumerate(m["artifacts"])]
     named += [(f"tables.{k}", v) for k, v in m["tables"].items()]
