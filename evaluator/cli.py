@@ -16,8 +16,8 @@ code  meaning
 ====  ====================================================================================
 
 The config is checked (`evaluator.config_checks`) and the tracking store probed
-(`evaluator.tracking.reachability`) before MLflow, torch, matplotlib or the task code is
-imported, so a bad path or value is refused within a fraction of a second.
+(`evaluator.tracking.preflight`) before torch, matplotlib or the task code is imported, so a
+bad path or value is refused within a fraction of a second, a bad store within seconds.
 """
 
 from __future__ import annotations

@@ -205,7 +205,8 @@ def checked_output_folder(argv: list[str], entry_file: str) -> Iterator[None]:
     Raises:
         InputError: naming ``hydra.run.dir`` and the folder.
     """
-    check_hydra_dirs(argv[1:])
+    if not set(argv[1:]) & {"--cfg", "-c", "--info", "-i", "--shell-completion", "-sc"}:
+        check_hydra_dirs(argv[1:])  # (these only print: Hydra creates no folder for them)
     try:
         yield
     except (OSError, ValueError) as exc:
