@@ -186,7 +186,9 @@ def text_cer(reads: TextReads) -> float:
 def _text_episode(values: np.ndarray, n: int) -> np.ndarray:
     arr = np.asarray(values)
     if arr.shape != (n,):
-        raise ValueError(f"text_episode must have one value per video, shape ({n},), got {arr.shape}")
+        raise ValueError(
+            f"text_episode must have one value per video, shape ({n},), got {arr.shape}"
+        )
     if arr.dtype.kind in "iu":
         return arr.astype(np.float64)
     if arr.dtype.kind != "f":
