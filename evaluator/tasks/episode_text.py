@@ -15,7 +15,9 @@ This module turns that result into what `evaluator.tasks.episode` writes and rec
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -187,6 +189,8 @@ def text_plot_writers(
     m = text.metrics
     if text.reads is not None and slices_table is not None:
         cases = slices_table[slices_table["n_text_videos"] > 0].reset_index(drop=True)
+        # The plot's labels count the videos behind each point: the transcribed ones.
+        cases = cases.assign(n_videos=cases["n_text_videos"])
         if len(cases):
             reference = (m["text_cer"], m["text_cer_ci_low"], m["text_cer_ci_high"])
 
@@ -224,3 +228,35 @@ def text_plot_writers(
 
         writers[CONSENSUS_PLOT] = write_consensus
     return writers
+
+
+def text_summary_lines(summary: dict[str, Any]) -> str | None:
+    """The printed lines about the text side of an evaluation (None without text columns)."""
+    m = summary.get("metrics", {})
+
+    def num(name: str) -> str:
+        value = m.get(name)
+        return "-" if value is None or not math.isfinite(value) else f"{value:.4f}"
+
+    lines = []
+    if "text_cer" in m:
+        lines.append(
+            f"  text ({int(m['n_text_videos'])} transcribed videos): text_cer {num('text_cer')} "
+            f"[{num('text_cer_ci_low')}, {num('text_cer_ci_high')}]  text_exact_match "
+            f"{num('text_exact_match')} [{num('text_exact_match_ci_low')}, "
+            f"{num('text_exact_match_ci_high')}]  episode errors with a text error "
+            f"{num('episode_errors_with_text_error')}"
+        )
+    if "consensus_coverage" in m:
+        lines.append(
+            f"  second reading: text_episode_accuracy {num('text_episode_accuracy')}  "
+            f"readings_agree {num('readings_agree')}  accuracy_when_readings_agree "
+            f"{num('accuracy_when_readings_agree')}"
+        )
+        lines.append(
+            f"  consensus: coverage {num('consensus_coverage')}  auto_accuracy "
+            f"{num('consensus_auto_accuracy')}  missed mismatches "
+            f"{int(m['consensus_missed_mismatches'])} (single model: coverage "
+            f"{num('coverage')}  auto_accuracy {num('auto_accuracy')})"
+        )
+    return "\n".join(lines) or None
