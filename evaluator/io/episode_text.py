@@ -1,7 +1,7 @@
 """The optional text columns of the episode table: ``text_read``, ``text_true``, ``text_episode``.
 
-- ``text_read`` / ``text_true``: text (null or "" = read nothing / null = not transcribed, ""
-  = no burned-in text). Numbers, lists or any other JSON / parquet type are refused. In a CSV
+- ``text_read`` / ``text_true``: text (``text_read`` null or "" = read nothing, kept as null;
+  ``text_true`` null = not transcribed, "" = no burned-in text). Numbers, lists or any other JSON / parquet type are refused. In a CSV
   file every cell is text and an empty cell is null.
 - ``text_episode``: a whole number, or null (= the text-based method read none).
 
@@ -142,4 +142,9 @@ def episode_texts(path: Path, table: pa.Table, frame: pd.DataFrame) -> EpisodeTe
             frame,
         )
         _not_empty(path, TEXT_EPISODE, np.isnan(episode), frame, "the method read no number")
-    return EpisodeTexts(texts.get("text_read"), texts.get("text_true"), episode)
+    read = texts.get("text_read")
+    if read is not None:
+        # "" and null both mean "read nothing"; one form, so a CSV (where "" reads as null)
+        # and a parquet file of the same table give the same per-video table.
+        read = np.asarray([v or None for v in read], dtype=object)
+    return EpisodeTexts(read, texts.get("text_true"), episode)
