@@ -13,6 +13,7 @@ and up to five rows, like every other input error.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,27 +66,24 @@ def _json_types(path: Path, column: str) -> np.ndarray:
         for line in handle:
             if line.strip():
                 value = json.loads(line).get(column)
-                bad.append(value is not None and not isinstance(value, str))
+                # NaN (Python's JSON for a missing float) is a missing value, as in the reader.
+                missing = value is None or (isinstance(value, float) and math.isnan(value))
+                bad.append(not missing and not isinstance(value, str))
     return np.asarray(bad, dtype=bool)
 
 
 def _text_column(path: Path, table: pa.Table, column: str, frame: pd.DataFrame) -> np.ndarray:
     col = table[column]
     null = col.is_null().to_numpy(zero_copy_only=False)
+    shown = frame.assign(**{column: col.to_pylist()})  # the offending values in the message
     if not _is_text_type(col.type):
-        check_rows(
-            ~null, path, column, f"wrong type: expected text (a string), got {col.type}", frame
-        )
+        problem = f"wrong type: expected text (a string), got {col.type}"
+        check_rows(~null, path, column, problem, shown)
     if path.suffix.lower() == ".jsonl" and path.is_file():
         bad = _json_types(path, column)
         if bad.shape == null.shape:
-            check_rows(
-                bad,
-                path,
-                column,
-                "wrong type: expected text (a string), got a number, list or object",
-                frame,
-            )
+            problem = "wrong type: expected text (a string), got a number, list or object"
+            check_rows(bad, path, column, problem, shown)
     values = col.cast(pa.string()) if pa.types.is_null(col.type) else col
     return np.asarray(values.to_pylist(), dtype=object)
 
@@ -132,15 +130,16 @@ def episode_texts(path: Path, table: pa.Table, frame: pd.DataFrame) -> EpisodeTe
         _not_empty(path, "text_true", missing, frame, "no video is transcribed")
     episode = None
     if TEXT_EPISODE in names:
-        episode = numeric_column(path, table, TEXT_EPISODE, frame, "a whole episode number")
-        refuse_huge_whole_numbers(path, TEXT_EPISODE, episode, frame)
+        shown = frame.assign(**{TEXT_EPISODE: table[TEXT_EPISODE].to_pylist()})
+        episode = numeric_column(path, table, TEXT_EPISODE, shown, "a whole episode number")
         check_rows(
             np.isinf(episode) | (np.isfinite(episode) & (episode != np.round(episode))),
             path,
             TEXT_EPISODE,
             "episode number must be a whole number or null (found an inf or fractional value)",
-            frame,
+            shown,
         )
+        refuse_huge_whole_numbers(path, TEXT_EPISODE, episode, shown)
         _not_empty(path, TEXT_EPISODE, np.isnan(episode), frame, "the method read no number")
     read = texts.get("text_read")
     if read is not None:
