@@ -1,8 +1,8 @@
 """The optional text columns of the episode table: ``text_read``, ``text_true``, ``text_episode``.
 
 - ``text_read`` / ``text_true``: text (``text_read`` null or "" = read nothing, kept as null;
-  ``text_true`` null = not transcribed, "" = no burned-in text). Numbers, lists or any other JSON / parquet type are refused. In a CSV
-  file every cell is text and an empty cell is null.
+  ``text_true`` null = not transcribed, "" = no burned-in text). Numbers, lists or any other
+  JSON / parquet type are refused. In a CSV file every cell is text and an empty cell is null.
 - ``text_episode``: a whole number, or null (= the text-based method read none).
 
 A ``text_true`` or ``text_episode`` column whose every value is null is refused (drop the

@@ -62,8 +62,14 @@ def _rows(cells: Sequence[Sequence[str]], header: Sequence[str]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
-def _td(text: object, num: bool = False) -> str:
+def _td(text: object, num: bool = False, count: bool = False) -> str:
+    if count:
+        return f'<td class="num">{int(text)}</td>'  # type: ignore[call-overload]
     return f'<td class="num">{_num(text)}</td>' if num else f"<td>{html.escape(str(text))}</td>"
+
+
+def _text_cell(value: object, empty: str) -> str:
+    return empty if value is None or pd.isna(value) else str(value)  # type: ignore[call-overload]
 
 
 def _headline(metrics: dict[str, float]) -> str:
@@ -85,7 +91,10 @@ def _consensus(metrics: dict[str, float]) -> str:
             "consensus_missed_mismatches",
         ),
     )
-    rows = [[_td(label), _td(metrics[a], True), _td(metrics[b], True)] for label, a, b in pairs]
+    rows = [
+        [_td(label), _td(metrics[a], True, count), _td(metrics[b], True, count)]
+        for (label, a, b), count in zip(pairs, (False, False, True), strict=True)
+    ]
     second = [
         [_td(n), _td(metrics[n], True)]
         for n in ("text_episode_accuracy", "readings_agree", "accuracy_when_readings_agree")
@@ -142,8 +151,8 @@ def _misreads(misreads: pd.DataFrame | None, case_columns: Sequence[str]) -> str
                 _td(r["rank"], True),
                 _td(r["video_id"]),
                 _td(case),
-                _td(r["text_true"] if r["text_true"] is not pd.NA else ""),
-                _td(r["text_read"] if r["text_read"] is not pd.NA else "(nothing read)"),
+                _td(_text_cell(r["text_true"], "")),
+                _td(_text_cell(r["text_read"], "(nothing read)")),
                 _td(r["edit_distance"], True),
             ]
         )

@@ -320,3 +320,20 @@ def test_bad_values_are_refused(read, truth, episode, message) -> None:
             text_episode=episode,
             threshold=0.5,
         )
+
+
+@settings(max_examples=100, deadline=None)
+@given(rows=tables(), threshold=st.sampled_from([0.0, 0.5, 0.9, 1.0]))
+def test_the_consensus_never_decides_more_or_misses_more_than_the_single_model(
+    rows, threshold
+) -> None:
+    from evaluator.core.episode import evaluate_episodes
+
+    c = _columns(rows)
+    single = evaluate_episodes(
+        c["meta"], c["pred"], c["true"], c["conf"], threshold=threshold, n_resamples=5
+    ).metrics
+    m = _evaluate(rows, threshold).metrics
+    assert m["consensus_coverage"] <= single["coverage"]
+    assert m["consensus_coverage"] <= m["readings_agree"]
+    assert m["consensus_missed_mismatches"] <= single["n_missed_mismatches_auto_accepted"]
