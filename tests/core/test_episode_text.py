@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.bootstrap import resample_counts
-from evaluator.core.episode import risk_coverage_curve
+from evaluator.core.episode import evaluate_episodes, risk_coverage_curve
 from evaluator.core.episode_consensus import consensus_curve, second_readings
 from evaluator.core.episode_inputs import episode_videos
 from evaluator.core.episode_text import (
@@ -327,8 +327,6 @@ def test_bad_values_are_refused(read, truth, episode, message) -> None:
 def test_the_consensus_never_decides_more_or_misses_more_than_the_single_model(
     rows, threshold
 ) -> None:
-    from evaluator.core.episode import evaluate_episodes
-
     c = _columns(rows)
     single = evaluate_episodes(
         c["meta"], c["pred"], c["true"], c["conf"], threshold=threshold, n_resamples=5
