@@ -127,6 +127,11 @@ class TextReads:
         """Transcribed and read differently."""
         return self.has_truth & (self.distance > 0)
 
+    @property
+    def video_cer(self) -> np.ndarray:
+        """Per video ``distance / truth_length``; NaN without a truth or for an empty one."""
+        return ratio(self.distance, np.where(self.has_truth, self.truth_length, 0), math.nan)
+
 
 def text_reads(
     text_read: Sequence[str | None] | np.ndarray, text_true: Sequence[str | None] | np.ndarray

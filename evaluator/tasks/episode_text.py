@@ -94,7 +94,9 @@ def video_text_columns(table: EpisodeTable, text: EpisodeTextResult | None) -> p
     return frame
 
 
-def with_text_columns(videos: pd.DataFrame, table: EpisodeTable, text: EpisodeTextResult | None):
+def with_text_columns(
+    videos: pd.DataFrame, table: EpisodeTable, text: EpisodeTextResult | None
+) -> pd.DataFrame:
     """``episode_videos.parquet`` with the text columns appended (unchanged without any)."""
     extra = video_text_columns(table, text)
     if extra.shape[1] == 1:
@@ -154,18 +156,15 @@ def misreads_frame(
         picked = case.reindex(frame["video_id"].astype(str).to_numpy())
         for col in picked.columns:
             frame[col] = picked[col].to_numpy()
-    length = r.truth_length[rows]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cer = np.where(length > 0, r.distance[rows] / np.maximum(length, 1), np.nan)
-    read = t.text_read[rows] if t.text_read is not None else np.full(rows.size, None)
+    as_given = [None if a is None else a[rows] for a in (t.text_true, t.text_read)]
     frame = frame.assign(
-        text_true=pd.Series(t.text_true[rows] if t.text_true is not None else [], dtype="string"),
-        text_read=pd.Series(read, dtype="string"),
+        text_true=pd.Series(as_given[0], dtype="string"),
+        text_read=pd.Series(as_given[1], dtype="string"),
         text_true_normalized=pd.Series(r.truth[rows], dtype="string"),
         text_read_normalized=pd.Series(r.read[rows], dtype="string"),
         edit_distance=r.distance[rows],
-        truth_length=length,
-        cer=cer,
+        truth_length=r.truth_length[rows],
+        cer=r.video_cer[rows],
         predicted_episode=table.predicted_episode[rows],
         true_episode=table.true_episode[rows],
         episode_correct=result.episode_correct[rows],
