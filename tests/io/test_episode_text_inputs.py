@@ -158,6 +158,7 @@ def test_bad_text_input_is_refused_with_file_column_and_rows(
     assert str(info.value).startswith(str(path))
 
 
+@pytest.mark.slow
 def test_bad_text_input_exits_2_from_the_command_line(tmp_path: Path) -> None:
     path = write(text_frame().assign(text_true=[1, 2, 3, 4]), tmp_path / "e.parquet")
     result = run_cli(
