@@ -176,6 +176,15 @@ def test_compare_pairs_text_exact_match_per_video(store, tmp_path: Path) -> None
     assert m["mcnemar_p_text_exact_match"] == pytest.approx(p, rel=1e-9)
     assert m["n_videos_compared"] == len(c)  # episode_accuracy still over every video
     assert f"paired over the {n} compared videos" in outcome.comparison.sweep_note
+    diff = outcome.comparison.video_diff.set_index("video_id")
+    some = next(vid for vid, r in c.items() if r["text_true"] is not None)
+    assert diff.loc[some, "text_true"] == c[some]["text_true"]
+    assert diff.loc[some, "candidate_text_exact_match"] == (
+        ref_normalize(c[some]["text_read"]) == ref_normalize(c[some]["text_true"])
+    )
+    for vid in list(c)[:50]:  # reads as given ("" kept as null: both mean nothing read)
+        got, given = diff.loc[vid, "baseline_text_read"], b[vid]["text_read"] or None
+        assert (pd.isna(got) and given is None) or got == given
 
 
 def test_promote_on_text_exact_match(store, tmp_path: Path) -> None:

@@ -70,6 +70,12 @@ def prepare_episode(req: ComparisonRequest) -> Comparison:
         }
     )
     if text is not None:
+        # The columns evaluations with transcriptions write (episode_videos.parquet).
+        if "text_true" in ct.columns:
+            video_diff["text_true"] = ct["text_true"].astype("string").to_numpy()
+        for side, frame in (("candidate", ct), ("baseline", bt)):
+            if "text_read" in frame.columns:
+                video_diff[f"{side}_text_read"] = frame["text_read"].astype("string").to_numpy()
         video_diff["candidate_text_exact_match"] = pd.array(_nullable(text[0]), dtype="boolean")
         video_diff["baseline_text_exact_match"] = pd.array(_nullable(text[1]), dtype="boolean")
     video_diff = video_diff.iloc[diff_order(change, align.video_ids)].reset_index(drop=True)
