@@ -9,10 +9,8 @@ Per video there may be three more values (all optional):
 
 Texts are compared after :func:`normalize_text`. The edit distance is the Levenshtein distance
 over Unicode code points (insertions, deletions and substitutions each cost 1), computed by
-rapidfuzz. The *consensus policy* decides a video without a human when the model's and the
-text-based readings agree and the model's confidence reaches the threshold; it is scored like
-the single model (`evaluator.core.episode_coverage`): a decision is right when the model's
-flag (``predicted != metadata``) equals the truth (``true != metadata``).
+rapidfuzz. The second reading and the consensus policy are in
+`evaluator.core.episode_consensus`; :func:`evaluate_episode_text` computes everything.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ from evaluator.core.episode_consensus import consensus_curve, second_readings
 from evaluator.core.episode_inputs import episode_videos
 from evaluator.core.episode_text import (
     CONSENSUS_METRICS,
+    TEXT_METRICS,
     evaluate_episode_text,
     grouped_text_intervals,
     grouped_text_metrics,
@@ -236,7 +237,7 @@ def test_hand_case_text() -> None:
     assert m["text_exact_match"] == 1 / 4 and m["n_text_videos"] == 4
     # Episode errors on rows 2, 4, 5; transcribed all three; misread rows 2 and 4.
     assert m["episode_errors_with_text_error"] == pytest.approx(2 / 3)
-    assert not set(CONSENSUS_METRICS) & set(m)
+    assert set(m) == set(TEXT_METRICS)  # no consensus metric without text_episode
 
 
 def test_text_cer_can_exceed_one_and_is_nan_without_characters() -> None:
@@ -275,7 +276,7 @@ def test_hand_case_consensus_on_the_threshold() -> None:
     assert r.consensus is not None and r.consensus.decided.tolist() == [1, 1, 0, 0, 0]
     assert r.curve is not None and r.curve.threshold.tolist() == [0.95, 0.9, 0.89]
     assert r.curve.coverage.tolist() == pytest.approx([1 / 5, 2 / 5, 3 / 5])
-    assert not {"text_cer", "text_exact_match"} & set(m)
+    assert set(m) == set(CONSENSUS_METRICS)  # no text metric without text_true
 
 
 def test_consensus_curve_without_agreement_is_empty_and_shares_the_single_curves_axis() -> None:
