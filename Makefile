@@ -30,8 +30,8 @@ demo: $(STAMP) ## generate the demo data and evaluate the demo models (poster + 
 	rm -rf outputs/demo  # a run writes into a folder of its own: the previous demo's go
 	$(VENV)/bin/video-eval data.experts=demo_data/experts.parquet data.predictions=demo_data/baseline.parquet model.name=poster-ranker model.version=1 hydra.run.dir=outputs/demo/baseline
 	$(VENV)/bin/video-eval data.experts=demo_data/experts.parquet data.predictions=demo_data/candidate.parquet model.name=poster-ranker model.version=2 hydra.run.dir=outputs/demo/candidate
-	$(VENV)/bin/video-eval task=episode data.episodes=demo_data/episodes_baseline.parquet model.name=episode-reader model.version=1 hydra.run.dir=outputs/demo/episode_baseline
-	$(VENV)/bin/video-eval task=episode data.episodes=demo_data/episodes_candidate.parquet model.name=episode-reader model.version=2 hydra.run.dir=outputs/demo/episode_candidate
+	$(VENV)/bin/video-eval task=episode data.episodes=demo_data/episodes_baseline.parquet data.slices=demo_data/episode_slices.parquet model.name=episode-reader model.version=1 hydra.run.dir=outputs/demo/episode_baseline
+	$(VENV)/bin/video-eval task=episode data.episodes=demo_data/episodes_candidate.parquet data.slices=demo_data/episode_slices.parquet model.name=episode-reader model.version=2 hydra.run.dir=outputs/demo/episode_candidate
 	@echo
 	@echo "Look at the runs (experiments poster-frames and episode-verification):  $(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db  (then http://127.0.0.1:5000)"
 	$(PY) scripts/register_demo_models.py --tracking-uri sqlite:///mlflow.db --name poster-ranker --versions 1,2 --champion 1

@@ -126,6 +126,9 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
     if outcome.groups is None:
         lines.append(f"  no per-group breakdown (no '{s.group_by}' column)" if s.group_by else "")
     lines.append(slices_line(outcome.summary) or "")
+    from evaluator.tasks.episode_text import text_summary_lines
+
+    lines.append(text_summary_lines(outcome.summary) or "")
     lines.append(f"  outputs: {outcome.output_dir}")
     if outcome.run is not None:
         run = outcome.run

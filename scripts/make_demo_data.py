@@ -1,4 +1,5 @@
-"""Write the demo sets: experts / baseline / candidate (poster) and episodes_* (episode task).
+"""Write the demo sets: experts / baseline / candidate (poster), episodes_* and episode_slices
+(episode task).
 
 With --images, also demo_data/images/: the frames of the first --image-videos videos rendered
 as small PNGs (frames of one scene look alike) and the same tables with an `image` column
@@ -64,10 +65,12 @@ def main() -> None:
         table.to_parquet(
             args.out / f"episodes_{name.removeprefix('episode_')}.parquet", index=False
         )
+    # The cases of the text metrics (where the number is burned in, font, language): data.slices.
+    episodes.cases.to_parquet(args.out / "episode_slices.parquet", index=False)
     print(
         f"wrote {args.out}/"
         + ", ".join(f"episodes_{n.removeprefix('episode_')}.parquet" for n in episodes.models)
-        + f" ({args.episode_videos} videos each)"
+        + f" ({args.episode_videos} videos each) and episode_slices.parquet"
     )
     if args.images:
         root = args.out / "images"

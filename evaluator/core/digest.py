@@ -9,6 +9,7 @@ videos (work units, Spark executors) and merged: `video_digests` hashes each vid
 from __future__ import annotations
 
 import hashlib
+import json
 
 import numpy as np
 
@@ -125,7 +126,10 @@ def dataset_digest(
 
 
 def episode_set_digest(
-    video_ids: np.ndarray, metadata_episode: np.ndarray, true_episode: np.ndarray
+    video_ids: np.ndarray,
+    metadata_episode: np.ndarray,
+    true_episode: np.ndarray,
+    text_true: np.ndarray | None = None,
 ) -> str:
     """SHA-256 of an episode evaluation set: its (video id, metadata, true episode) rows.
 
@@ -137,6 +141,9 @@ def episode_set_digest(
         video_ids: str video id per video.
         metadata_episode: integer episode number in the metadata per video.
         true_episode: integer verified episode number per video.
+        text_true: the transcription of the burned-in text per video (str, None = not
+            transcribed), or None without transcriptions: then the digest is the one of a set
+            without text, so sets without text keep their digest.
 
     Returns:
         64 hex characters.
@@ -152,4 +159,9 @@ def episode_set_digest(
     h.update(meta[order].tobytes())
     h.update(b"\x02")
     h.update(true[order].tobytes())
+    if text_true is not None:
+        # The transcriptions are part of the truth text_exact_match is paired on.
+        texts = np.asarray(text_true, dtype=object)[order]
+        h.update(b"\x03")
+        h.update(json.dumps(texts.tolist(), ensure_ascii=False).encode("utf-8"))
     return h.hexdigest()

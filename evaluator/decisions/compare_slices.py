@@ -245,10 +245,14 @@ def compare_slices(
     if metric not in c.names:
         raise InputError(
             f"config: the slice metric {metric!r} is not compared (have {list(c.names)}); use "
-            f"a recall_at_k with k <= {c.k_max} or episode_accuracy."
+            f"a recall_at_k with k <= {c.k_max}, or episode_accuracy / text_exact_match."
         )
     j = c.index(metric)
     cand_v, base_v = c.cand_values[:, j], c.base_values[:, j]  # type: ignore[index]
+    # text_exact_match is NaN for a video without a transcription: test the transcribed ones.
+    keep = np.isfinite(cand_v) & np.isfinite(base_v)
+    if not keep.all():
+        cand_v, base_v, codes = cand_v[keep], base_v[keep], [code[keep] for code in codes]
     boot = c.bootstrap
     keys = _keys(tracking_uri, cand, tmp)
     parts = []

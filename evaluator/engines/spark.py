@@ -29,6 +29,7 @@ from evaluator.engines.spark_poster import score_on_spark
 from evaluator.engines.spark_session import job_error, spark_session
 from evaluator.errors import InputError
 from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable, episode_table
+from evaluator.io.episode_text import OPTIONAL_TEXT_COLUMNS
 
 
 def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> EpisodeTable:
@@ -42,7 +43,12 @@ def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> Ep
     Raises:
         InputError: pyspark / Java missing, an unreadable source, or bad rows.
     """
-    columns = (*REQUIRED_COLUMNS, *CARRIED_COLUMNS, *([group_by] if group_by else []))
+    columns = (
+        *REQUIRED_COLUMNS,
+        *CARRIED_COLUMNS,
+        *OPTIONAL_TEXT_COLUMNS,
+        *([group_by] if group_by else []),
+    )
     with spark_session(str(engine.master), engine.conf) as spark:
         try:
             table = episode_arrow(spark, source, columns)

@@ -297,7 +297,8 @@ def episode_arrow(spark: SparkSession, source: str, columns: tuple[str, ...]) ->
     Raises:
         InputError: the source cannot be read.
     """
-    frame = read_source(spark, source, text_columns=("video_id", "series_id"))
+    text_columns = ("video_id", "series_id", "text_read", "text_true")
+    frame = read_source(spark, source, text_columns=text_columns)
     keep = [c for c in dict.fromkeys(columns) if c in frame.columns]
     table = frame.orderBy(*ORDER_COLUMNS).select(*keep).toArrow()
     if table.num_rows == 0:

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from evaluator.io.episode_text import TEXT_COLUMNS, EpisodeTexts, episode_texts
 from evaluator.io.tables import (
     MAX_EXACT_INTEGER,
     check_rows,
@@ -48,6 +49,7 @@ class EpisodeTable:
             column), name -> values in the same order, for the per-video table.
         groups: the group label per video (column ``group_column``), or None.
         group_column: the column the labels come from, or None.
+        texts: the optional ``text_read`` / ``text_true`` / ``text_episode`` columns.
     """
 
     path: Path
@@ -59,6 +61,7 @@ class EpisodeTable:
     carried: dict[str, pd.Series]
     groups: np.ndarray | None
     group_column: str | None
+    texts: EpisodeTexts = field(default_factory=EpisodeTexts)
 
     @property
     def n_videos(self) -> int:
@@ -119,7 +122,7 @@ def load_episode_table(path: str | Path, *, group_by: str | None = "series_id") 
             missing video id, a missing group label.
     """
     path = Path(path)
-    text_columns: Sequence[str] = ("video_id", "series_id")
+    text_columns: Sequence[str] = ("video_id", "series_id", *TEXT_COLUMNS)
     return episode_table(path, read_table(path, string_columns=text_columns), group_by=group_by)
 
 
@@ -160,6 +163,7 @@ def episode_table(path: Path, table: pa.Table, *, group_by: str | None) -> Episo
 
     group_column = group_by if group_by and group_by in table.column_names else None
     groups = None if group_column is None else _group_labels(path, table, group_column, frame)
+    texts = episode_texts(path, table, frame)
     carried: dict[str, pd.Series] = {}
     for column in (*CARRIED_COLUMNS, group_column):
         if column and column in table.column_names and column not in REQUIRED_COLUMNS:
@@ -178,4 +182,5 @@ def episode_table(path: Path, table: pa.Table, *, group_by: str | None) -> Episo
         carried={k: v.iloc[order].reset_index(drop=True) for k, v in carried.items()},
         groups=None if groups is None else groups[order],
         group_column=group_column,
+        texts=texts.take(order),
     )

@@ -28,6 +28,8 @@ from evaluator.core.episode import (
     evaluate_episodes,
 )
 from evaluator.core.episode_inputs import episode_videos
+from evaluator.core.episode_text import COUNT_METRICS as TEXT_COUNT_METRICS
+from evaluator.core.episode_text import EpisodeTextResult
 from evaluator.engines import engine_name
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
@@ -37,6 +39,14 @@ from evaluator.report.episode_tables import (
     episode_video_table,
     group_frame,
     sweep_frame,
+)
+from evaluator.tasks.episode_text import (
+    TEXT_TABLE,
+    evaluate_table_text,
+    group_text_columns,
+    misreads_frame,
+    text_plot_writers,
+    with_text_columns,
 )
 from evaluator.tasks.slicing import SliceOutputs, episode_slices, load_slices
 from evaluator.tracking.datasets import FileDataset
@@ -67,6 +77,7 @@ COUNT_METRICS = (
     "n_human_review",
     "n_flagged",
     "n_true_mismatches",
+    *TEXT_COUNT_METRICS,
 )
 PLOT_FILE = "plots/risk_coverage.png"
 
@@ -285,15 +296,26 @@ def run_episode(
         ci_level=settings.ci_level,
         seed=settings.seed,
     )
-    metrics = {**result.metrics, **_counts(result)}
-    digest = episode_set_digest(table.video_id, table.metadata_episode, table.true_episode)
-    videos = episode_video_table(result, table)
+    text = evaluate_table_text(
+        table,
+        threshold=settings.confidence_threshold,
+        n_resamples=settings.n_resamples,
+        ci_level=settings.ci_level,
+        seed=settings.seed,
+    )
+    metrics = {**result.metrics, **_counts(result), **(text.metrics if text else {})}
+    digest = episode_set_digest(
+        table.video_id, table.metadata_episode, table.true_episode, table.texts.text_true
+    )
+    videos = with_text_columns(episode_video_table(result, table), table, text)
     sweep = sweep_frame(result.curve)
     groups = None
     if result.groups is not None and table.group_column is not None:
         groups = group_frame(result.groups, table.group_column)
+        groups = group_text_columns(groups, table, text, settings.confidence_threshold)
     summary = build_summary(result, metrics, table, settings, digest, cfg)
-    slice_out = None if slices is None else _slices(slices, table, result, settings, cfg)
+    slice_out = None if slices is None else _slices(slices, table, result, settings, cfg, text)
+    misreads = misreads_frame(table, result, text, slice_out.videos if slice_out else None)
 
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
@@ -304,11 +326,24 @@ def run_episode(
     }
     if groups is not None:
         files["episode_groups.parquet"] = write_parquet(groups)
+    if misreads is not None:
+        files[TEXT_TABLE] = write_parquet(misreads)
     if cfg.plots:
         files[PLOT_FILE] = _plot_writer(result, metrics, settings, _plot_title(cfg, table))
+        files.update(
+            text_plot_writers(
+                text,
+                result,
+                slice_out.table if slice_out else None,
+                threshold=settings.confidence_threshold,
+                title=_plot_title(cfg, table),
+            )
+        )
     if slice_out is not None:
         summary["slices"] = slice_out.summary
         files.update(slice_out.files)
+    if OmegaConf.select(cfg, "report.html", default=False):
+        files["report.html"] = _report_writer(cfg, table, metrics, files, slice_out, misreads)
     written = write_all(output_dir, files)
 
     run = None
@@ -317,6 +352,8 @@ def run_episode(
         tables = {"episode_videos.json": videos, "episode_sweep.json": sweep}
         if groups is not None:
             tables["episode_groups.json"] = groups
+        if misreads is not None:
+            tables["episode_text.json"] = misreads
         if slice_out is not None:
             tables["slices.json"] = slice_out.table
         all_metrics = {**metrics, **(slice_out.metrics if slice_out else {})}
@@ -384,8 +421,9 @@ def _slices(
     result: EpisodeResult,
     settings: EpisodeSettings,
     cfg: DictConfig,
+    text: EpisodeTextResult | None = None,
 ) -> SliceOutputs:
-    """The per-slice episode metrics (``data.slices``)."""
+    """The per-slice episode metrics (``data.slices``), with the text columns when given."""
     videos = episode_videos(
         table.metadata_episode, table.predicted_episode, table.true_episode, table.confidence
     )
@@ -401,4 +439,29 @@ def _slices(
         overall=(accuracy, math.nan, math.nan),
         label=episode_run_name(cfg),
         plots=bool(cfg.plots),
+        text=text,
+    )
+
+
+def _report_writer(
+    cfg: DictConfig,
+    table: EpisodeTable,
+    metrics: dict[str, float],
+    files: dict[str, Writer],
+    slice_out: SliceOutputs | None,
+    misreads: pd.DataFrame | None,
+) -> Writer:
+    """report.html of the evaluation: numbers, the text sections and the plots written before."""
+    from evaluator.report.episode_html import episode_report_writer
+
+    case_columns = list(slice_out.videos.columns[1:]) if slice_out else []
+    if table.group_column:
+        case_columns.insert(0, table.group_column)
+    return episode_report_writer(
+        _plot_title(cfg, table),
+        metrics,
+        plots=[rel for rel in files if rel.endswith(".png")],
+        cases=slice_out.table if slice_out else None,
+        misreads=misreads,
+        case_columns=case_columns,
     )

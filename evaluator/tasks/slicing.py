@@ -26,6 +26,11 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator.core.episode_inputs import Videos
+from evaluator.core.episode_text import (
+    EpisodeTextResult,
+    grouped_text_intervals,
+    grouped_text_metrics,
+)
 from evaluator.core.slices import (
     SliceAssignment,
     assign_slices,
@@ -312,6 +317,7 @@ def episode_slices(
     overall: tuple[float, float, float] | None,
     label: str,
     plots: bool,
+    text: EpisodeTextResult | None = None,
 ) -> SliceOutputs:
     """Accuracy, mismatch precision / recall, coverage and coverage-at-accuracy per slice.
 
@@ -326,6 +332,9 @@ def episode_slices(
         overall: episode_accuracy of all videos with its interval, or None.
         label: the model's name.
         plots: write the forest plot.
+        text: the text side of the evaluation (`evaluator.core.episode_text`), or None: adds
+            ``text_cer`` and ``text_exact_match`` with their intervals and ``n_text_videos``
+            (with ``text_true``) and the consensus columns (with ``text_episode``) per slice.
     """
     ids = np.asarray(video_ids).astype(str).astype(object)
     assignment = _assign(loaded, ids)
@@ -352,6 +361,7 @@ def episode_slices(
                     "coverage": m.coverage,
                     "auto_accuracy": m.auto_accuracy,
                     target_name: m.coverage_at_accuracy,
+                    **_text_columns(text, videos, codes, len(values), threshold, bootstrap),
                 }
             )
         )
@@ -365,9 +375,52 @@ def episode_slices(
         "mismatch_recall": "mismatch_recall",
         target_name: target_name,
         "n_videos": "n_videos",
+        **{name: name for name in parts[0].columns if name in TEXT_SLICE_METRICS},
     }
     forest = ("episode_accuracy", label, overall) if plots else None
     return _outputs(loaded, ids, ids, assignment, table, names, forest)
+
+
+# The text and consensus columns of slices.parquet also logged as slice/<column>/<value>/<name>.
+TEXT_SLICE_METRICS = (
+    "text_cer",
+    "text_exact_match",
+    "n_text_videos",
+    "text_episode_accuracy",
+    "readings_agree",
+    "accuracy_when_readings_agree",
+    "consensus_coverage",
+    "consensus_auto_accuracy",
+    "consensus_missed_mismatches",
+)
+
+
+def _text_columns(
+    text: EpisodeTextResult | None,
+    videos: Videos,
+    codes: np.ndarray,
+    n_groups: int,
+    threshold: float,
+    bootstrap: Any,
+) -> dict[str, np.ndarray]:
+    """The text and consensus columns of one slice column (none without text)."""
+    if text is None:
+        return {}
+    out = grouped_text_metrics(
+        videos, text.reads, text.readings, codes, n_groups, threshold=threshold
+    )
+    if text.reads is not None:
+        out.update(
+            grouped_text_intervals(
+                text.reads,
+                codes,
+                n_groups,
+                n_resamples=int(bootstrap.n_resamples),
+                ci_level=float(bootstrap.confidence),
+                seed=int(bootstrap.seed),
+            )
+        )
+    return out
 
 
 def slice_params(loaded: LoadedSlices) -> dict[str, str]:

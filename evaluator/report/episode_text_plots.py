@@ -1,0 +1,80 @@
+"""The consensus policy's risk-coverage curve beside the single model's (matplotlib, Agg)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from evaluator.core.episode import RiskCoverageCurve
+
+DPI = 110
+
+
+def plot_consensus_risk_coverage(
+    single: RiskCoverageCurve,
+    consensus: RiskCoverageCurve,
+    path: Path,
+    *,
+    threshold: float,
+    single_at: tuple[float, float],
+    consensus_at: tuple[float, float],
+    title: str,
+) -> None:
+    """Auto-decision accuracy against coverage for the single model and for the consensus.
+
+    One point per distinct confidence used as the threshold, for each policy; the consensus
+    only decides videos whose two readings agree, so its curve stops at the share of agreeing
+    videos. The configured threshold is marked on both curves.
+
+    Args:
+        single: The single model's curve (`evaluator.core.episode.risk_coverage_curve`).
+        consensus: The consensus curve (`evaluator.core.episode_text.consensus_curve`).
+        path: Where to write the PNG (parent folders are created).
+        threshold: The configured confidence threshold.
+        single_at / consensus_at: (coverage, auto_accuracy) of each policy at the threshold.
+        title: The figure title.
+    """
+    fig, ax = plt.subplots(figsize=(7.5, 5.0))
+    ax.plot(
+        100 * single.coverage,
+        100 * single.auto_accuracy,
+        color="C0",
+        linewidth=2,
+        label="single model: confidence >= threshold",
+    )
+    if consensus.coverage.size:
+        ax.plot(
+            100 * consensus.coverage,
+            100 * consensus.auto_accuracy,
+            color="C3",
+            linewidth=2,
+            label="consensus: readings agree and confidence >= threshold",
+        )
+    for (cov, acc), color, name in (
+        (single_at, "C0", "single"),
+        (consensus_at, "C3", "consensus"),
+    ):
+        if cov > 0 and math.isfinite(acc):
+            ax.plot(
+                100 * cov,
+                100 * acc,
+                "o",
+                color=color,
+                markersize=9,
+                zorder=5,
+                label=f"{name} at threshold {threshold:g}: coverage {cov:.1%}, accuracy {acc:.1%}",
+            )
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("coverage (% of all videos decided without a human)")
+    ax.set_ylabel("auto-decision accuracy (% of those decisions right)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
