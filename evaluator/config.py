@@ -56,6 +56,21 @@ class MatchingConfig:
 
     time_tolerance_s: float = 3.0
     min_cosine: float | None = 0.5
+    # off: cosines of the vectors as they are; experts: subtract the mean vector of the
+    # eligible expert frames from every vector first (docs/embeddings.md).
+    center: str = "off"
+
+
+@dataclass
+class CalibrationConfig:
+    """How unrelated pairs fare against ``matching.min_cosine`` (docs/embeddings.md)."""
+
+    # Unrelated pairs (expert frames of two different videos) computed at most; beyond, a
+    # uniform sample of this many drawn with `seed`.
+    max_pairs: int = 1_000_000
+    seed: int = 0
+    # Warn when more than this share of unrelated pairs reaches min_cosine.
+    warn_rate: float = 0.05
 
 
 @dataclass
@@ -187,6 +202,7 @@ class EvaluateConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -318,6 +334,7 @@ _GROUPS: dict[str, Any] = {
     "task": TaskConfig,
     "data": DataConfig,
     "matching": MatchingConfig,
+    "calibration": CalibrationConfig,
     "metrics": MetricsConfig,
     "sweep": SweepConfig,
     "embedder": EmbedderConfig,

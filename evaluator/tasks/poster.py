@@ -13,7 +13,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from evaluator.core.calibration import center_digest
 from evaluator.core.poster import PosterResult, PosterSettings
 from evaluator.engines import engine_name
 from evaluator.engines.local import Scored, score_poster, stream_sources
@@ -39,6 +40,14 @@ from evaluator.tasks.poster_files import (
     render_visuals,
     sweep_curves,
     visuals_of,
+)
+from evaluator.tasks.poster_similarity import (
+    announce,
+    calibration_metrics,
+    calibration_of,
+    calibration_summary,
+    calibration_warning,
+    similarity_options,
 )
 from evaluator.tasks.slicing import LoadedSlices, SliceOutputs, load_slices, poster_slices
 
@@ -82,6 +91,7 @@ def settings_from_config(cfg: DictConfig) -> PosterSettings:
     Raises:
         InputError: a value outside its allowed range, naming the config key.
     """
+    similarity_options(cfg)  # matching.center is refused here too, before any work
     sweep = cfg.sweep
     try:
         return PosterSettings(
@@ -211,6 +221,7 @@ def evaluate_inputs(
         settings_from_config(cfg),
         judge_frames=_judge_frames(cfg),
         max_gallery_videos=_gallery_cap(cfg),
+        center=similarity_options(cfg).center,
     )
     return evaluate_scored(scored, cfg, label=label, table_embedder=table_embedder, slices=slices)
 
@@ -242,10 +253,17 @@ def evaluate_scored(
     if slices is None:
         slices = load_slices(cfg)
     result = scored.finished.result
-    digest = scored.finished.digest
+    options = similarity_options(cfg)
+    calibration = calibration_of(scored, options)
+    # The centring changes every cosine: runs with and without it are not compared.
+    digest = center_digest(
+        scored.finished.digest, options.center if result.settings.min_cosine is not None else "off"
+    )
     table = match_table(result, scored.finished.video_ids)
     intervals = recall_intervals(result, cfg)
     metrics = dict(result.metrics)
+    if calibration is not None:
+        metrics.update(calibration_metrics(calibration))
     if table_embedder is not None:
         metrics["n_embeddings_computed"] = float(table_embedder.n_computed)
         metrics["n_embeddings_cached"] = float(table_embedder.n_cached)
@@ -258,6 +276,13 @@ def evaluate_scored(
         stepped["recall_at_k_ci_high"] = [(k + 1, float(v)) for k, v in enumerate(intervals.high)]
     stepped.update(sweep_curves(result))
     summary = build_summary(scored, digest, cfg, metrics)
+    summary["settings"]["center"] = options.center
+    if calibration is not None:
+        summary["calibration"] = calibration_summary(calibration, options)
+        warning = calibration_warning(calibration, options)
+        if warning is not None:
+            summary["warnings"] = [warning]
+            announce(warning)
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
         "match_table.parquet": write_parquet(table),
@@ -284,7 +309,9 @@ def evaluate_scored(
         )
         summary["slices"] = slice_out.summary
         files.update(slice_out.data_files)
-    visuals = visuals_of(scored, cfg, label, summary, intervals, slice_out)
+    visuals = replace(
+        visuals_of(scored, cfg, label, summary, intervals, slice_out), calibration=calibration
+    )
     return PosterEvaluation(
         scored, result, metrics, stepped, summary, table, digest, files, visuals, slice_out
     )
@@ -381,6 +408,7 @@ def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
             judge_frames=_judge_frames(cfg),
             want_images=_judge_frames(cfg) and int(cfg.report.thumbnail_px) > 0,
             max_gallery_videos=_gallery_cap(cfg),
+            center=similarity_options(cfg).center,
         )
     inputs = load_poster_inputs(
         experts.label if experts.is_single_file else experts,
@@ -389,7 +417,11 @@ def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
         image_embedder=table_embedder,
     )
     return score_poster(
-        inputs, settings, judge_frames=_judge_frames(cfg), max_gallery_videos=_gallery_cap(cfg)
+        inputs,
+        settings,
+        judge_frames=_judge_frames(cfg),
+        max_gallery_videos=_gallery_cap(cfg),
+        center=similarity_options(cfg).center,
     )
 
 
