@@ -229,7 +229,9 @@ def unrelated_pairs(
         unrelated pairs.
     """
     n = video.shape[0]
-    starts = np.flatnonzero(np.r_[True, video[1:] != video[:-1]]) if n else np.zeros(0, int)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), 0
+    starts = np.flatnonzero(np.r_[True, video[1:] != video[:-1]])
     ends = np.r_[starts[1:], n]
     end = np.repeat(ends, np.diff(np.r_[starts, n])).astype(np.int64)
     partners = n - end
