@@ -108,7 +108,8 @@ class EmbedderConfig:
 
     ``precomputed``: the tables' ``embedding`` column. ``torchvision``: a torchvision
     classification backbone computes them from the ``image`` / ``video_path`` columns (the
-    other keys apply; see `evaluator.embed.EmbedderSpec`).
+    other keys apply; see `evaluator.embed.EmbedderSpec`). ``timm``: a timm image model
+    (``model_name``, ``pretrained``, ``checkpoint``; `evaluator.embed.timm_backbone`).
     """
 
     name: str = "precomputed"
@@ -123,6 +124,11 @@ class EmbedderConfig:
     image_size: int = 224
     cache_dir: str | None = None
     progress: bool = True
+    # embedder=timm: the timm model, its hub weights (pretrained) or a local weights file
+    # (checkpoint, wins over pretrained).
+    model_name: str | None = None
+    pretrained: bool = True
+    checkpoint: str | None = None
 
 
 @dataclass

@@ -117,17 +117,17 @@ def default_run_name(cfg: DictConfig) -> str:
 
 
 def build_table_embedder(cfg: DictConfig) -> Any:
-    """The image embedder of ``cfg.embedder`` (torchvision backbone + embedding cache).
+    """The image embedder of ``cfg.embedder`` (torchvision / timm backbone + embedding cache).
 
     Raises:
         InputError: an unknown embedder, model or weights name, or weights that cannot be
             found (the message says how to supply a local file).
     """
     e = cfg.embedder
-    if e.name != "torchvision":
+    if e.name not in ("torchvision", "timm"):
         raise InputError(
             f"config: embedder={e.name} is not known; use embedder=precomputed (the 'embedding' "
-            f"column), embedder=torchvision or embedder=mobilenet_v2_deepsort."
+            f"column), embedder=torchvision, embedder=mobilenet_v2_deepsort or embedder=timm."
         )
     # torch is imported only when frames have to be embedded.
     from evaluator.embed import (
@@ -141,7 +141,17 @@ def build_table_embedder(cfg: DictConfig) -> Any:
     try:
         # The embedder config group mirrors EmbedderSpec field for field (typed by its schema).
         spec = EmbedderSpec(**{f.name: e[f.name] for f in fields(EmbedderSpec)})
-        embedder = build_embedder(spec)
+        if e.name == "timm":
+            from evaluator.embed.timm_backbone import build_timm_embedder
+
+            embedder = build_timm_embedder(
+                spec,
+                model_name=e.get("model_name"),
+                pretrained=bool(e.get("pretrained", True)),
+                checkpoint=e.get("checkpoint"),
+            )
+        else:
+            embedder = build_embedder(spec)
     except (ValueError, WeightsUnavailableError) as exc:
         raise InputError(f"config: embedder: {exc}") from None
     root = cfg.data.image_root
