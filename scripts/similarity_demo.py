@@ -42,9 +42,7 @@ def _embedder(name: str):
                 spec, model_name="vit_small_patch16_224", pretrained=False, checkpoint=None
             )
         if name.startswith("timm:"):
-            return build_timm_embedder(
-                spec, model_name=name[5:], pretrained=True, checkpoint=None
-            )
+            return build_timm_embedder(spec, model_name=name[5:], pretrained=True, checkpoint=None)
     raise SystemExit(f"unknown embedder {name}")
 
 

@@ -1,4 +1,4 @@
-"""End to end: the calibration figures, the warning and ``matching.center`` on a real sqlite store."""
+"""End to end on a real sqlite store: the calibration figures, the warning, ``matching.center``."""
 
 from __future__ import annotations
 
@@ -132,7 +132,7 @@ def test_centring_on_spark_is_refused_at_the_edge(demo_files, tmp_path: Path) ->
     cfg = compose_config(
         _overrides(demo_files, tmp_path / "db", "engine=spark", "matching.center=experts")
     )
-    with pytest.raises(InputError, match="matching.center=experts is not supported with engine"):
+    with pytest.raises(InputError, match=r"matching\.center=experts is not supported with engine"):
         check_evaluate_config(cfg)
     proc = run_cli(
         [*_overrides(demo_files, tmp_path / "db", "matching.center=bogus"), "hydra.run.dir=o"],

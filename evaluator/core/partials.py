@@ -503,9 +503,7 @@ def finish(partial: PosterPartial, settings: PosterSettings) -> FinishedPoster:
         pool = ExpertPool(
             codes[by_video], partial.pool.vectors[by_video], partial.pool.candidate_counts
         )
-    return FinishedPoster(
-        result, partial.video_id[order], digest, model_image, expert_image, pool
-    )
+    return FinishedPoster(result, partial.video_id[order], digest, model_image, expert_image, pool)
 
 
 def empty_partial(settings: PosterSettings, embedding_dim: int | None) -> PosterPartial:
@@ -525,5 +523,6 @@ def empty_partial(settings: PosterSettings, embedding_dim: int | None) -> Poster
         embedding_dim=embedding_dim,
         sweep_hits=hits,
         gallery=None,
+        pool=None,
         **values,
     )

@@ -207,9 +207,7 @@ def score_frames(
     if center is not None and experts.embedding is not None and model.embedding is not None:
         matched_experts = replace(experts, embedding=centred(experts.embedding, center))
         matched_model = replace(model, embedding=centred(model.embedding, center))
-    result = evaluate_poster(
-        matched_experts, matched_model, n, settings, judge_frames=judge_frames
-    )
+    result = evaluate_poster(matched_experts, matched_model, n, settings, judge_frames=judge_frames)
     keep = result.expert_keep
     assert keep is not None
     dim = None if settings.min_cosine is None or experts.embedding is None else experts.embedding

@@ -49,7 +49,11 @@ def plot_cosine_calibration(calibration: Calibration, path: Path, *, title: str)
     ax.axvline(c.min_cosine, color="black", linewidth=1.4, label=f"min_cosine = {c.min_cosine:g}")
     if np.isfinite(c.q99):
         ax.axvline(
-            c.q99, color="tab:red", linestyle="--", linewidth=1.0, label=f"unrelated q99 = {c.q99:.3f}"
+            c.q99,
+            color="tab:red",
+            linestyle="--",
+            linewidth=1.0,
+            label=f"unrelated q99 = {c.q99:.3f}",
         )
     ax.set_xlim(-1.0, 1.0)
     ax.set_xlabel("cosine similarity (vectors as matched)")

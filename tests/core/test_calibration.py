@@ -35,11 +35,7 @@ NO_CANDIDATES = np.zeros(COSINE_BINS.shape[0] - 1, dtype=np.int64)
 
 
 def _naive_pairs(video: list[int]) -> list[tuple[int, int]]:
-    return [
-        (i, j)
-        for i, j in itertools.combinations(range(len(video)), 2)
-        if video[i] != video[j]
-    ]
+    return [(i, j) for i, j in itertools.combinations(range(len(video)), 2) if video[i] != video[j]]
 
 
 @settings(max_examples=60, deadline=None)
@@ -240,8 +236,14 @@ def _with_rate(rate: float) -> Calibration:
 
 @pytest.mark.parametrize(
     ("rate", "warn_rate", "warns"),
-    [(0.25, 0.25, False), (0.25, 0.2499, True), (0.0, 0.0, False), (0.01, 0.0, True),
-     (1.0, 1.0, False), (float("nan"), 0.05, False)],
+    [
+        (0.25, 0.25, False),
+        (0.25, 0.2499, True),
+        (0.0, 0.0, False),
+        (0.01, 0.0, True),
+        (1.0, 1.0, False),
+        (float("nan"), 0.05, False),
+    ],
 )
 def test_warns_only_above_warn_rate(rate: float, warn_rate: float, warns: bool) -> None:
     assert _with_rate(rate).warns(warn_rate) is warns
@@ -255,9 +257,7 @@ def test_the_mean_is_the_same_bits_however_the_videos_are_split() -> None:
     whole = expert_mean([vector_sums(video, vectors, ids)], 16)
     for seed in range(5):
         part_of = np.random.default_rng(seed).integers(0, 4, size=40)[video]
-        parts = [
-            vector_sums(video[part_of == p], vectors[part_of == p], ids) for p in range(4)
-        ]
+        parts = [vector_sums(video[part_of == p], vectors[part_of == p], ids) for p in range(4)]
         np.random.default_rng(seed).shuffle(parts)
         assert expert_mean(parts, 16).tobytes() == whole.tobytes()
 

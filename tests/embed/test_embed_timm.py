@@ -43,9 +43,7 @@ def test_a_local_checkpoint_loads_the_saved_weights(tmp_path: Path) -> None:
     path = tmp_path / "tiny.pth"
     torch.save(source.model.state_dict(), path)
     loaded = build_timm_embedder(_spec(), model_name=TINY, pretrained=True, checkpoint=str(path))
-    np.testing.assert_array_equal(
-        loaded.embed_images(_images(3)), source.embed_images(_images(3))
-    )
+    np.testing.assert_array_equal(loaded.embed_images(_images(3)), source.embed_images(_images(3)))
     assert loaded.params["embedder.weights"] == "file:tiny.pth"
     assert len(loaded.params["embedder.weights_sha256"]) == 64
 

@@ -58,8 +58,12 @@ def _hand_case() -> tuple[pa.Table, pa.Table]:
         }
     )
     predictions = pd.DataFrame(
-        {"video_id": ["a", "b"], "timestamp": [0.0, 3.0], "rank": [1, 1],
-         "embedding": [[3, 2], [1, 1]]}
+        {
+            "video_id": ["a", "b"],
+            "timestamp": [0.0, 3.0],
+            "rank": [1, 1],
+            "embedding": [[3, 2], [1, 1]],
+        }
     )
     return arrow_table(experts, dim=2), arrow_table(predictions, dim=2)
 
@@ -137,7 +141,9 @@ def test_streamed_equals_in_memory_with_calibration(
         np.testing.assert_allclose(whole.center, mean, rtol=0, atol=1e-12)
     assert a.n_pairs == _count_unrelated(pool, whole.center)
     if a.n_pairs:
-        frames = [(v, np.asarray(x) - (0 if whole.center is None else whole.center)) for v, x in pool]
+        frames = [
+            (v, np.asarray(x) - (0 if whole.center is None else whole.center)) for v, x in pool
+        ]
         frames = [(v, x) for v, x in frames if np.any(x != 0)]
         cos = [
             naive_cosine(frames[i][1], frames[j][1])
