@@ -13,10 +13,10 @@ frames: a ``min_cosine`` of 0.5 may then pass almost every pair and filter nothi
   drawn with ``seed``.
 
 The expert pool: the expert frames of the eligible videos after exact duplicates are dropped
-(the frames the evaluation scores) whose vector is not zero. A zero vector stands for "no
-vector" (it matches nothing), so it is left out of the mean and of the pairs, and it stays zero
-after centring. A frame whose centred vector is zero (it equals the mean) has no cosine either
-and is left out of the pairs.
+(the frames the evaluation scores) that hold a vector. A zero vector stands for "no vector" (it
+matches nothing), and so does a frame without one (NaN: not embedded); both are left out of the
+mean and of the pairs, and a zero vector stays zero after centring. A frame whose centred
+vector is zero (it equals the mean) has no cosine either and is left out of the pairs.
 
 Cosines are computed as the match rule computes them (`evaluator.core.matching`): float64,
 ``dot(a, b) / sqrt(dot(a, a) * dot(b, b))``, clipped to [-1, 1].
@@ -79,7 +79,7 @@ class Calibration:
 
     Attributes:
         min_cosine: the threshold.
-        n_frames: pool frames that took part (non-zero vectors as matched).
+        n_frames: pool frames that took part (those holding a vector as matched).
         n_pairs_total: unrelated pairs in the pool.
         n_pairs: pairs whose cosines were computed (all, or the sample).
         sampled: True when ``n_pairs < n_pairs_total``.
@@ -106,9 +106,14 @@ class Calibration:
         return bool(np.isfinite(self.false_match_rate) and self.false_match_rate > warn_rate)
 
 
-def nonzero_rows(vectors: np.ndarray) -> np.ndarray:
-    """Bool per row: the vector has a non-zero element."""
-    return np.asarray(np.any(vectors != 0, axis=1))
+def vector_rows(vectors: np.ndarray) -> np.ndarray:
+    """Bool per row: the row holds a vector (a non-zero element, every element finite).
+
+    A zero row stands for "no vector"; so does a row with NaN or infinity (a frame an engine
+    did not embed), which has no cosine either.
+    """
+    finite = np.isfinite(vectors).all(axis=1)
+    return np.asarray(finite & np.any(vectors != 0, axis=1))
 
 
 def pool_mask(experts: Frames, n_videos: int, min_expert_frames: int) -> np.ndarray:
@@ -126,7 +131,7 @@ def pool_mask(experts: Frames, n_videos: int, min_expert_frames: int) -> np.ndar
     keep = ~exact_duplicate_mask(experts)
     kept = np.bincount(experts.video[keep], minlength=n_videos)
     eligible = kept >= min_expert_frames
-    return keep & eligible[experts.video] & nonzero_rows(experts.embedding)
+    return keep & eligible[experts.video] & vector_rows(experts.embedding)
 
 
 def vector_sums(video: np.ndarray, vectors: np.ndarray, video_ids: np.ndarray) -> VectorSums:
@@ -192,7 +197,7 @@ def centred(vectors: np.ndarray, center: np.ndarray) -> np.ndarray:
         [[0.5, 1.5], [0.0, 0.0]]
     """
     out = vectors.astype(np.float64) - center[None, :]
-    out[~nonzero_rows(vectors)] = 0.0
+    out[~vector_rows(vectors)] = 0.0
     return out
 
 
@@ -285,7 +290,7 @@ def calibrate(
         The figures.
     """
     vectors = pool.vectors if center is None else centred(pool.vectors, center)
-    usable = nonzero_rows(vectors)
+    usable = vector_rows(vectors)
     video = pool.video[usable]
     vectors = vectors[usable]
     order = np.argsort(video, kind="stable")

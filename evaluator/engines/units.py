@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from evaluator.core.calibration import ExpertPool, VectorSums, centred, nonzero_rows, pool_sums
+from evaluator.core.calibration import ExpertPool, VectorSums, centred, pool_sums, vector_rows
 from evaluator.core.digest import video_digests
 from evaluator.core.frames import Frames
 from evaluator.core.partials import PosterPartial, partial_from_result
@@ -214,7 +214,7 @@ def score_frames(
     scored = keep & result.eligible[experts.video]
     pool = None
     if dim is not None:
-        in_pool = scored & nonzero_rows(dim)
+        in_pool = scored & vector_rows(dim)
         counts = result.matches.candidate_counts
         assert counts is not None
         pool = ExpertPool(experts.video[in_pool], dim[in_pool], counts)

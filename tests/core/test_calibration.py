@@ -266,3 +266,10 @@ def test_center_digest_changes_only_with_centring() -> None:
     d = "ab" * 32
     assert center_digest(d, "off") == d
     assert center_digest(d, "experts") != d and len(center_digest(d, "experts")) == 64
+
+
+def test_a_frame_without_a_vector_is_left_out_like_a_zero_vector() -> None:
+    # A NaN row (a frame that was not embedded) and a zero row: neither is in the pool.
+    embedding = np.array([[1, 0], [np.nan, np.nan], [0, 0], [0, 1], [1, 1]], dtype=np.float32)
+    frames = Frames(np.array([0, 0, 0, 1, 1]), np.arange(5.0), embedding)
+    assert pool_mask(frames, 2, min_expert_frames=2).tolist() == [True, False, False, True, True]
