@@ -18,8 +18,10 @@ matches nothing), and so does a frame without one (NaN: not embedded); both are 
 mean and of the pairs, and a zero vector stays zero after centring. A frame whose centred
 vector is zero (it equals the mean) has no cosine either and is left out of the pairs.
 
-Cosines are computed as the match rule computes them (`evaluator.core.matching`): float64,
-``dot(a, b) / sqrt(dot(a, a) * dot(b, b))``, clipped to [-1, 1].
+Cosines use the match rule's formula (`evaluator.core.matching`): float64
+``dot(a, b) / sqrt(dot(a, a) * dot(b, b))``, clipped to [-1, 1]. The dot products come from a
+matrix product (all pairs) or a chunked gather (a sample), so a pair's last bit may differ from
+the match rule's; on small integer entries every dot product is exact either way.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ COSINE_BINS = np.linspace(-1.0, 1.0, 201)
 # Elements (pairs x D) gathered per chunk when the pairs' cosines are computed: 2**22 float64
 # values are 32 MB per side.
 _CHUNK_ELEMENTS = 1 << 22
+# Rows per matrix product when every pair is computed.
+_BLOCK_ROWS = 512
 
 
 @dataclass(frozen=True)
@@ -253,15 +257,46 @@ def unrelated_pairs(
 
 
 def pair_cosines(vectors: np.ndarray, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """Cosines of the pairs (i, j), computed in chunks as the match rule computes them."""
-    v = vectors.astype(np.float64)
-    norms = np.einsum("nd,nd->n", v, v)
+    """Cosines of the pairs (i, j): float64 ``dot / sqrt(|a|^2 |b|^2)``, in chunks.
+
+    float32 vectors are gathered as float32 and multiplied in float64 (exact products, half the
+    memory traffic of a float64 copy).
+    """
+    v = vectors if vectors.dtype in (np.float32, np.float64) else vectors.astype(np.float64)
+    norms = np.einsum("nd,nd->n", v, v, dtype=np.float64)
     out = np.empty(i.shape[0], dtype=np.float64)
     step = max(1, _CHUNK_ELEMENTS // max(1, v.shape[1]))
     for lo in range(0, i.shape[0], step):
         a, b = i[lo : lo + step], j[lo : lo + step]
-        dots = np.einsum("nd,nd->n", v[a], v[b])
+        dots = np.einsum("nd,nd->n", v[a], v[b], dtype=np.float64)
         out[lo : lo + step] = dots / np.sqrt(norms[a] * norms[b])
+    return np.clip(out, -1.0, 1.0)
+
+
+def all_pair_cosines(vectors: np.ndarray, video: np.ndarray) -> np.ndarray:
+    """Cosines of every unrelated pair, in the order of `unrelated_pairs` (all of them).
+
+    Frames are taken in blocks of about `_BLOCK_ROWS` rows (frames grouped by video): one
+    matrix product of the block against every frame from the block's start on, of which each
+    row keeps the frames after its own video.
+    """
+    v = vectors.astype(np.float64)
+    n = v.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    norms = np.einsum("nd,nd->n", v, v)
+    starts = np.flatnonzero(np.r_[True, video[1:] != video[:-1]])
+    end = np.repeat(np.r_[starts[1:], n], np.diff(np.r_[starts, n])).astype(np.int64)
+    parts = []
+    lo = 0
+    while lo < n and end[lo] < n:
+        hi = min(n, lo + _BLOCK_ROWS)
+        dots = v[lo:hi] @ v[lo:].T
+        cos = dots / np.sqrt(norms[lo:hi, None] * norms[None, lo:])
+        keep = np.arange(lo, n)[None, :] >= end[lo:hi, None]
+        parts.append(cos[keep])  # row-major: by i, then j
+        lo = hi
+    out = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
     return np.clip(out, -1.0, 1.0)
 
 
@@ -295,8 +330,12 @@ def calibrate(
     vectors = vectors[usable]
     order = np.argsort(video, kind="stable")
     video, vectors = video[order], vectors[order]
-    i, j, total = unrelated_pairs(video, max_pairs, seed)
-    cos = pair_cosines(vectors, i, j)
+    total = unrelated_pair_count(video)
+    if total <= max_pairs:
+        cos = all_pair_cosines(vectors, video)
+    else:
+        i, j, total = unrelated_pairs(video, max_pairs, seed)
+        cos = pair_cosines(vectors, i, j)
     nan = float("nan")
     return Calibration(
         min_cosine=float(min_cosine),

@@ -13,10 +13,12 @@ from evaluator.core.calibration import (
     COSINE_BINS,
     Calibration,
     ExpertPool,
+    all_pair_cosines,
     calibrate,
     center_digest,
     centred,
     expert_mean,
+    pair_cosines,
     pool_mask,
     unrelated_pair_count,
     unrelated_pairs,
@@ -273,3 +275,14 @@ def test_a_frame_without_a_vector_is_left_out_like_a_zero_vector() -> None:
     embedding = np.array([[1, 0], [np.nan, np.nan], [0, 0], [0, 1], [1, 1]], dtype=np.float32)
     frames = Frames(np.array([0, 0, 0, 1, 1]), np.arange(5.0), embedding)
     assert pool_mask(frames, 2, min_expert_frames=2).tolist() == [True, False, False, True, True]
+
+
+def test_all_pairs_by_blocks_equal_the_pairs_one_by_one() -> None:
+    # More frames than one block of the matrix product, videos of 1-9 frames.
+    rng = np.random.default_rng(3)
+    video = np.repeat(np.arange(200), rng.integers(1, 10, size=200))
+    vectors = rng.normal(size=(video.shape[0], 3))
+    i, j, total = unrelated_pairs(video, max_pairs=10**9, seed=0)
+    blocks = all_pair_cosines(vectors, video)
+    assert blocks.shape == (total,) and video.shape[0] > 512
+    np.testing.assert_allclose(blocks, pair_cosines(vectors, i, j), rtol=0, atol=1e-12)
