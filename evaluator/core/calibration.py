@@ -357,10 +357,25 @@ def candidate_histogram(cosines: np.ndarray) -> np.ndarray:
     return np.histogram(values, COSINE_BINS)[0].astype(np.int64)
 
 
-def merge_pools(pools: Sequence[ExpertPool], offsets: Sequence[int]) -> ExpertPool:
-    """One pool of disjoint video sets; ``offsets[k]`` is added to the codes of pool k."""
+def merge_pools(pools: Sequence[ExpertPool | None], sizes: Sequence[int]) -> ExpertPool | None:
+    """One pool of disjoint video sets (None when any is None); the codes of pool k are
+    shifted by the sizes of the sets before it."""
+    if any(p is None for p in pools):
+        return None
+    offsets = np.cumsum([0, *sizes[:-1]]).tolist()
+    kept = [p for p in pools if p is not None]
     return ExpertPool(
-        np.concatenate([p.video + o for p, o in zip(pools, offsets, strict=True)]),
-        np.concatenate([p.vectors for p in pools]),
-        np.add.reduce([p.candidate_counts for p in pools], dtype=np.int64),
+        np.concatenate([p.video + o for p, o in zip(kept, offsets, strict=True)]),
+        np.concatenate([p.vectors for p in kept]),
+        np.add.reduce([p.candidate_counts for p in kept], dtype=np.int64),
     )
+
+
+def canonical_pool(pool: ExpertPool | None, position: np.ndarray) -> ExpertPool | None:
+    """The pool with codes renumbered by ``position[code]`` and its frames grouped by the new
+    codes (input order within a video)."""
+    if pool is None:
+        return None
+    codes = position[pool.video]
+    order = np.argsort(codes, kind="stable")
+    return ExpertPool(codes[order], pool.vectors[order], pool.candidate_counts)

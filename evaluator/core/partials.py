@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from evaluator.core.calibration import ExpertPool, merge_pools
+from evaluator.core.calibration import ExpertPool, canonical_pool, merge_pools
 from evaluator.core.digest import combine_video_digests
 from evaluator.core.matching import (
     MATCH_FLOAT_FIELDS,
@@ -115,9 +115,8 @@ class PosterPartial:
         sweep_hits: (n_tau, n_theta, K) int64: eligible videos of the set that hit within k
             frames at (tau, theta) (`evaluator.core.poster.sweep_hit_counts`); None = no sweep.
         gallery: the frame-by-frame view of (some of) the eligible videos, or None.
-        pool: the expert pool of the eligible videos and the histogram of the time-candidate
-            cosines (`evaluator.core.calibration.ExpertPool`, codes are positions in the
-            per-video arrays), or None when matching is time-only.
+        pool: the eligible videos' `evaluator.core.calibration.ExpertPool` (codes: positions
+            in the per-video arrays), or None when matching is time-only.
     """
 
     video_id: np.ndarray
@@ -393,10 +392,7 @@ def merge_partials(
     counts = [p.sweep_hits for p in partials if p.sweep_hits is not None]
     if counts:
         hits = np.add.reduce(counts, dtype=np.int64)
-    pool = None
-    if all(p.pool is not None for p in partials):
-        offsets = np.cumsum([0, *(len(p) for p in partials[:-1])]).tolist()
-        pool = merge_pools([p.pool for p in partials if p.pool is not None], offsets)
+    pool = merge_pools([p.pool for p in partials], [len(p) for p in partials])
     out = PosterPartial(
         digest=np.concatenate([p.digest for p in partials]),
         embedding_dim=dims.pop() if dims else partials[0].embedding_dim,
@@ -495,14 +491,7 @@ def finish(partial: PosterPartial, settings: PosterSettings) -> FinishedPoster:
     digest = combine_video_digests(
         partial.video_id[order][videos], partial.digest[order][videos], partial.embedding_dim
     )
-    pool = None
-    if partial.pool is not None:
-        # Pool frames grouped by video in the canonical order (input order within a video).
-        codes = position[partial.pool.video]
-        by_video = np.argsort(codes, kind="stable")
-        pool = ExpertPool(
-            codes[by_video], partial.pool.vectors[by_video], partial.pool.candidate_counts
-        )
+    pool = canonical_pool(partial.pool, position)
     return FinishedPoster(result, partial.video_id[order], digest, model_image, expert_image, pool)
 
 

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
-from evaluator.core.calibration import center_digest
 from evaluator.core.poster import PosterResult, PosterSettings
 from evaluator.engines import engine_name
 from evaluator.engines.local import Scored, score_poster, stream_sources
@@ -41,14 +40,7 @@ from evaluator.tasks.poster_files import (
     sweep_curves,
     visuals_of,
 )
-from evaluator.tasks.poster_similarity import (
-    announce,
-    calibration_metrics,
-    calibration_of,
-    calibration_summary,
-    calibration_warning,
-    similarity_options,
-)
+from evaluator.tasks.poster_similarity import similarity_options, similarity_outputs
 from evaluator.tasks.slicing import LoadedSlices, SliceOutputs, load_slices, poster_slices
 
 if TYPE_CHECKING:
@@ -263,17 +255,12 @@ def evaluate_scored(
     if slices is None:
         slices = load_slices(cfg)
     result = scored.finished.result
-    options = similarity_options(cfg)
-    calibration = calibration_of(scored, options)
-    # The centring changes every cosine: runs with and without it are not compared.
-    digest = center_digest(
-        scored.finished.digest, options.center if result.settings.min_cosine is not None else "off"
-    )
+    similarity = similarity_outputs(scored, cfg)
+    digest = similarity.digest
     table = match_table(result, scored.finished.video_ids)
     intervals = recall_intervals(result, cfg)
     metrics = dict(result.metrics)
-    if calibration is not None:
-        metrics.update(calibration_metrics(calibration))
+    metrics.update(similarity.metrics)
     if table_embedder is not None:
         metrics["n_embeddings_computed"] = float(table_embedder.n_computed)
         metrics["n_embeddings_cached"] = float(table_embedder.n_cached)
@@ -286,13 +273,8 @@ def evaluate_scored(
         stepped["recall_at_k_ci_high"] = [(k + 1, float(v)) for k, v in enumerate(intervals.high)]
     stepped.update(sweep_curves(result))
     summary = build_summary(scored, digest, cfg, metrics)
-    summary["settings"]["center"] = options.center
-    if calibration is not None:
-        summary["calibration"] = calibration_summary(calibration, options)
-        warning = calibration_warning(calibration, options)
-        if warning is not None:
-            summary["warnings"] = [warning]
-            announce(warning)
+    summary["settings"]["center"] = similarity.center
+    summary.update(similarity.summary)
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
         "match_table.parquet": write_parquet(table),
@@ -320,7 +302,8 @@ def evaluate_scored(
         summary["slices"] = slice_out.summary
         files.update(slice_out.data_files)
     visuals = replace(
-        visuals_of(scored, cfg, label, summary, intervals, slice_out), calibration=calibration
+        visuals_of(scored, cfg, label, summary, intervals, slice_out),
+        calibration=similarity.calibration,
     )
     return PosterEvaluation(
         scored, result, metrics, stepped, summary, table, digest, files, visuals, slice_out

@@ -14,7 +14,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator.config_checks import check_center
-from evaluator.core.calibration import Calibration, calibrate
+from evaluator.core.calibration import Calibration, calibrate, center_digest
 from evaluator.engines.local import Scored
 
 log = logging.getLogger("evaluator")
@@ -117,6 +117,39 @@ def calibration_summary(calibration: Calibration, options: SimilarityOptions) ->
     }
 
 
-def announce(warning: str) -> None:
-    """Show the warning on the console and in the log (Hydra's handlers take both)."""
-    log.warning(warning)
+@dataclass(frozen=True)
+class SimilarityOutputs:
+    """What the similarity settings add to an evaluation's record.
+
+    Attributes:
+        digest: the dataset digest with the centring folded in (`center_digest`).
+        calibration: the figures, or None when time-only.
+        metrics: the three logged figures (empty when time-only).
+        summary: summary.json entries: ``calibration`` and, above warn_rate, ``warnings``.
+        center: ``matching.center`` (summary.json ``settings.center``).
+    """
+
+    digest: str
+    calibration: Calibration | None
+    metrics: dict[str, float]
+    summary: dict[str, Any]
+    center: str
+
+
+def similarity_outputs(scored: Scored, cfg: DictConfig) -> SimilarityOutputs:
+    """The calibration of ``scored`` and its record; the warning goes to the console and log."""
+    options = similarity_options(cfg)
+    calibration = calibration_of(scored, options)
+    # The centring changes every cosine: runs with and without it are not compared.
+    time_only = scored.finished.result.settings.min_cosine is None
+    digest = center_digest(scored.finished.digest, "off" if time_only else options.center)
+    if calibration is None:
+        return SimilarityOutputs(digest, None, {}, {}, options.center)
+    summary: dict[str, Any] = {"calibration": calibration_summary(calibration, options)}
+    warning = calibration_warning(calibration, options)
+    if warning is not None:
+        summary["warnings"] = [warning]
+        log.warning(warning)  # Hydra's handlers show it on the console and write it to the log
+    return SimilarityOutputs(
+        digest, calibration, calibration_metrics(calibration), summary, options.center
+    )
