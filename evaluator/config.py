@@ -56,6 +56,21 @@ class MatchingConfig:
 
     time_tolerance_s: float = 3.0
     min_cosine: float | None = 0.5
+    # off: cosines of the vectors as they are; experts: subtract the mean vector of the
+    # eligible expert frames from every vector first (docs/embeddings.md).
+    center: str = "off"
+
+
+@dataclass
+class CalibrationConfig:
+    """How unrelated pairs fare against ``matching.min_cosine`` (docs/embeddings.md)."""
+
+    # Unrelated pairs (expert frames of two different videos) computed at most; beyond, a
+    # uniform sample of this many drawn with `seed`.
+    max_pairs: int = 1_000_000
+    seed: int = 0
+    # Warn when more than this share of unrelated pairs reaches min_cosine.
+    warn_rate: float = 0.05
 
 
 @dataclass
@@ -93,7 +108,8 @@ class EmbedderConfig:
 
     ``precomputed``: the tables' ``embedding`` column. ``torchvision``: a torchvision
     classification backbone computes them from the ``image`` / ``video_path`` columns (the
-    other keys apply; see `evaluator.embed.EmbedderSpec`).
+    other keys apply; see `evaluator.embed.EmbedderSpec`). ``timm``: a timm image model
+    (``model_name``, ``pretrained``, ``checkpoint``; `evaluator.embed.timm_backbone`).
     """
 
     name: str = "precomputed"
@@ -108,6 +124,11 @@ class EmbedderConfig:
     image_size: int = 224
     cache_dir: str | None = None
     progress: bool = True
+    # embedder=timm: the timm model, its hub weights (pretrained) or a local weights file
+    # (checkpoint, wins over pretrained).
+    model_name: str | None = None
+    pretrained: bool = True
+    checkpoint: str | None = None
 
 
 @dataclass
@@ -187,6 +208,7 @@ class EvaluateConfig:
     task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=DataConfig)
     matching: MatchingConfig = field(default_factory=MatchingConfig)
+    calibration: CalibrationConfig = field(default_factory=CalibrationConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     embedder: EmbedderConfig = field(default_factory=EmbedderConfig)
@@ -318,6 +340,7 @@ _GROUPS: dict[str, Any] = {
     "task": TaskConfig,
     "data": DataConfig,
     "matching": MatchingConfig,
+    "calibration": CalibrationConfig,
     "metrics": MetricsConfig,
     "sweep": SweepConfig,
     "embedder": EmbedderConfig,

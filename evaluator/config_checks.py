@@ -106,6 +106,9 @@ EVALUATE_BOUNDS: tuple[Bound, ...] = (
     _in(
         "matching.min_cosine", COSINE + ", or null for time-only matching", -1.0, 1.0, nullable=True
     ),
+    _int_at_least("calibration.max_pairs", 1, "unrelated pairs computed at most"),
+    _int_at_least("calibration.seed", 0, "the sampling seed"),
+    _in("calibration.warn_rate", "a number in [0, 1] (a share of unrelated pairs)", 0.0, 1.0),
     _int_at_least("metrics.min_expert_frames", 1, "expert frames a video needs to be evaluated"),
     Bound(
         "metrics.k_max",
@@ -256,6 +259,35 @@ def required_path(cfg: DictConfig, key: str, what: str) -> None:
     check_input_path(str(value), spark=spark)
 
 
+CENTER_MODES = ("off", "experts")
+
+
+def check_center(cfg: DictConfig) -> str:
+    """``matching.center``: ``off`` or ``experts`` (not with ``engine=spark``).
+
+    Returns:
+        The mode.
+
+    Raises:
+        InputError: an unknown mode, or ``experts`` with ``engine=spark``.
+    """
+    center = str(OmegaConf.select(cfg, "matching.center", default="off"))
+    if center not in CENTER_MODES:
+        raise InputError(
+            f"config: matching.center={center} is not known; allowed: off (cosines of the "
+            f"vectors as they are) or experts (subtract the mean vector of the eligible expert "
+            f"frames first)."
+        )
+    if center == "experts" and str(OmegaConf.select(cfg, "engine.name", default="local")) == (
+        "spark"
+    ):
+        raise InputError(
+            "config: matching.center=experts is not supported with engine=spark yet; use "
+            "engine=local, or matching.center=off (the calibration figures are logged either way)."
+        )
+    return center
+
+
 POSTER_FILE = "a .parquet, .csv or .jsonl file, a directory of part files or a glob"
 EPISODE_FILE = (
     "a .parquet, .csv or .jsonl file with video_id, metadata_episode, predicted_episode, "
@@ -274,6 +306,7 @@ def check_evaluate_config(cfg: DictConfig) -> None:
         raise InputError(f"config: task={task} is not available; use task=poster or task=episode.")
     check_bounds(cfg, EVALUATE_BOUNDS)
     if task == "poster":
+        check_center(cfg)
         required_path(cfg, "data.experts", POSTER_FILE)
         required_path(cfg, "data.predictions", POSTER_FILE)
         root = OmegaConf.select(cfg, "data.image_root", default=None)

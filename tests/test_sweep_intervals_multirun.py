@@ -86,7 +86,12 @@ def test_mlflow_record_has_intervals_sweep_curves_and_plots(demo_files, tmp_path
         run.data.metrics["recall_at_10"]
     )
     names = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert names == {"plots/recall_at_k.png", "plots/sweep_recall_at_10.png", "plots/pairs.png"}
+    assert names == {
+        "plots/recall_at_k.png",
+        "plots/sweep_recall_at_10.png",
+        "plots/pairs.png",
+        "plots/cosine_calibration.png",  # the run has vectors
+    }
     for name in names:
         assert (tmp_path / "out" / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from evaluator.core.calibration import COSINE_BINS, candidate_histogram
 from evaluator.core.frames import Grouped
 
 # Reasons a scored video missed (SPEC section 5); the code is the index.
@@ -112,6 +113,9 @@ class VideoMatches:
     miss_reason: np.ndarray
     sweep_best: np.ndarray | None
     frames: FrameMatches | None = None
+    # Histogram over `evaluator.core.calibration.COSINE_BINS` of the cosines of the pairs
+    # within the time tolerance (``candidate_cosines=True`` with vectors), else None.
+    candidate_counts: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,7 @@ def match_videos(
     k_max: int,
     sweep_time_tolerances_s: Sequence[float] = (),
     judge_frames: bool = False,
+    candidate_cosines: bool = False,
 ) -> VideoMatches:
     """Apply the match rule to every pair of every scored video.
 
@@ -226,6 +231,8 @@ def match_videos(
             input); empty to skip.
         judge_frames: also judge every model frame on its own (`FrameMatches`, for the
             report's gallery) in the same pass over the pairs.
+        candidate_cosines: also count the cosines of the pairs within the time tolerance
+            (`VideoMatches.candidate_counts`, the calibration plot's input).
 
     Returns:
         VideoMatches for ``videos``; ``sweep_best`` has shape (n_tau, n_videos, k_max), -inf
@@ -248,6 +255,7 @@ def match_videos(
     sweep_best = np.full((taus.shape[0], n, k_max), -np.inf) if taus.size else None
 
     judge = _FrameJudge(experts, model, videos) if judge_frames else None
+    candidates = np.zeros(COSINE_BINS.shape[0] - 1, np.int64) if candidate_cosines else None
     for block in _blocks(experts, model, videos, use_emb):
         rows = block.rows
         valid = block.pair_valid
@@ -262,6 +270,8 @@ def match_videos(
             with np.errstate(invalid="ignore"):
                 sim_ok = valid & (block.cosine >= min_cosine)
         match = time_ok & sim_ok
+        if candidates is not None and block.cosine is not None:
+            candidates += candidate_histogram(block.cosine[time_ok])
         if judge is not None:
             judge.add(block, valid, dt, time_ok, sim_ok, cos_for_choice, match)
         model_hit = match.any(axis=2)
@@ -345,7 +355,14 @@ def match_videos(
                 sweep_best[i, rows, kp:] = running[:, -1:]
 
     frames = judge.result() if judge is not None else None
-    return VideoMatches(videos=videos, sweep_best=sweep_best, frames=frames, **out_int, **out_float)
+    return VideoMatches(
+        videos=videos,
+        sweep_best=sweep_best,
+        frames=frames,
+        candidate_counts=candidates if use_emb else None,
+        **out_int,
+        **out_float,
+    )
 
 
 class _FrameJudge:

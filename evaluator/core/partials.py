@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from evaluator.core.calibration import ExpertPool, canonical_pool, merge_pools
 from evaluator.core.digest import combine_video_digests
 from evaluator.core.matching import (
     MATCH_FLOAT_FIELDS,
@@ -114,6 +115,8 @@ class PosterPartial:
         sweep_hits: (n_tau, n_theta, K) int64: eligible videos of the set that hit within k
             frames at (tau, theta) (`evaluator.core.poster.sweep_hit_counts`); None = no sweep.
         gallery: the frame-by-frame view of (some of) the eligible videos, or None.
+        pool: the eligible videos' `evaluator.core.calibration.ExpertPool` (codes: positions
+            in the per-video arrays), or None when matching is time-only.
     """
 
     video_id: np.ndarray
@@ -140,6 +143,7 @@ class PosterPartial:
     embedding_dim: int | None
     sweep_hits: np.ndarray | None
     gallery: GalleryFrames | None = None
+    pool: ExpertPool | None = None
 
     def __len__(self) -> int:
         return int(self.video_id.shape[0])
@@ -156,6 +160,8 @@ class FinishedPoster:
         digest: the dataset digest of the eligible expert set
             (`evaluator.core.digest.combine_video_digests`).
         model_image / expert_image: image path per frame of ``result.matches.frames``, or None.
+        pool: the expert pool (codes: positions in ``video_ids``; frames grouped by video in
+            the canonical order), or None when matching is time-only.
     """
 
     result: PosterResult
@@ -163,6 +169,7 @@ class FinishedPoster:
     digest: str
     model_image: np.ndarray | None = None
     expert_image: np.ndarray | None = None
+    pool: ExpertPool | None = None
 
 
 def partial_from_result(
@@ -178,6 +185,7 @@ def partial_from_result(
     model_rows: np.ndarray | None = None,
     expert_image: np.ndarray | None = None,
     model_image: np.ndarray | None = None,
+    pool: ExpertPool | None = None,
 ) -> PosterPartial:
     """The partial of one scored set from the core's result on that set.
 
@@ -192,6 +200,7 @@ def partial_from_result(
         expert_rows / model_rows: row id to report for each input row of the set (default:
             its position in the set's table).
         expert_image / model_image: image path per input row of the set, or None.
+        pool: the set's expert pool (codes 0 .. n - 1), or None.
 
     Returns:
         The partial (its gallery is ``result.matches.frames`` when the core judged frames).
@@ -233,6 +242,7 @@ def partial_from_result(
         embedding_dim=embedding_dim,
         sweep_hits=sweep_hits,
         gallery=gallery,
+        pool=pool,
         **per_video,
     )
 
@@ -382,11 +392,13 @@ def merge_partials(
     counts = [p.sweep_hits for p in partials if p.sweep_hits is not None]
     if counts:
         hits = np.add.reduce(counts, dtype=np.int64)
+    pool = merge_pools([p.pool for p in partials], [len(p) for p in partials])
     out = PosterPartial(
         digest=np.concatenate([p.digest for p in partials]),
         embedding_dim=dims.pop() if dims else partials[0].embedding_dim,
         sweep_hits=hits,
         gallery=_merge_galleries(partials),
+        pool=pool,
         **merged,
     )
     return cap_gallery(out, max_gallery_videos)
@@ -479,7 +491,8 @@ def finish(partial: PosterPartial, settings: PosterSettings) -> FinishedPoster:
     digest = combine_video_digests(
         partial.video_id[order][videos], partial.digest[order][videos], partial.embedding_dim
     )
-    return FinishedPoster(result, partial.video_id[order], digest, model_image, expert_image)
+    pool = canonical_pool(partial.pool, position)
+    return FinishedPoster(result, partial.video_id[order], digest, model_image, expert_image, pool)
 
 
 def empty_partial(settings: PosterSettings, embedding_dim: int | None) -> PosterPartial:
@@ -499,5 +512,6 @@ def empty_partial(settings: PosterSettings, embedding_dim: int | None) -> Poster
         embedding_dim=embedding_dim,
         sweep_hits=hits,
         gallery=None,
+        pool=None,
         **values,
     )

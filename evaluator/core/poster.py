@@ -396,6 +396,7 @@ def evaluate_poster(
         k_max=k_max,
         sweep_time_tolerances_s=taus,
         judge_frames=judge_frames,
+        candidate_cosines=settings.min_cosine is not None,
     )
 
     counts = input_counts(has_experts, eligible, n_prediction_videos, n_truncated, drop)

@@ -16,6 +16,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
+from evaluator.core.calibration import expert_mean, pool_sums
 from evaluator.core.partials import FinishedPoster, finish, merge_partials
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.streaming import StreamStats, stream_poster
@@ -66,6 +69,8 @@ class Scored:
         experts / predictions: the input tables.
         embedding_dim: the vectors' length D, or None when time-only.
         stats: how the work was cut into units (None when the tables were loaded whole).
+        center: the mean subtracted from every vector before the cosine
+            (``matching.center=experts``), or None.
     """
 
     finished: FinishedPoster
@@ -73,6 +78,7 @@ class Scored:
     predictions: TableInfo
     embedding_dim: int | None
     stats: StreamStats | None = None
+    center: np.ndarray | None = None
 
 
 def _info(table: LoadedTable) -> TableInfo:
@@ -103,6 +109,7 @@ def score_poster(
     *,
     judge_frames: bool,
     max_gallery_videos: int | None = None,
+    center: str = "off",
 ) -> Scored:
     """Score tables loaded whole (one unit).
 
@@ -111,6 +118,7 @@ def score_poster(
         settings: the checked matching / metric / sweep settings.
         judge_frames: also judge every considered frame (the HTML report's gallery).
         max_gallery_videos: gallery videos kept (None: all).
+        center: ``matching.center`` (``experts``: subtract the expert pool's mean vector).
 
     Returns:
         The scored evaluation.
@@ -118,12 +126,18 @@ def score_poster(
     Raises:
         InputError: no video has enough expert frames to be scored.
     """
-    partial = score_inputs(inputs, settings, judge_frames=judge_frames)
-    finished = finish(merge_partials([partial], max_gallery_videos=max_gallery_videos), settings)
-    _require_eligible(finished, settings, inputs.expert_table.path)
     emb = inputs.experts.embedding
     dim = None if emb is None or settings.min_cosine is None else int(emb.shape[1])
-    return Scored(finished, _info(inputs.expert_table), _info(inputs.prediction_table), dim)
+    mean = None
+    if center == "experts" and dim is not None:
+        sums = pool_sums(inputs.experts, inputs.video_ids, settings.min_expert_frames)
+        mean = expert_mean([sums], dim)
+    partial = score_inputs(inputs, settings, judge_frames=judge_frames, center=mean)
+    finished = finish(merge_partials([partial], max_gallery_videos=max_gallery_videos), settings)
+    _require_eligible(finished, settings, inputs.expert_table.path)
+    return Scored(
+        finished, _info(inputs.expert_table), _info(inputs.prediction_table), dim, center=mean
+    )
 
 
 def stream_sources(
@@ -136,6 +150,7 @@ def stream_sources(
     judge_frames: bool,
     want_images: bool,
     max_gallery_videos: int | None = None,
+    center: str = "off",
 ) -> Scored:
     """Score parquet inputs in bounded memory (`evaluator.engines.streaming.stream_poster`).
 
@@ -147,6 +162,7 @@ def stream_sources(
         judge_frames: keep the report gallery's frame view.
         want_images: read the ``image`` column for the gallery's thumbnails.
         max_gallery_videos: gallery videos kept (None: all).
+        center: ``matching.center`` (``experts``: subtract the expert pool's mean vector).
 
     Returns:
         The scored evaluation.
@@ -163,6 +179,7 @@ def stream_sources(
         judge_frames=judge_frames,
         want_images=want_images,
         max_gallery_videos=max_gallery_videos,
+        center=center,
     )
     label = experts.files[0] if experts.is_single_file else experts.label
     _require_eligible(streamed.finished, settings, label)
@@ -177,4 +194,5 @@ def stream_sources(
         ),
         streamed.embedding_dim,
         streamed.stats,
+        streamed.center,
     )

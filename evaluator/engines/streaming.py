@@ -25,8 +25,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 
+from evaluator.core.calibration import VectorSums, expert_mean
 from evaluator.core.partials import (
     FinishedPoster,
     PosterPartial,
@@ -36,7 +38,7 @@ from evaluator.core.partials import (
 )
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.memory import release_free_memory, use_system_allocator
-from evaluator.engines.units import score_unit
+from evaluator.engines.units import score_unit, unit_pool_sums
 from evaluator.errors import InputError
 from evaluator.io.partition import (
     BATCH_ROWS,
@@ -87,6 +89,7 @@ class StreamedPoster:
         experts / predictions: how each table was read (files, columns, rows).
         embedding_dim: the vectors' length D (None when time-only).
         stats: the units.
+        center: the mean subtracted before the cosine (``matching.center=experts``), or None.
     """
 
     finished: FinishedPoster
@@ -94,6 +97,7 @@ class StreamedPoster:
     predictions: TablePlan
     embedding_dim: int | None
     stats: StreamStats
+    center: np.ndarray | None = None
 
 
 class _Dims:
@@ -128,6 +132,7 @@ def stream_poster(
     batch_rows: int = BATCH_ROWS,
     on_unit: Callable[[int, int], None] | None = None,
     unit_target_bytes: int = UNIT_TARGET_BYTES,
+    center: str = "off",
 ) -> StreamedPoster:
     """Evaluate parquet sources within a memory budget.
 
@@ -142,6 +147,8 @@ def stream_poster(
         batch_rows: rows per read batch.
         on_unit: called with (rows of the unit, units so far) before each unit is scored.
         unit_target_bytes: the working set units are cut to (within the budget).
+        center: ``matching.center``: ``experts`` reads the expert rows of every unit once
+            before scoring, for the mean of the expert pool (only per-video sums are kept).
 
     Returns:
         The streamed evaluation.
@@ -162,6 +169,17 @@ def stream_poster(
     dims = _Dims()
     unit_rows: list[int] = []
     partials: list[PosterPartial] = []
+    mean: np.ndarray | None = None
+
+    def center_of(expert_units: Iterator[pa.Table]) -> np.ndarray | None:
+        if center != "experts" or not need:
+            return None
+        sums: list[VectorSums] = []
+        for e in expert_units:
+            sums.append(unit_pool_sums(e, settings, label=str(_label(exp))))
+            del e
+        release_free_memory()
+        return expert_mean(sums, dims.dim or (sums[0].sums.shape[1] if sums else 0))
 
     def score(e: pa.Table, p: pa.Table) -> None:
         error = duplicate_rank_error(pred, p)
@@ -177,6 +195,7 @@ def stream_poster(
             judge_frames=judge_frames,
             experts_label=str(_label(exp)),
             predictions_label=str(_label(pred)),
+            center=mean,
         )
         partials.append(partial)
         # Only the first max_gallery_videos of all units can be shown: keep no other frames.
@@ -191,6 +210,7 @@ def stream_poster(
             _read_whole(plan, offset, need, dims, batch_rows) for plan, offset in _sides(exp, pred)
         ]
         release_free_memory()  # the decoder's scratch
+        mean = center_of(iter(tables[:1]))
         if n_buckets == 1:
             score(*tables)
         else:
@@ -207,6 +227,7 @@ def stream_poster(
             for plan, offset in _sides(exp, pred):
                 _partition(buckets, plan, offset, need, dims, batch_rows)
             buckets.finish_writing()
+            mean = center_of(buckets.read(b, "experts") for b in range(buckets.n))
             for e, p in _units(buckets, max_rows, temp_dir, depth=1):
                 score(e, p)
                 del e, p
@@ -214,7 +235,9 @@ def stream_poster(
     partials.clear()
     release_free_memory()
     stats = StreamStats(tuple(unit_rows), max_rows, spilled, n_buckets)
-    return StreamedPoster(finish(merged, settings), exp, pred, dims.dim if need else None, stats)
+    return StreamedPoster(
+        finish(merged, settings), exp, pred, dims.dim if need else None, stats, mean
+    )
 
 
 def _sides(exp: TablePlan, pred: TablePlan) -> tuple[tuple[TablePlan, int], ...]:

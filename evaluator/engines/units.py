@@ -9,12 +9,13 @@ evaluation of all videos.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from evaluator.core.calibration import ExpertPool, VectorSums, centred, pool_sums, vector_rows
 from evaluator.core.digest import video_digests
 from evaluator.core.frames import Frames
 from evaluator.core.partials import PosterPartial, partial_from_result
@@ -60,6 +61,7 @@ def score_unit(
     judge_frames: bool = False,
     experts_label: str = "experts",
     predictions_label: str = "predictions",
+    center: np.ndarray | None = None,
 ) -> PosterPartial:
     """Score one unit: every expert and prediction row of a set of videos.
 
@@ -83,6 +85,8 @@ def score_unit(
         judge_frames: also keep the frame-by-frame view of the scored videos (the report's
             gallery).
         experts_label / predictions_label: how messages name the tables.
+        center: the mean subtracted from every vector before the cosine
+            (``matching.center=experts``; `evaluator.core.calibration.centred`), or None.
 
     Returns:
         The unit's partial.
@@ -129,7 +133,30 @@ def score_unit(
         model_rows=pred.row,
         expert_image=_images(exp.table) if judge_frames else None,
         model_image=_images(pred.table) if judge_frames else None,
+        center=center,
     )
+
+
+def unit_pool_sums(
+    experts: pd.DataFrame | pa.Table, settings: PosterSettings, *, label: str = "experts"
+) -> VectorSums:
+    """Per-video sums of the expert pool of one unit's expert rows (all rows of its videos).
+
+    The pass over the experts that ``matching.center=experts`` needs before scoring
+    (`evaluator.core.calibration.expert_mean` combines the units' sums).
+
+    Raises:
+        InputError: a bad value in the rows (as `score_unit` refuses it).
+    """
+    side = _split(label, experts, "experts", True)
+    codes, uniques = pd.factorize(side.table.video_id)
+    emb = side.table.embedding
+    if emb is None:
+        emb = np.zeros((codes.shape[0], 0), dtype=np.float32)
+    frames = Frames(
+        codes.astype(np.int64), side.table.timestamp, emb, None, row_key(side.table.frame)
+    )
+    return pool_sums(frames, np.asarray(uniques, dtype=object), settings.min_expert_frames)
 
 
 def _first(codes: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
@@ -157,6 +184,7 @@ def score_frames(
     model_rows: np.ndarray | None = None,
     expert_image: np.ndarray | None = None,
     model_image: np.ndarray | None = None,
+    center: np.ndarray | None = None,
 ) -> PosterPartial:
     """The partial of validated frames (codes index ``video_ids``; all rows of each video).
 
@@ -168,16 +196,28 @@ def score_frames(
         judge_frames: keep the frame-by-frame view (the report's gallery).
         expert_rows / model_rows: row id per input row for the gallery (default: position).
         expert_image / model_image: image path per input row, or None.
+        center: the mean subtracted from every vector before the cosine, or None. The digest
+            and the expert pool keep the vectors as read.
 
     Returns:
         The partial.
     """
     n = int(video_ids.shape[0])
-    result = evaluate_poster(experts, model, n, settings, judge_frames=judge_frames)
+    matched_experts, matched_model = experts, model
+    if center is not None and experts.embedding is not None and model.embedding is not None:
+        matched_experts = replace(experts, embedding=centred(experts.embedding, center))
+        matched_model = replace(model, embedding=centred(model.embedding, center))
+    result = evaluate_poster(matched_experts, matched_model, n, settings, judge_frames=judge_frames)
     keep = result.expert_keep
     assert keep is not None
     dim = None if settings.min_cosine is None or experts.embedding is None else experts.embedding
     scored = keep & result.eligible[experts.video]
+    pool = None
+    if dim is not None:
+        in_pool = scored & vector_rows(dim)
+        counts = result.matches.candidate_counts
+        assert counts is not None
+        pool = ExpertPool(experts.video[in_pool], dim[in_pool], counts)
     digest = video_digests(
         experts.video[scored],
         experts.timestamp[scored],
@@ -196,15 +236,21 @@ def score_frames(
         model_rows=model_rows,
         expert_image=expert_image,
         model_image=model_image,
+        pool=pool,
     )
 
 
 def score_inputs(
-    inputs: PosterInputs, settings: PosterSettings, *, judge_frames: bool
+    inputs: PosterInputs,
+    settings: PosterSettings,
+    *,
+    judge_frames: bool,
+    center: np.ndarray | None = None,
 ) -> PosterPartial:
     """The partial of tables loaded whole (`evaluator.io.poster.load_poster_inputs`).
 
-    Their codes are already in the canonical order (first appearance, experts first).
+    Their codes are already in the canonical order (first appearance, experts first);
+    ``center`` as in `score_frames`.
     """
     return score_frames(
         inputs.experts,
@@ -215,4 +261,5 @@ def score_inputs(
         judge_frames=judge_frames,
         expert_image=_images(inputs.expert_table) if judge_frames else None,
         model_image=_images(inputs.prediction_table) if judge_frames else None,
+        center=center,
     )

@@ -402,6 +402,7 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
                 f" · video-evaluator {__version__}"
             ),
         )
+        .replace("__WARNINGS__", _warnings_html(ri.summary.get("warnings", ())))
         .replace("__CARDS__", "".join(cards))
         .replace("__COUNTS__", count_html)
         .replace("__REASONS__", reason_rows)
@@ -409,6 +410,11 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
         .replace("__SLICES__", slices_html)
         .replace("__DATA__", blob)
     )
+
+
+def _warnings_html(warnings: Sequence[str]) -> str:
+    """The summary's warnings (e.g. a ``min_cosine`` that barely filters) above the cards."""
+    return "".join(f'<p class="warning">⚠ {html.escape(str(w))}</p>' for w in warnings)
 
 
 def report_writer(ri: ReportInputs, options: ReportOptions, plots: Sequence[str]) -> Writer:

@@ -57,6 +57,7 @@ table.mf { font-size: 12px; margin-top: 6px; }
 table.mf td.st { font-weight: 600; }
 .pager { display: flex; gap: 8px; align-items: center; margin: 10px 0; }
 .empty { color: var(--muted); padding: 20px 0; }
+.warning { background: #fff4e5; border-left: 4px solid #e67700; padding: 8px 12px; }
 table.slices td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.slices tr.small td { color: var(--muted); }
 </style>
@@ -68,6 +69,7 @@ table.slices tr.small td { color: var(--muted); }
 <div class="sub">__META__</div>
 </header>
 <main>
+__WARNINGS__
 <section class="cards">__CARDS__</section>
 <section class="row">
 <div><h3>Test set</h3><ul class="counts">__COUNTS__</ul></div>

@@ -13,7 +13,7 @@ import contextlib
 import signal
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from evaluator.tasks.poster_files import (
     sweep_curves,
     visuals_of,
 )
+from evaluator.tasks.poster_similarity import similarity_options, similarity_outputs
 from evaluator.tasks.slicing import LoadedSlices, SliceOutputs, load_slices, poster_slices
 
 if TYPE_CHECKING:
@@ -82,6 +83,7 @@ def settings_from_config(cfg: DictConfig) -> PosterSettings:
     Raises:
         InputError: a value outside its allowed range, naming the config key.
     """
+    similarity_options(cfg)  # matching.center is refused here too, before any work
     sweep = cfg.sweep
     try:
         return PosterSettings(
@@ -107,17 +109,17 @@ def default_run_name(cfg: DictConfig) -> str:
 
 
 def build_table_embedder(cfg: DictConfig) -> Any:
-    """The image embedder of ``cfg.embedder`` (torchvision backbone + embedding cache).
+    """The image embedder of ``cfg.embedder`` (torchvision / timm backbone + embedding cache).
 
     Raises:
         InputError: an unknown embedder, model or weights name, or weights that cannot be
             found (the message says how to supply a local file).
     """
     e = cfg.embedder
-    if e.name != "torchvision":
+    if e.name not in ("torchvision", "timm"):
         raise InputError(
             f"config: embedder={e.name} is not known; use embedder=precomputed (the 'embedding' "
-            f"column), embedder=torchvision or embedder=mobilenet_v2_deepsort."
+            f"column), embedder=torchvision, embedder=mobilenet_v2_deepsort or embedder=timm."
         )
     # torch is imported only when frames have to be embedded.
     from evaluator.embed import (
@@ -131,7 +133,17 @@ def build_table_embedder(cfg: DictConfig) -> Any:
     try:
         # The embedder config group mirrors EmbedderSpec field for field (typed by its schema).
         spec = EmbedderSpec(**{f.name: e[f.name] for f in fields(EmbedderSpec)})
-        embedder = build_embedder(spec)
+        if e.name == "timm":
+            from evaluator.embed.timm_backbone import build_timm_embedder
+
+            embedder = build_timm_embedder(
+                spec,
+                model_name=e.get("model_name"),
+                pretrained=bool(e.get("pretrained", True)),
+                checkpoint=e.get("checkpoint"),
+            )
+        else:
+            embedder = build_embedder(spec)
     except (ValueError, WeightsUnavailableError) as exc:
         raise InputError(f"config: embedder: {exc}") from None
     root = cfg.data.image_root
@@ -211,6 +223,7 @@ def evaluate_inputs(
         settings_from_config(cfg),
         judge_frames=_judge_frames(cfg),
         max_gallery_videos=_gallery_cap(cfg),
+        center=similarity_options(cfg).center,
     )
     return evaluate_scored(scored, cfg, label=label, table_embedder=table_embedder, slices=slices)
 
@@ -242,10 +255,12 @@ def evaluate_scored(
     if slices is None:
         slices = load_slices(cfg)
     result = scored.finished.result
-    digest = scored.finished.digest
+    similarity = similarity_outputs(scored, cfg)
+    digest = similarity.digest
     table = match_table(result, scored.finished.video_ids)
     intervals = recall_intervals(result, cfg)
     metrics = dict(result.metrics)
+    metrics.update(similarity.metrics)
     if table_embedder is not None:
         metrics["n_embeddings_computed"] = float(table_embedder.n_computed)
         metrics["n_embeddings_cached"] = float(table_embedder.n_cached)
@@ -258,6 +273,8 @@ def evaluate_scored(
         stepped["recall_at_k_ci_high"] = [(k + 1, float(v)) for k, v in enumerate(intervals.high)]
     stepped.update(sweep_curves(result))
     summary = build_summary(scored, digest, cfg, metrics)
+    summary["settings"]["center"] = similarity.center
+    summary.update(similarity.summary)
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
         "match_table.parquet": write_parquet(table),
@@ -284,7 +301,10 @@ def evaluate_scored(
         )
         summary["slices"] = slice_out.summary
         files.update(slice_out.data_files)
-    visuals = visuals_of(scored, cfg, label, summary, intervals, slice_out)
+    visuals = replace(
+        visuals_of(scored, cfg, label, summary, intervals, slice_out),
+        calibration=similarity.calibration,
+    )
     return PosterEvaluation(
         scored, result, metrics, stepped, summary, table, digest, files, visuals, slice_out
     )
@@ -381,6 +401,7 @@ def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
             judge_frames=_judge_frames(cfg),
             want_images=_judge_frames(cfg) and int(cfg.report.thumbnail_px) > 0,
             max_gallery_videos=_gallery_cap(cfg),
+            center=similarity_options(cfg).center,
         )
     inputs = load_poster_inputs(
         experts.label if experts.is_single_file else experts,
@@ -389,7 +410,11 @@ def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
         image_embedder=table_embedder,
     )
     return score_poster(
-        inputs, settings, judge_frames=_judge_frames(cfg), max_gallery_videos=_gallery_cap(cfg)
+        inputs,
+        settings,
+        judge_frames=_judge_frames(cfg),
+        max_gallery_videos=_gallery_cap(cfg),
+        center=similarity_options(cfg).center,
     )
 
 

@@ -19,12 +19,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluator import __version__
 from evaluator.core.bootstrap import BootstrapResult, bootstrap_mean_ci
+from evaluator.core.calibration import Calibration
 from evaluator.core.poster import PosterResult
 from evaluator.engines.local import Scored
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_all
+from evaluator.report.calibration_plot import calibration_plot_writer
 from evaluator.report.html import ReportInputs, ReportOptions, drawn_poster, report_writer
 from evaluator.tasks.slicing import SliceForest, SliceOutputs
+
+CALIBRATION_PLOT = "plots/cosine_calibration.png"
 
 COUNT_METRICS = (
     "n_embeddings_computed",
@@ -121,7 +125,7 @@ def params_of(cfg: DictConfig, scored: Scored) -> dict[str, str]:
 
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
-    for group in ("matching", "metrics", "sweep", "embedder", "data"):
+    for group in ("matching", "calibration", "metrics", "sweep", "embedder", "data"):
         walk(group, container.get(group, {}))
     flat["data.experts_resolved"] = scored.experts.resolved
     flat["data.predictions_resolved"] = scored.predictions.resolved
@@ -159,6 +163,7 @@ class Visuals:
         plots: draw the plots (``plots``).
         report: the report's options, or None when ``report.html`` is off.
         slice_forest: the per-slice forest plot (``data.slices`` with ``plots``), or None.
+        calibration: the similarity calibration (``plots/cosine_calibration.png``), or None.
     """
 
     label: str
@@ -167,6 +172,7 @@ class Visuals:
     plots: bool
     report: ReportOptions | None
     slice_forest: SliceForest | None = None
+    calibration: Calibration | None = None
 
     def _slice_plot(self) -> str | None:
         f = self.slice_forest
@@ -182,6 +188,8 @@ class Visuals:
                 out.append(f"plots/sweep_recall_at_{s.k_max}.png")
             if (slice_plot := self._slice_plot()) is not None:
                 out.append(slice_plot)
+            if self.calibration is not None:
+                out.append(CALIBRATION_PLOT)
         if self.report is not None:
             out.append("report.html")
         return out
@@ -197,6 +205,9 @@ class Visuals:
             elif name == self._slice_plot():
                 assert self.slice_forest is not None
                 out[name] = self.slice_forest.draw
+            elif name == CALIBRATION_PLOT:
+                assert self.calibration is not None
+                out[name] = calibration_plot_writer(self.calibration, self.label)
             else:
                 out[name] = _plot_writer(self, name)
         return out

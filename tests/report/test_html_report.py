@@ -40,7 +40,8 @@ def test_report_is_written_and_self_contained(outcome) -> None:
     static = page.split("<script", 1)[0]  # the JS builds its own (data:) src values
     for attr in re.findall(r'(?:src|href)="([^"]*)"', static):
         assert attr.startswith(("data:image/png;base64,", "#")), attr
-    assert page.count("data:image/png;base64,") == 3  # recall@k, pairs, sweep heatmap
+    # recall@k, pairs, sweep heatmap and the similarity calibration (the run has vectors)
+    assert page.count("data:image/png;base64,") == 4
     m = outcome.summary["metrics"]
     assert f"{m['recall_at_10']:.3f}" in page
     assert f"{m['recall_at_10_ci_low']:.3f} – {m['recall_at_10_ci_high']:.3f}" in page
