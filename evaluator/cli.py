@@ -90,6 +90,14 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
             f"  embeddings: {sm['n_embeddings_computed']} computed, "
             f"{sm['n_embeddings_cached']} from the cache ({cfg.embedder.model})",
         )
+    if "embedding_seconds" in sm:
+        fps = sm["embedding_frames_per_s"]
+        lines.insert(
+            -1,
+            f"  embedding: {sm['embedding_seconds']:.1f} s, {sm['n_frames_decoded']} frames "
+            f"decoded, {fps:.1f} frames/s; {sm['n_frames_not_embedded']} frames not embedded "
+            "(they can change no number)",
+        )
     if outcome.run is not None:
         lines.append(
             f"  MLflow run {outcome.run.run_id} in experiment '{cfg.mlflow.experiment}' "

@@ -29,6 +29,8 @@ from evaluator.tasks.slicing import SliceForest, SliceOutputs
 COUNT_METRICS = (
     "n_embeddings_computed",
     "n_embeddings_cached",
+    "n_frames_not_embedded",
+    "n_frames_decoded",
     "n_videos_eligible",
     "n_videos_excluded",
     "n_videos_without_predictions",
