@@ -88,7 +88,7 @@ def write_episode(path: Path, seconds: float, gop_s: float, seed: int) -> None:
     x = np.linspace(0, 255, WIDTH, dtype=np.float32)[None, :, None]
     base = np.broadcast_to(x, (HEIGHT, WIDTH, 3)).astype(np.uint8)
     tint = rng.integers(0, 255, 3, dtype=np.uint8)
-    gop = int(round(gop_s * FPS))
+    gop = round(gop_s * FPS)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"

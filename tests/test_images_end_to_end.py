@@ -273,3 +273,12 @@ def test_frames_without_an_embedder_name_the_offline_one(image_tables, tmp_path)
     )
     with pytest.raises(InputError, match=r"embedder=mobilenet_v2_deepsort.*offline"):
         run_poster(cfg, tmp_path / "o", track=False)
+
+
+def test_the_report_shows_thumbnails_of_video_frames(tmp_path: Path) -> None:
+    cfg = compose_config([*_video_tables(tmp_path, [0.2, 0.5, 0.8]), "report.html=true"])
+    with pytest.warns(UserWarning, match="random weights"):
+        out = run_poster(cfg, tmp_path / "o", track=False)
+    html = (out.output_dir / "report.html").read_text()
+    # Three expert frames and one model frame, each decoded from the (symlinked) video.
+    assert html.count("data:image/jpeg;base64,") == 4
