@@ -94,9 +94,9 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
         fps = sm["embedding_frames_per_s"]
         lines.insert(
             -1,
-            f"  embedding: {sm['embedding_seconds']:.1f} s, {sm['n_frames_decoded']} frames "
-            f"decoded, {fps:.1f} frames/s; {sm['n_frames_not_embedded']} frames not embedded "
-            "(they can change no number)",
+            f"  embedding: {sm['embedding_seconds']:.1f} s, "
+            f"{sm.get('n_frames_decoded', 'uncounted')} frames decoded, {fps:.1f} frames/s; "
+            f"{sm['n_frames_not_embedded']} frames not embedded (they can change no number)",
         )
     if outcome.run is not None:
         lines.append(

@@ -113,7 +113,7 @@ class TableEmbedder:
             the tables seen.
         n_not_embedded: distinct frames of the tables that got no vector (they can change no
             number).
-        n_decoded: video frames decoded.
+        n_decoded: video frames decoded (None: not counted, as on Spark's executors).
         seconds: wall time of the embedding (hashing, decoding, the model).
     """
 
@@ -127,27 +127,29 @@ class TableEmbedder:
     n_computed: int = 0
     n_cached: int = 0
     n_not_embedded: int = 0
-    n_decoded: int = 0
+    n_decoded: int | None = 0
     seconds: float = 0.0
     tables: list[str] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float]:
         """The embedding's counts and speed, by metric name (docs/metrics.md)."""
         fps = self.n_computed / self.seconds if self.seconds > 0 else float("nan")
-        return {
+        out = {
             "n_embeddings_computed": float(self.n_computed),
             "n_embeddings_cached": float(self.n_cached),
             "n_frames_not_embedded": float(self.n_not_embedded),
-            "n_frames_decoded": float(self.n_decoded),
             "embedding_seconds": float(self.seconds),
             "embedding_frames_per_s": fps,
         }
+        if self.n_decoded is not None:
+            out["n_frames_decoded"] = float(self.n_decoded)
+        return out
 
     def _embed(self, refs: list[FrameRef], label: str) -> tuple[np.ndarray, object]:
         vectors, stats = embed_frames(refs, self.embedder, self.cache, label=label)
         self.n_computed += stats.n_computed
         self.n_cached += stats.n_cached
-        self.n_decoded += stats.n_decoded
+        self.n_decoded = (self.n_decoded or 0) + stats.n_decoded
         self.seconds += stats.seconds
         return vectors, stats
 
