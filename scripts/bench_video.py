@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--old", default="", help="a checkout of the code to compare against")
     parser.add_argument("--model", default="mobilenet_v2_deepsort")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=1, help="runs per checkout; best kept")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -225,7 +226,8 @@ def main() -> None:
         print(
             f"{args.videos} videos of 20-45 min ({WIDTH}x{HEIGHT}, {FPS} fps, a keyframe every "
             f"{args.gop_s:g} s, {size:.0f} MiB) written in {time.perf_counter() - t0:.1f} s; "
-            f"{os.cpu_count()} cores; embedder={args.model}, cache off"
+            f"{os.cpu_count()} cores (load average {os.getloadavg()[0]:.1f}); "
+            f"embedder={args.model}, cache off; best of {args.repeat}"
         )
         needed, minimum = needed_and_minimum(folder, e, p, k_max=10, min_expert=5)
         print(f"frames needed: {needed}; decoding minimum (nearest frames): {minimum} frames")
@@ -240,7 +242,11 @@ def main() -> None:
         )
         print(head)
         for label, code, workers in runs:
-            r = run(label, code, folder, e, p, args.model, workers)
+            tries = [
+                run(label, code, folder, e, p, args.model, workers) for _ in range(args.repeat)
+            ]
+            r = min(tries, key=lambda x: x["stage_s"])
+            r["wall_s"] = min(x["wall_s"] for x in tries)
             results[label] = r
             print(
                 f"  {label:<8s} {r['embedded']:9d} {needed:7d} {r['decoded']:8d} "

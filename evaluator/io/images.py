@@ -208,9 +208,9 @@ class TableEmbedder:
         self.n_not_embedded += len(set(refs[0]) | set(refs[1])) - len(wanted)
         # Where each distinct frame is first used, for errors.
         first: dict[FrameRef, tuple[int, int]] = {}
-        for which, rs in enumerate(refs):
-            for row, r in enumerate(rs):
-                first.setdefault(r, (which, row))
+        for which, table_refs in enumerate(refs):
+            for row, ref in enumerate(table_refs):
+                first.setdefault(ref, (which, row))
         order = list(wanted)
         label = " + ".join(dict.fromkeys(t.path.name for t in tables))
         try:
@@ -219,15 +219,15 @@ class TableEmbedder:
             which, row = first[order[exc.index]] if exc.index >= 0 else (0, -1)
             t = tables[which]
             column = "image" if "image" in t.frame.columns else "video_path"
-            rows = np.array([row] if row >= 0 else [], dtype=np.int64)
-            raise _unreadable(t.path, column, exc, rows, t.frame) from None
+            bad = np.array([row] if row >= 0 else [], dtype=np.int64)
+            raise _unreadable(t.path, column, exc, bad, t.frame) from None
         position = {r: i for i, r in enumerate(order)}
         out = []
         for t, rs in zip(tables, refs, strict=True):
             emb = np.zeros((len(rs), self.embedder.dim), dtype=np.float32)
-            rows = [i for i, r in enumerate(rs) if r in position]
-            if rows:
-                emb[rows] = vectors[[position[rs[i]] for i in rows]]
+            filled = [i for i, r in enumerate(rs) if r in position]
+            if filled:
+                emb[filled] = vectors[[position[rs[i]] for i in filled]]
             out.append(replace(t, embedding=emb))
             self.tables.append(str(t.path))
         return out[0], out[1]
