@@ -79,25 +79,13 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
         f"{int(m['n_expert_duplicates_dropped'])} duplicate expert rows dropped",
         f"  outputs: {outcome.output_dir}",
     ]
+    from evaluator.tasks.poster_files import embedding_lines
     from evaluator.tasks.slicing import slices_line
 
     sm = outcome.summary["metrics"]
     if (line := slices_line(outcome.summary)) is not None:
         lines.insert(-1, line)
-    if "n_embeddings_computed" in sm:
-        lines.insert(
-            -1,
-            f"  embeddings: {sm['n_embeddings_computed']} computed, "
-            f"{sm['n_embeddings_cached']} from the cache ({cfg.embedder.model})",
-        )
-    if "embedding_seconds" in sm:
-        fps = sm["embedding_frames_per_s"]
-        lines.insert(
-            -1,
-            f"  embedding: {sm['embedding_seconds']:.1f} s, "
-            f"{sm.get('n_frames_decoded', 'uncounted')} frames decoded, {fps:.1f} frames/s; "
-            f"{sm['n_frames_not_embedded']} frames not embedded (they can change no number)",
-        )
+    lines[-1:-1] = embedding_lines(sm, str(cfg.embedder.model))
     if outcome.run is not None:
         lines.append(
             f"  MLflow run {outcome.run.run_id} in experiment '{cfg.mlflow.experiment}' "
@@ -127,6 +115,7 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
         f"  {name} {m[name]:.4f} [{m[name + '_ci_low']:.4f}, {m[name + '_ci_high']:.4f}] "
         f"({threshold})",
     ]
+    from evaluator.tasks.poster_files import embedding_lines
     from evaluator.tasks.slicing import slices_line
 
     if outcome.groups is None:
