@@ -115,7 +115,6 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
         f"  {name} {m[name]:.4f} [{m[name + '_ci_low']:.4f}, {m[name + '_ci_high']:.4f}] "
         f"({threshold})",
     ]
-    from evaluator.tasks.poster_files import embedding_lines
     from evaluator.tasks.slicing import slices_line
 
     if outcome.groups is None:
