@@ -93,3 +93,23 @@ def test_the_walking_decoder_decodes_more(long_gop_video):
 
 def test_video_end_is_the_last_frame_plus_one_frame(index_video):
     assert video_end_s(index_video) == pytest.approx(INDEX_FRAMES / INDEX_FPS)
+
+
+def test_decoding_workers_give_the_same_vectors(tmp_path):
+    """Each video file goes to one worker process; the vectors equal those decoded in-process."""
+    from embed_testkit import build_quietly, small_spec
+
+    from evaluator.embed import FrameRef, embed_frames
+
+    frames_a = [index_frame(i) for i in range(INDEX_FRAMES)]
+    write_video(tmp_path / "a.mp4", frames_a, fps=INDEX_FPS, gop=5)
+    write_video(tmp_path / "b.mp4", frames_a[::-1], fps=INDEX_FPS, gop=5)
+    refs = [
+        FrameRef(video=str(tmp_path / v), timestamp=t)
+        for v in ("a.mp4", "b.mp4")
+        for t in (2.0, 0.1, 1.3, 0.7, 1.9)
+    ]
+    serial, s0 = embed_frames(refs, build_quietly(small_spec(num_workers=0)), None)
+    parallel, s2 = embed_frames(refs, build_quietly(small_spec(num_workers=2)), None)
+    np.testing.assert_array_equal(parallel, serial)
+    assert s0.n_decoded == s2.n_decoded > 0
