@@ -97,6 +97,8 @@ def test_spark_decodes_frames_from_video_files(spark, tmp_path: Path) -> None:
     out = _run(t, tmp_path, "v", "spark", "matching.time_tolerance_s=1.0")
     assert out.result.matches.first_hit_rank.tolist() == [2]
     assert out.summary["metrics"]["n_embeddings_computed"] == 5
+    # The report shows the frames decoded from the video: 3 expert frames, 2 model frames.
+    assert (tmp_path / "v" / "report.html").read_text().count("data:image/jpeg;base64,") == 5
 
     # Past the end of the 3 s video: refused on the executors too.
     pd.DataFrame(
