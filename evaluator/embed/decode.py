@@ -141,6 +141,15 @@ def video_end_s(path: str | Path) -> float:
     Raises:
         FrameReadError: the file is missing, not a video, or has no frames.
     """
+    return probe_video(path).end_s
+
+
+def probe_video(path: str | Path) -> FrameTable:
+    """The frames of a video's first video stream, read without decoding (`frame_table`).
+
+    Raises:
+        FrameReadError: the file is missing, not a video, or has no frames.
+    """
     import av
 
     path = str(path)
@@ -155,7 +164,7 @@ def video_end_s(path: str | Path) -> float:
         raise FrameReadError(f"cannot read video {path}: {exc}", path=path) from exc
     if not len(table):
         raise FrameReadError(f"cannot read video {path}: no frames", path=path)
-    return table.end_s
+    return table
 
 
 class _Mismatch(Exception):
@@ -170,11 +179,16 @@ def decode_in_order(
     order: list[int],
     path: str,
     counts: DecodeCounts,
+    table: FrameTable | None = None,
 ) -> Iterator[tuple[int, np.ndarray, float]]:
-    """Yield ``(index, rgb, frame_time)`` per request in time order (see the module docstring)."""
+    """Yield ``(index, rgb, frame_time)`` per request in time order (see the module docstring).
+
+    ``table``: the stream's frames when already read (`probe_video`), else read here.
+    """
     from evaluator.embed.frames import nearest_by_walking
 
-    table = frame_table(container, stream)
+    if table is None:
+        table = frame_table(container, stream)
     if not len(table):
         raise FrameReadError(
             f"cannot read video {path} (frame #{indices[order[0]]}): no decodable frames",

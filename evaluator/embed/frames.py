@@ -20,7 +20,7 @@ from typing import cast
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from evaluator.embed.decode import DecodeCounts, decode_in_order
+from evaluator.embed.decode import DecodeCounts, FrameTable, decode_in_order
 from evaluator.embed.errors import FrameReadError, WeightsUnavailableError
 
 __all__ = [
@@ -116,6 +116,7 @@ def decode_nearest_frames(
     timestamps: Sequence[float],
     indices: Sequence[int] | None = None,
     counts: DecodeCounts | None = None,
+    table: FrameTable | None = None,
 ) -> Iterator[tuple[int, np.ndarray, float]]:
     """Decode, for each requested time, the video frame nearest to it.
 
@@ -129,6 +130,8 @@ def decode_nearest_frames(
         indices: Caller positions of the requests (default ``range(len(timestamps))``), echoed
             back so results can be matched to requests and named in errors.
         counts: Where the frames decoded and the seeks are counted (added to).
+        table: The video's frames when already read (`evaluator.embed.decode.probe_video`), so
+            the index or the packets are not read again.
 
     Yields:
         ``(index, rgb, frame_time)`` per request, in ascending time order: ``rgb`` is an
@@ -166,7 +169,7 @@ def decode_nearest_frames(
         stream.thread_type = "AUTO"
         try:
             yield from decode_in_order(
-                container, stream, timestamps, indices, order, path, counts or DecodeCounts()
+                container, stream, timestamps, indices, order, path, counts or DecodeCounts(), table
             )
         except (av.error.FFmpegError, ValueError) as exc:
             if isinstance(exc, FrameReadError):

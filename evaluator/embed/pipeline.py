@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from evaluator.embed.backbone import Embedder, file_sha256
 from evaluator.embed.cache import EmbeddingCache, cache_key, namespace_of
-from evaluator.embed.decode import DecodeCounts
+from evaluator.embed.decode import DecodeCounts, FrameTable
 from evaluator.embed.errors import FrameReadError
 from evaluator.embed.frames import FrameRef, decode_nearest_frames, read_image
 
@@ -60,9 +60,12 @@ class _FrameStream(IterableDataset):
     worker reaches the caller re-wrapped without its ``index`` and ``path``.
     """
 
-    def __init__(self, units: list[_Unit], transform: Callable) -> None:
+    def __init__(
+        self, units: list[_Unit], transform: Callable, tables: Mapping[str, FrameTable]
+    ) -> None:
         self.units = units
         self.transform = transform
+        self.tables = tables
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor | None, FrameReadError | None, int]]:
         info = get_worker_info()
@@ -76,7 +79,11 @@ class _FrameStream(IterableDataset):
                     slot_of = {row: slot for slot, row, _ in requests}
                     counts = DecodeCounts()
                     decoded = decode_nearest_frames(
-                        path, [t for _, _, t in requests], [row for _, row, _ in requests], counts
+                        path,
+                        [t for _, _, t in requests],
+                        [row for _, row, _ in requests],
+                        counts,
+                        self.tables.get(path),
                     )
                     seen = 0
                     for row, rgb, _time in decoded:
@@ -94,6 +101,7 @@ def embed_frames(
     cache: EmbeddingCache | None,
     *,
     label: str = "frames",
+    frame_tables: Mapping[str, FrameTable] | None = None,
 ) -> tuple[np.ndarray, EmbedStats]:
     """Embed frames, reusing cached vectors and caching new ones.
 
@@ -108,6 +116,8 @@ def embed_frames(
         embedder: From `build_embedder`.
         cache: Where vectors are looked up and stored; ``None`` computes everything.
         label: What is embedded, in the progress bars (the tables' names).
+        frame_tables: Video path -> its frames (`evaluator.embed.decode.probe_video`) when
+            already read, so that the decoders do not read the index or packets again.
 
     Returns:
         ``(vectors, stats)``: a ``(len(frames), embedder.dim)`` float32 array and the counts.
@@ -162,7 +172,16 @@ def embed_frames(
     n_decoded = 0
     if len(missing):
         n_decoded = _compute(
-            frames, missing, slot_rows, keys, unique, embedder, cache, namespace, label
+            frames,
+            missing,
+            slot_rows,
+            keys,
+            unique,
+            embedder,
+            cache,
+            namespace,
+            label,
+            frame_tables or {},
         )
     stats = EmbedStats(
         n_computed=len(missing),
@@ -181,7 +200,9 @@ def _bar(embedder: Embedder, total: int, desc: str, unit: str):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, smoothing=0.1)
 
 
-def _compute(frames, missing, slot_rows, keys, unique, embedder, cache, namespace, label) -> int:
+def _compute(
+    frames, missing, slot_rows, keys, unique, embedder, cache, namespace, label, frame_tables
+) -> int:
     units: list[_Unit] = []
     videos: dict[str, list[tuple]] = {}
     for slot in missing.tolist():
@@ -198,7 +219,7 @@ def _compute(frames, missing, slot_rows, keys, unique, embedder, cache, namespac
     spec = embedder.spec
     workers = min(spec.workers(), len(units))
     loader = DataLoader(
-        _FrameStream(units, embedder.transform),
+        _FrameStream(units, embedder.transform, frame_tables),
         batch_size=None,
         num_workers=workers,
         # Workers are short-lived here; pinning only pays off when copying to a GPU.

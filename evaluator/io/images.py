@@ -22,6 +22,7 @@ from evaluator.core.candidates import frames_to_embed
 from evaluator.core.frames import Frames
 from evaluator.embed import EmbeddingCache, FrameReadError, FrameRef, embed_frames
 from evaluator.embed.backbone import Embedder
+from evaluator.embed.decode import FrameTable
 from evaluator.io.tables import check_rows, column_error
 
 MILLISECONDS_HINT = (
@@ -55,23 +56,30 @@ def frame_refs(path: Path, frame: pd.DataFrame, image_root: Path | None) -> list
     return [FrameRef(video=str(p), timestamp=float(t)) for p, t in zip(resolved, ts, strict=True)]
 
 
-def check_video_ends(path: Path, frame: pd.DataFrame, refs: list[FrameRef]) -> None:
+def check_video_ends(
+    path: Path, frame: pd.DataFrame, refs: list[FrameRef]
+) -> dict[str, FrameTable]:
     """Refuse timestamps past the end of their video (by more than one frame's duration).
+
+    Returns:
+        Each video's frames (`evaluator.embed.decode.probe_video`), for its decoder.
 
     Raises:
         InputError: an unreadable video (column ``video_path``), or rows whose timestamp lies
             past the end (column ``timestamp``; the message names milliseconds as the cause).
     """
-    from evaluator.embed.decode import video_end_s
+    from evaluator.embed.decode import probe_video
 
     if not refs or refs[0].video is None:
-        return
+        return {}
+    tables: dict[str, FrameTable] = {}
     ends: dict[str, float] = {}
     for row, ref in enumerate(refs):
         video = ref.path
         if video not in ends:
             try:
-                ends[video] = video_end_s(video)
+                tables[video] = probe_video(video)
+                ends[video] = tables[video].end_s
             except FrameReadError as exc:
                 raise column_error(
                     path,
@@ -94,6 +102,7 @@ def check_video_ends(path: Path, frame: pd.DataFrame, refs: list[FrameRef]) -> N
             frame,
             context=("video_id", "video_path"),
         )
+    return tables
 
 
 @dataclass
@@ -145,8 +154,12 @@ class TableEmbedder:
             out["n_frames_decoded"] = float(self.n_decoded)
         return out
 
-    def _embed(self, refs: list[FrameRef], label: str) -> tuple[np.ndarray, object]:
-        vectors, stats = embed_frames(refs, self.embedder, self.cache, label=label)
+    def _embed(
+        self, refs: list[FrameRef], label: str, tables: dict[str, FrameTable]
+    ) -> tuple[np.ndarray, object]:
+        vectors, stats = embed_frames(
+            refs, self.embedder, self.cache, label=label, frame_tables=tables
+        )
         self.n_computed += stats.n_computed
         self.n_cached += stats.n_cached
         self.n_decoded = (self.n_decoded or 0) + stats.n_decoded
@@ -156,10 +169,10 @@ class TableEmbedder:
     def __call__(self, path: Path, frame: pd.DataFrame) -> np.ndarray:
         """Every frame of one table, embedded."""
         refs = frame_refs(path, frame, self.image_root)
-        check_video_ends(path, frame, refs)
+        tables = check_video_ends(path, frame, refs)
         column = "image" if "image" in frame.columns else "video_path"
         try:
-            vectors, _ = self._embed(refs, path.name)
+            vectors, _ = self._embed(refs, path.name, tables)
         except FrameReadError as exc:
             rows = np.array([exc.index] if exc.index >= 0 else [], dtype=np.int64)
             raise _unreadable(path, column, exc, rows, frame) from None
@@ -185,8 +198,9 @@ class TableEmbedder:
         """
         tables = (experts, predictions)
         refs = [frame_refs(t.path, t.frame, self.image_root) for t in tables]
+        probed: dict[str, FrameTable] = {}
         for t, r in zip(tables, refs, strict=True):
-            check_video_ends(t.path, t.frame, r)
+            probed.update(check_video_ends(t.path, t.frame, r))
         content = {ref: i for i, ref in enumerate(dict.fromkeys(refs[0]))}
         if self.window_s is None:
             need = [np.ones(len(r), dtype=bool) for r in refs]
@@ -214,7 +228,7 @@ class TableEmbedder:
         order = list(wanted)
         label = " + ".join(dict.fromkeys(t.path.name for t in tables))
         try:
-            vectors, _ = self._embed(order, label)
+            vectors, _ = self._embed(order, label, probed)
         except FrameReadError as exc:
             which, row = first[order[exc.index]] if exc.index >= 0 else (0, -1)
             t = tables[which]
