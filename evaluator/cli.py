@@ -81,17 +81,13 @@ def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
         f"{int(m['n_expert_duplicates_dropped'])} duplicate expert rows dropped",
         f"  outputs: {outcome.output_dir}",
     ]
+    from evaluator.tasks.poster_files import embedding_lines
     from evaluator.tasks.slicing import slices_line
 
     sm = outcome.summary["metrics"]
     if (line := slices_line(outcome.summary)) is not None:
         lines.insert(-1, line)
-    if "n_embeddings_computed" in sm:
-        lines.insert(
-            -1,
-            f"  embeddings: {sm['n_embeddings_computed']} computed, "
-            f"{sm['n_embeddings_cached']} from the cache ({cfg.embedder.model})",
-        )
+    lines[-1:-1] = embedding_lines(sm, str(cfg.embedder.model))
     if outcome.run is not None:
         lines.append(
             f"  MLflow run {outcome.run.run_id} in experiment '{cfg.mlflow.experiment}' "

@@ -117,7 +117,7 @@ class EmbedderConfig:
     weights: str | None = "DEFAULT"
     weights_path: str | None = None
     batch_size: int = 64
-    num_workers: int = 0
+    num_workers: str = "auto"  # "auto" or a number of decoding worker processes
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True

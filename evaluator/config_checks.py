@@ -39,6 +39,7 @@ class Bound:
         nullable: null is allowed (it switches the feature off).
         each: the value is a list; every item must lie in the range.
         integer: the value must be a whole number.
+        words: strings allowed besides numbers (a number given as a string counts as one).
     """
 
     key: str
@@ -47,6 +48,7 @@ class Bound:
     nullable: bool = False
     each: bool = False
     integer: bool = False
+    words: tuple[str, ...] = ()
 
 
 def _at_least(low: float) -> Callable[[float], bool]:
@@ -132,7 +134,13 @@ EVALUATE_BOUNDS: tuple[Bound, ...] = (
         each=True,
     ),
     _int_at_least("embedder.batch_size", 1, "images per forward pass"),
-    _int_at_least("embedder.num_workers", 0, "data-loading worker processes"),
+    Bound(
+        "embedder.num_workers",
+        "auto, or an integer >= 0 (decoding worker processes)",
+        _at_least(0),
+        integer=True,
+        words=("auto",),
+    ),
     _int_at_least("embedder.image_size", 16, "crop size in pixels"),
     _int_at_least("engine.memory_budget_mb", 1, "megabytes of working set"),
     _in("episode.confidence_threshold", "a number in [0, 1] (confidences are)", 0.0, 1.0),
@@ -221,6 +229,13 @@ def check_bounds(cfg: DictConfig, bounds: Iterable[Bound]) -> None:
 
 
 def _in_range(bound: Bound, value: Any) -> bool:
+    if bound.words and isinstance(value, str):
+        if value.strip().lower() in bound.words:
+            return True
+        try:
+            value = int(value)
+        except ValueError:
+            return False
     number = _number(value)
     if number is None:
         return False

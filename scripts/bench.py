@@ -6,6 +6,7 @@ Usage:
     python scripts/bench.py --engine spark        # the same, engine=spark beside engine=local
     python scripts/bench.py --sizes 20000,200000 --scale-dim 64 --headline-videos 20000
     python scripts/bench.py embed [...]           # image embedding throughput (bench_embed.py)
+    python scripts/bench.py video [--old DIR]     # from video files, before/after (bench_video.py)
     python scripts/bench.py refusal               # how fast a bad path is refused
 
 Every measured command is a fresh process, as a user runs it; its peak resident memory is
@@ -296,6 +297,8 @@ def refusal(work: Path) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "embed":
         os.execv(sys.executable, [sys.executable, str(HERE / "bench_embed.py"), *sys.argv[2:]])
+    if len(sys.argv) > 1 and sys.argv[1] == "video":
+        os.execv(sys.executable, [sys.executable, str(HERE / "bench_video.py"), *sys.argv[2:]])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "what", nargs="?", choices=["all", "headline", "scaling", "refusal"], default="all"

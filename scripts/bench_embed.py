@@ -1,6 +1,7 @@
 """Throughput of the embed pipeline: decoding, the model, and the cache, side by side.
 
     python scripts/bench_embed.py [--n 256] [--models resnet18,resnet50] [--device auto]
+    python scripts/bench_embed.py --models resnet50,timm:vit_small_patch14_dinov2 --device cuda
                                   [--weights-path FILE] [--cache-scale 200000]
 
 Prints images/second at 224 px for each model: decode-only (PNG files and nearest-frame video
@@ -29,6 +30,7 @@ from evaluator.embed import (
     build_embedder,
     embed_frames,
 )
+from evaluator.embed.backbone import Embedder, _plain_transform, _resolve_device
 from evaluator.embed.cache import KEY_BYTES
 from evaluator.embed.frames import decode_nearest_frames, read_image
 
@@ -59,6 +61,18 @@ def make_media(folder: Path, n: int) -> tuple[list[Path], Path]:
     return images, video
 
 
+def _timm_embedder(spec: EmbedderSpec, name: str) -> Embedder:
+    """A timm backbone with random weights (``timm:vit_small_patch14_dinov2`` is DINOv2
+    ViT-S/14) at 224 px, run like any embedder: bf16 autocast and channels-last on CUDA."""
+    import timm
+
+    kwargs = {"img_size": SIZE} if "patch14" in name else {}
+    model = timm.create_model(name[len("timm:") :], pretrained=False, num_classes=0, **kwargs)
+    transform = _plain_transform(SIZE)
+    device = _resolve_device(spec.device)
+    return Embedder(spec, model, transform, model.num_features, "random", "", device)
+
+
 def bench_model(name: str, args, images: list[Path], video: Path, folder: Path) -> dict:
     spec = EmbedderSpec(
         model=name,
@@ -73,7 +87,7 @@ def bench_model(name: str, args, images: list[Path], video: Path, folder: Path) 
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # random weights on purpose
-        embedder = build_embedder(spec)
+        embedder = _timm_embedder(spec, name) if name.startswith("timm:") else build_embedder(spec)
     n = len(images)
     _, t_png = _timed(lambda: [embedder.preprocess(read_image(p)) for p in images])
     times = [i / 10 for i in range(n)]

@@ -80,14 +80,20 @@ def test_images_are_embedded_once_and_then_come_from_the_cache(image_tables, tmp
     with pytest.warns(UserWarning, match="random weights"):
         first = run_poster(_cfg(image_tables, tmp_path), tmp_path / "o1")
     m = first.summary["metrics"]
-    assert (m["n_embeddings_computed"], m["n_embeddings_cached"]) == (10, 0)
+    # The model frames at 90 s and 200 s lie more than 10 s (the sweep's largest tolerance)
+    # from every expert frame: they can change no number and get no vector.
+    assert (m["n_embeddings_computed"], m["n_embeddings_cached"]) == (8, 0)
+    assert m["n_frames_not_embedded"] == 2 and m["n_frames_decoded"] == 0
+    assert m["embedding_seconds"] > 0 and m["embedding_frames_per_s"] > 0
     with pytest.warns(UserWarning, match="random weights"):
         second = run_poster(_cfg(image_tables, tmp_path), tmp_path / "o2")
     m2 = second.summary["metrics"]
-    assert (m2["n_embeddings_computed"], m2["n_embeddings_cached"]) == (0, 10)
+    assert (m2["n_embeddings_computed"], m2["n_embeddings_cached"]) == (0, 8)
     assert second.result.metrics == first.result.metrics
     run = MlflowClient(f"sqlite:///{tmp_path / 'db'}").get_run(second.run.run_id)
-    assert run.data.metrics["n_embeddings_cached"] == 10
+    assert run.data.metrics["n_embeddings_cached"] == 8
+    assert run.data.metrics["n_frames_not_embedded"] == 2
+    assert "embedding_seconds" in run.data.metrics
     assert run.data.params["embedder.model"] == "resnet18"
     assert run.data.params["embedder.dim"] == "512"
     assert "embedder.identity_sha256" in run.data.params
@@ -173,7 +179,7 @@ def test_local_weights_file(image_tables, tmp_path: Path) -> None:
         tmp_path / "o",
         track=False,
     )
-    assert out.summary["metrics"]["n_embeddings_computed"] == 10
+    assert out.summary["metrics"]["n_embeddings_computed"] == 8  # 2 frames far from all
 
 
 def test_image_tables_need_an_image_column_with_torchvision(image_tables, tmp_path) -> None:
@@ -184,3 +190,95 @@ def test_image_tables_need_an_image_column_with_torchvision(image_tables, tmp_pa
         pytest.raises(InputError, match=r"preds.parquet: missing column 'image' or 'video_path'"),
     ):
         run_poster(_cfg(image_tables, tmp_path), tmp_path / "o")
+
+
+def _video_tables(tmp_path: Path, expert_times, folder: str = "clips") -> list[str]:
+    (tmp_path / "real").mkdir(exist_ok=True)
+    write_demo_video(tmp_path / "real" / "clip.mp4")  # 3 s at 10 fps
+    link = tmp_path / folder
+    if not link.exists():
+        link.symlink_to(tmp_path / "real", target_is_directory=True)
+    pd.DataFrame(
+        {
+            "video_id": ["v"] * len(expert_times),
+            "timestamp": expert_times,
+            "video_path": [f"{folder}/clip.mp4"] * len(expert_times),
+        }
+    ).to_parquet(tmp_path / "e.parquet", index=False)
+    pd.DataFrame(
+        {"video_id": ["v"], "timestamp": [0.4], "rank": [1], "video_path": [f"{folder}/clip.mp4"]}
+    ).to_parquet(tmp_path / "p.parquet", index=False)
+    return [
+        f"data.experts={tmp_path / 'e.parquet'}",
+        f"data.predictions={tmp_path / 'p.parquet'}",
+        f"embedder.cache_dir={tmp_path / 'c'}",
+        *SMALL,
+    ]
+
+
+def test_a_symlinked_video_folder_inside_the_root_is_accepted(tmp_path: Path) -> None:
+    cfg = compose_config(_video_tables(tmp_path, [0.2, 0.5, 0.8]))
+    with pytest.warns(UserWarning, match="random weights"):
+        out = run_poster(cfg, tmp_path / "o", track=False)
+    assert out.result.matches.first_hit_rank.tolist() == [1]
+    assert out.summary["metrics"]["n_frames_decoded"] >= 4
+
+
+@pytest.mark.parametrize(
+    ("times", "rows"),
+    [([0.2, 0.5, 3000.0], r"row 3 \(timestamp=3000.0"), ([200.0, 500.0, 800.0], r"row 1 .*row 3")],
+)
+def test_a_timestamp_past_the_end_is_refused(tmp_path: Path, times, rows) -> None:
+    cfg = compose_config(_video_tables(tmp_path, times))
+    with (
+        pytest.warns(UserWarning, match="random weights"),
+        pytest.raises(
+            InputError,
+            match=rf"e.parquet: column 'timestamp': timestamp past the end of its video .*clip.mp4"
+            rf".*ends at 3.000 s.*milliseconds.* in \d rows?: {rows}",
+        ),
+    ):
+        run_poster(cfg, tmp_path / "o", track=False)
+
+
+def test_a_timestamp_within_the_last_frame_is_accepted(tmp_path: Path) -> None:
+    # The last frame starts at 2.9 s and lasts 0.1 s.
+    cfg = compose_config(_video_tables(tmp_path, [0.2, 0.5, 3.0]))
+    with pytest.warns(UserWarning, match="random weights"):
+        run_poster(cfg, tmp_path / "o", track=False)
+
+
+def test_a_path_with_dotdot_leaving_the_root_is_refused_even_through_a_link(tmp_path: Path):
+    args = _video_tables(tmp_path, [0.2, 0.5, 0.8])
+    # clips/../../x.mp4 leaves the root lexically, wherever the link points.
+    pd.DataFrame(
+        {"video_id": ["v"], "timestamp": [0.4], "rank": [1], "video_path": ["clips/../../x.mp4"]}
+    ).to_parquet(tmp_path / "p.parquet", index=False)
+    with (
+        pytest.warns(UserWarning, match="random weights"),
+        pytest.raises(
+            InputError, match=r"p.parquet: column 'video_path': path leaves the image root"
+        ),
+    ):
+        run_poster(compose_config(args), tmp_path / "o", track=False)
+
+
+def test_frames_without_an_embedder_name_the_offline_one(image_tables, tmp_path) -> None:
+    cfg = compose_config(
+        [
+            f"data.experts={image_tables['experts']}",
+            f"data.predictions={image_tables['predictions']}",
+            "embedder=precomputed",
+        ]
+    )
+    with pytest.raises(InputError, match=r"embedder=mobilenet_v2_deepsort.*offline"):
+        run_poster(cfg, tmp_path / "o", track=False)
+
+
+def test_the_report_shows_thumbnails_of_video_frames(tmp_path: Path) -> None:
+    cfg = compose_config([*_video_tables(tmp_path, [0.2, 0.5, 0.8]), "report.html=true"])
+    with pytest.warns(UserWarning, match="random weights"):
+        out = run_poster(cfg, tmp_path / "o", track=False)
+    html = (out.output_dir / "report.html").read_text()
+    # Three expert frames and one model frame, each decoded from the (symlinked) video.
+    assert html.count("data:image/jpeg;base64,") == 4

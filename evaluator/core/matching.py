@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator.core.calibration import COSINE_BINS, candidate_histogram
+from evaluator.core.candidates import candidate_window_s as candidate_window
 from evaluator.core.frames import Grouped
 
 # Reasons a scored video missed (SPEC section 5); the code is the index.
@@ -169,7 +170,7 @@ def _cosines(model_emb: np.ndarray, expert_emb: np.ndarray) -> np.ndarray:
 
 
 def _blocks(
-    experts: Grouped, model: Grouped, videos: np.ndarray, use_embeddings: bool
+    experts: Grouped, model: Grouped, videos: np.ndarray, use_embeddings: bool, window_s: float
 ) -> Iterator[_Block]:
     order = np.argsort(experts.count[videos], kind="stable")
     dim = 1
@@ -191,6 +192,8 @@ def _blocks(
                 cosine = _cosines(
                     model.embedding[model.rows[m_idx]], experts.embedding[experts.rows[e_idx]]
                 )
+                # Only candidate pairs have cosines (`evaluator.core.candidates`).
+                cosine[dt > window_s] = np.nan
             else:
                 cosine = np.full(dt.shape, np.nan)
         yield _Block(rows, m_valid, e_valid, m_ts, e_ts, dt, cosine)
@@ -212,6 +215,7 @@ def match_videos(
     sweep_time_tolerances_s: Sequence[float] = (),
     judge_frames: bool = False,
     candidate_cosines: bool = False,
+    candidate_window_s: float | None = None,
 ) -> VideoMatches:
     """Apply the match rule to every pair of every scored video.
 
@@ -233,6 +237,12 @@ def match_videos(
             report's gallery) in the same pass over the pairs.
         candidate_cosines: also count the cosines of the pairs within the time tolerance
             (`VideoMatches.candidate_counts`, the calibration plot's input).
+        candidate_window_s: pairs further apart in time have no cosine (as if a vector were
+            zero): the rule and the sweep never look at them, and the diagnostics that test
+            similarity alone (``max_cosine``, ``nearest_*``, the miss reason, the gallery's
+            status) are defined over the candidate pairs, so frames left out by
+            `evaluator.core.candidates.frames_to_embed` change nothing. None = the largest of
+            ``time_tolerance_s`` and ``sweep_time_tolerances_s``.
 
     Returns:
         VideoMatches for ``videos``; ``sweep_best`` has shape (n_tau, n_videos, k_max), -inf
@@ -254,9 +264,11 @@ def match_videos(
     taus = np.asarray(sweep_time_tolerances_s, dtype=np.float64)
     sweep_best = np.full((taus.shape[0], n, k_max), -np.inf) if taus.size else None
 
+    if candidate_window_s is None:
+        candidate_window_s = candidate_window(time_tolerance_s, sweep_time_tolerances_s)
     judge = _FrameJudge(experts, model, videos) if judge_frames else None
     candidates = np.zeros(COSINE_BINS.shape[0] - 1, np.int64) if candidate_cosines else None
-    for block in _blocks(experts, model, videos, use_emb):
+    for block in _blocks(experts, model, videos, use_emb, candidate_window_s):
         rows = block.rows
         valid = block.pair_valid
         dt = block.dt

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from evaluator.core.candidates import candidate_window_s
 from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
 from evaluator.core.matching import FrameMatches, VideoMatches, match_videos
 from evaluator.core.sweep_defaults import (
@@ -59,6 +60,11 @@ class PosterSettings:
         for theta in self.sweep_min_cosines:
             if not -1.0 <= theta <= 1.0:
                 raise ValueError(f"sweep.min_cosines must lie in [-1, 1], got {theta!r}")
+
+    @property
+    def candidate_window_s(self) -> float:
+        """The largest time tolerance in use (`evaluator.core.candidates.candidate_window_s`)."""
+        return candidate_window_s(self.time_tolerance_s, self.sweep_time_tolerances_s)
 
     @property
     def report_ks(self) -> tuple[int, ...]:
@@ -319,6 +325,7 @@ def poster_frame_matches(experts: Frames, model: Frames, result: PosterResult) -
         min_cosine=s.min_cosine,
         k_max=s.k_max,
         judge_frames=True,
+        candidate_window_s=s.candidate_window_s,
     ).frames
     assert frames is not None
     return frames

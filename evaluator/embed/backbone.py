@@ -193,18 +193,19 @@ class Embedder:
         return out.float().cpu().numpy().astype(np.float32, copy=False)
 
     def embed_tensors(
-        self, tensors: Iterable[torch.Tensor], total: int | None = None
+        self, tensors: Iterable[torch.Tensor], total: int | None = None, desc: str | None = None
     ) -> Iterable[np.ndarray]:
         """Embed a stream of preprocessed images, batch by batch.
 
         Args:
             tensors: ``(3, H, W)`` tensors.
             total: Number of tensors, for the progress bar.
+            desc: The progress bar's label (default ``embed <model>``).
 
         Yields:
             ``(n, dim)`` float32 arrays, at most ``spec.batch_size`` rows each, in input order.
         """
-        bar = self._progress(total)
+        bar = self._progress(total, desc)
         pending: list[torch.Tensor] = []
         try:
             for tensor in tensors:
@@ -236,12 +237,13 @@ class Embedder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.concatenate(parts, axis=0)
 
-    def _progress(self, total: int | None):
+    def _progress(self, total: int | None, desc: str | None = None):
         from tqdm.auto import tqdm
 
         # A bar for a single batch is noise; longer jobs deserve one.
         show = self.spec.progress and total is not None and total > self.spec.batch_size
-        return tqdm(total=total, desc=f"embed {self.spec.model}", unit="img", disable=not show)
+        desc = desc or f"embed {self.spec.model}"
+        return tqdm(total=total, desc=desc, unit="img", disable=not show)
 
 
 def embedder_parts(embedder: Embedder) -> tuple[Any, ...]:

@@ -20,6 +20,7 @@ from typing import cast
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from evaluator.embed.decode import DecodeCounts, FrameTable, decode_in_order
 from evaluator.embed.errors import FrameReadError, WeightsUnavailableError
 
 __all__ = [
@@ -111,20 +112,26 @@ def _frame_time(frame, path: str, index: int) -> float:
 
 
 def decode_nearest_frames(
-    path: str | Path, timestamps: Sequence[float], indices: Sequence[int] | None = None
+    path: str | Path,
+    timestamps: Sequence[float],
+    indices: Sequence[int] | None = None,
+    counts: DecodeCounts | None = None,
+    table: FrameTable | None = None,
 ) -> Iterator[tuple[int, np.ndarray, float]]:
     """Decode, for each requested time, the video frame nearest to it.
 
-    The file is opened once and the times are visited in ascending order: the decoder seeks to
-    the keyframe at or before a time and decodes forward, and only seeks again when the next time
-    is more than ``SEEK_AHEAD_S`` ahead. Nearest means the smallest ``|pts_time - t|`` among the
-    decoded frames; on a tie the earlier frame wins; a time past the end gives the last frame.
+    The file is opened once and decoded once, forward only, in time order
+    (`evaluator.embed.decode`). Nearest means the smallest ``|pts_time - t|``; on a tie the
+    earlier frame wins; a time past the end gives the last frame.
 
     Args:
         path: The video file.
         timestamps: Requested times in seconds, in any order.
         indices: Caller positions of the requests (default ``range(len(timestamps))``), echoed
             back so results can be matched to requests and named in errors.
+        counts: Where the frames decoded and the seeks are counted (added to).
+        table: The video's frames when already read (`evaluator.embed.decode.probe_video`), so
+            the index or the packets are not read again.
 
     Yields:
         ``(index, rgb, frame_time)`` per request, in ascending time order: ``rgb`` is an
@@ -161,15 +168,24 @@ def decode_nearest_frames(
         # Let FFmpeg decode with threads; frames still come out in presentation order.
         stream.thread_type = "AUTO"
         try:
-            yield from _nearest_in_stream(container, stream, timestamps, indices, order, path)
+            yield from decode_in_order(
+                container, stream, timestamps, indices, order, path, counts or DecodeCounts(), table
+            )
         except (av.error.FFmpegError, ValueError) as exc:
             if isinstance(exc, FrameReadError):
                 raise
             raise fail(str(exc)) from exc
 
 
-def _nearest_in_stream(container, stream, timestamps, indices, order, path):
-    """Walk the stream once in time order; see `decode_nearest_frames` for the rule."""
+def nearest_by_walking(container, stream, timestamps, indices, order, path, counts):
+    """Walk the stream in time order comparing decoded frames (`decode_nearest_frames`' rule).
+
+    The fallback of `evaluator.embed.decode.decode_in_order` for streams whose frames it cannot
+    know in advance: it seeks to the keyframe before a time when the time is more than
+    ``SEEK_AHEAD_S`` ahead, and decodes one frame past each time to compare the two around it.
+    """
+    if not order:
+        return
     frames: Iterator | None = None
     prev = None  # (time, frame): the last decoded frame before `cur`
     cur = None  # (time, frame): the first decoded frame not yet known to be too early
@@ -178,12 +194,14 @@ def _nearest_in_stream(container, stream, timestamps, indices, order, path):
         frame = next(frames, None)
         if frame is None:
             return None
+        counts.frames_decoded += 1
         return (_frame_time(frame, path, indices[order[0]]), frame)
 
     def seek_to(t: float) -> None:
         nonlocal frames, prev, cur
         target = t
         while True:
+            counts.seeks += 1
             if target > 0:
                 container.seek(int(target / stream.time_base), stream=stream, backward=True)
             else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,9 @@ class EmbedderSpec:
             means random weights on purpose (only meaningful in tests; a warning is issued).
         weights_path: A local state-dict file; when set it wins over ``weights``.
         batch_size: Images per forward pass.
-        num_workers: DataLoader workers that decode and preprocess frames.
+        num_workers: Worker processes that decode and preprocess frames while the model runs:
+            ``"auto"`` (the cores less one for the model, at most 8) or a number (0 = decode
+            in the calling process).
         device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
         amp: bfloat16 autocast on CUDA; ignored on CPU, where fp32 is used.
         channels_last: Run the model and its inputs in channels-last memory format.
@@ -38,7 +41,7 @@ class EmbedderSpec:
     weights: str | None = "DEFAULT"
     weights_path: str | None = None
     batch_size: int = 64
-    num_workers: int = 0
+    num_workers: int | str = "auto"
     device: str = "auto"
     amp: bool = True
     channels_last: bool = True
@@ -49,10 +52,25 @@ class EmbedderSpec:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise ValueError(f"embedder.batch_size must be >= 1, got {self.batch_size}")
-        if self.num_workers < 0:
-            raise ValueError(f"embedder.num_workers must be >= 0, got {self.num_workers}")
+        self.workers()  # refuses a bad value now, not at the first embedding
         if self.image_size < 16:
             raise ValueError(f"embedder.image_size must be >= 16, got {self.image_size}")
+
+    def workers(self) -> int:
+        """The number of decoding worker processes ``num_workers`` asks for.
+
+        Raises:
+            ValueError: neither ``"auto"`` nor a whole number >= 0.
+        """
+        value = str(self.num_workers).strip().lower()
+        if value == "auto":
+            return max(1, min(8, (os.cpu_count() or 1) - 1))
+        if not value.isdigit():
+            raise ValueError(
+                f"embedder.num_workers must be 'auto' or a whole number >= 0, got "
+                f"{self.num_workers!r}"
+            )
+        return int(value)
 
     def resolved_cache_dir(self) -> Path | None:
         """The cache folder this spec asks for.

@@ -12,13 +12,15 @@ What runs where:
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evaluator.core.partials import FinishedPoster, finish
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.spark_embed import embed_table, image_root_of
+from evaluator.engines.spark_candidates import needed_frames
+from evaluator.engines.spark_embed import check_frames, embed_table, image_root_of
 from evaluator.engines.spark_inputs import (
     SparkPosterTable,
     check_same_dim,
@@ -69,6 +71,9 @@ class SparkPosterRun:
         n_embeddings_computed / n_embeddings_cached: frames embedded now / found in the cache
             (both tables; None without an image embedder).
         embed_devices: the devices the executors embedded on.
+        n_frames_not_embedded: distinct frames of the two tables that got no vector (they can
+            change no number; None without an image embedder).
+        embed_seconds: wall time of checking and embedding the frames.
     """
 
     finished: FinishedPoster
@@ -77,6 +82,8 @@ class SparkPosterRun:
     n_embeddings_computed: int | None = None
     n_embeddings_cached: int | None = None
     embed_devices: tuple[str, ...] = ()
+    n_frames_not_embedded: int | None = None
+    embed_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,7 @@ class SparkEmbedOptions:
     embedder: Any
     cache_root: str | None
     image_root: str | None
+    keep_all_experts: bool = False  # matching.center=experts: every eligible expert frame
 
 
 def spark_score_poster(
@@ -123,16 +131,31 @@ def spark_score_poster(
             )
             counts: list[int] = []
             devices: set[str] = set()
+            n_left_out = 0
+            embed_seconds = 0.0
             if need and embed is not None:
                 step = "embedding the frames"
+                started = time.perf_counter()
+                roots = [image_root_of(t.source, embed.image_root) for t in (experts, predictions)]
+                for table, root in zip((experts, predictions), roots, strict=True):
+                    check_frames(table, root)
+                wanted = needed_frames(
+                    experts,
+                    predictions,
+                    k_max=settings.k_max,
+                    min_expert_frames=settings.min_expert_frames,
+                    window_s=settings.candidate_window_s,
+                    keep_all_experts=embed.keep_all_experts,
+                )
                 tables = []
-                for table in (experts, predictions):
-                    root = image_root_of(table.source, embed.image_root)
-                    done = embed_table(table, embed.embedder, embed.cache_root, root)
+                for table, root, only in zip((experts, predictions), roots, wanted, strict=True):
+                    done = embed_table(table, embed.embedder, embed.cache_root, root, only)
                     tables.append(done.table)
                     counts += [done.n_computed, done.n_cached]
                     devices.update(done.devices)
+                    n_left_out += done.n_left_out
                 experts, predictions = tables
+                embed_seconds = time.perf_counter() - started
             check_same_dim(experts, predictions)
             step = "scoring the videos"
             merged = score_on_spark(
@@ -162,4 +185,6 @@ def spark_score_poster(
         counts[0] + counts[2] if counts else None,
         counts[1] + counts[3] if counts else None,
         tuple(sorted(devices)),
+        n_left_out if counts else None,
+        embed_seconds,
     )

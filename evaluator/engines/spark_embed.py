@@ -39,12 +39,14 @@ class SparkEmbedding:
         n_computed / n_cached: distinct frames computed now / found in the cache (distinct
             within each batch of an executor; a frame is in one batch only).
         devices: the devices the executors ran the model on.
+        n_left_out: distinct frames of the table that got no vector (``only``).
     """
 
     table: SparkPosterTable
     n_computed: int
     n_cached: int
     devices: tuple[str, ...]
+    n_left_out: int = 0
 
 
 def image_root_of(source: str, image_root: str | None) -> str:
@@ -84,16 +86,9 @@ def _embed_batches(
     if embedder is None:
         embedder = _EMBEDDERS[key] = rebuild_embedder(parts.value)
     cache = None if cache_root is None else EmbeddingCache(cache_root)
-    base = Path(root)
     for batch in batches:
         values = batch[column].astype(str).tolist()
-        resolved = [(base / v).resolve() for v in values]
-        outside = [v for v, p in zip(values, resolved, strict=True) if not p.is_relative_to(base)]
-        if outside:
-            raise InputError(
-                f"{source}: column '{column}': path leaves the image root {base} "
-                f"(data.image_root) in {len(outside)} rows: {', '.join(map(repr, outside[:5]))}."
-            )
+        resolved = _inside_root(values, root, column, source)
         if column == "image":
             refs = [FrameRef(image=str(p)) for p in resolved]
         else:
@@ -126,8 +121,75 @@ def _embed_batches(
         )
 
 
+def _inside_root(values: list[str], root: str, column: str, source: str) -> list[Path]:
+    """The paths under ``root``; a path leaving it lexically is refused (links are followed)."""
+    import os
+
+    base = Path(os.path.normpath(root))
+    resolved = [Path(os.path.normpath(base / v)) for v in values]
+    outside = [v for v, p in zip(values, resolved, strict=True) if not p.is_relative_to(base)]
+    if outside:
+        raise InputError(
+            f"{source}: column '{column}': path leaves the image root {base} "
+            f"(data.image_root) in {len(outside)} rows: {', '.join(map(repr, outside[:5]))}."
+        )
+    return resolved
+
+
+def _check_batches(
+    batches: Iterator[pd.DataFrame], *, root: str, column: str, source: str
+) -> Iterator[pd.DataFrame]:
+    """mapInPandas body: refuse paths leaving the root and timestamps past a video's end."""
+    from evaluator.embed.decode import video_end_s
+    from evaluator.embed.errors import FrameReadError
+    from evaluator.io.images import MILLISECONDS_HINT
+
+    for batch in batches:
+        values = batch[column].astype(str).tolist()
+        resolved = _inside_root(values, root, column, source)
+        if column == "video_path":
+            ends: dict[Path, float] = {}
+            past = []
+            for value, path, t in zip(values, resolved, batch["timestamp"], strict=True):
+                if path not in ends:
+                    try:
+                        ends[path] = video_end_s(path)
+                    except FrameReadError as exc:
+                        raise InputError(
+                            f"{source}: column '{column}': unreadable video file {path} ({exc}) "
+                            f"({column}={value!r})."
+                        ) from None
+                if float(t) > ends[path]:
+                    past.append(f"({column}={value!r}, timestamp={float(t)!r})")
+            if past:
+                raise InputError(
+                    f"{source}: column 'timestamp': timestamp past the end of its video; "
+                    f"{MILLISECONDS_HINT} in {len(past)} rows: {', '.join(past[:5])}."
+                )
+        yield batch.iloc[:0]
+
+
+def check_frames(table: SparkPosterTable, image_root: str) -> None:
+    """Refuse, on the executors, every path leaving the root and every timestamp past the end
+    of its video, also of frames that need no vector (as ``engine=local`` does)."""
+    column = table.image_column
+    assert column is not None
+    keys = [column] if column == "image" else [column, "timestamp"]
+    distinct = table.frame.select(*keys).distinct()
+    source = table.source
+
+    def run(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        return _check_batches(batches, root=image_root, column=column, source=source)
+
+    distinct.mapInPandas(run, distinct.schema).count()
+
+
 def embed_table(
-    table: SparkPosterTable, embedder: Any, cache_root: str | None, image_root: str
+    table: SparkPosterTable,
+    embedder: Any,
+    cache_root: str | None,
+    image_root: str,
+    only: DataFrame | None = None,
 ) -> SparkEmbedding:
     """Add the ``embedding`` column to a table whose frames are files, on the executors.
 
@@ -136,6 +198,8 @@ def embed_table(
         embedder: the driver's `evaluator.embed.Embedder` (its parts are broadcast).
         cache_root: the embedding cache folder, or None (off).
         image_root: from `image_root_of`.
+        only: the frames to embed (`evaluator.engines.spark_candidates.needed_frames`), or
+            None for every frame; the others get a zero vector.
 
     Raises:
         InputError: a path that leaves the root or an unreadable file (raised on an executor).
@@ -150,7 +214,7 @@ def embed_table(
     spark = frame.sparkSession
     keys = [column] if column == "image" else [column, "timestamp"]
     parts = spark.sparkContext.broadcast(embedder_parts(embedder))
-    distinct = frame.select(*keys).distinct()
+    distinct = frame.select(*keys).distinct() if only is None else only
     schema = (
         ", ".join(f"{c} {'string' if c != 'timestamp' else 'double'}" for c in keys) + f", {OUTPUT}"
     )
@@ -177,6 +241,9 @@ def embed_table(
     ).collect()[0]
     vectors = embedded.select(*keys, "embedding")
     joined = frame.join(vectors, on=keys, how="left")
+    if only is not None:
+        zeros = F.array_repeat(F.lit(0.0).cast("float"), int(embedder.dim))
+        joined = joined.withColumn("embedding", F.coalesce(F.col("embedding"), zeros))
     columns = [*frame.columns, "embedding"]
     out = SparkPosterTable(
         table.source,
@@ -187,4 +254,9 @@ def embed_table(
         table.rank_source,
         None,
     )
-    return SparkEmbedding(out, int(totals["c"] or 0), int(totals["k"] or 0), tuple(totals["d"]))
+    left_out = 0
+    if only is not None:
+        left_out = frame.select(*keys).distinct().count() - embedded.count()
+    return SparkEmbedding(
+        out, int(totals["c"] or 0), int(totals["k"] or 0), tuple(totals["d"]), left_out
+    )

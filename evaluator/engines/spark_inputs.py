@@ -143,8 +143,8 @@ def missing_vectors_error(source: str, role: str, columns: list[str], hint: str)
         return InputError(
             f"{source}: column '{image}' holds frames but no 'embedding' column is given and "
             f"the embedder is 'precomputed'. Enable an image embedder to compute the vectors "
-            f"(for example `{hint}`), add an 'embedding' column, or set matching.min_cosine=null "
-            f"for time-only matching."
+            f"(for example `{hint}`, or `embedder=mobilenet_v2_deepsort`, which works offline), "
+            f"add an 'embedding' column, or set matching.min_cosine=null for time-only matching."
         )
     return InputError(
         f"{source}: missing column 'embedding' required in the {role} table because "

@@ -98,7 +98,7 @@ def _score_bucket(
 def _unit_frame(table: SparkPosterTable, side: int, buckets: int, images: bool) -> DataFrame:
     from pyspark.sql import functions as F
 
-    drop = {"_file", "_row", "video_path", *([] if images else ["image"])}
+    drop = {"_file", "_row", *([] if images else ["image", "video_path"])}
     columns = [c for c in table.frame.columns if c not in drop]
     return table.frame.select(
         *columns,
@@ -137,7 +137,10 @@ def score_on_spark(
         experts, predictions, memory_budget_mb, spark.sparkContext.defaultParallelism
     )
     # The gallery shows thumbnails from the `image` column when both tables have one.
-    images = judge_frames and "image" in experts.columns and "image" in predictions.columns
+    # The gallery's thumbnails: image files, or frames of the videos (`units._images`).
+    images = judge_frames and any(
+        c in experts.columns and c in predictions.columns for c in ("image", "video_path")
+    )
     exp = _unit_frame(experts, 0, buckets, images)
     pred = _unit_frame(predictions, 1, buckets, images)
     labels = (experts.source, predictions.source)

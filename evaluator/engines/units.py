@@ -167,9 +167,21 @@ def _first(codes: np.ndarray, keys: np.ndarray, n: int) -> np.ndarray:
 
 
 def _images(table: LoadedTable) -> np.ndarray | None:
-    if "image" not in table.frame.columns:
-        return None
-    return table.frame["image"].astype("string").fillna("").to_numpy(dtype=object)
+    """Each row's frame for the report: its image path, or its video path and time."""
+    if "image" in table.frame.columns:
+        return table.frame["image"].astype("string").fillna("").to_numpy(dtype=object)
+    if "video_path" in table.frame.columns:
+        from evaluator.io.thumbnails import video_frame_ref
+
+        paths = table.frame["video_path"].astype("string").fillna("").to_numpy(dtype=object)
+        return np.array(
+            [
+                video_frame_ref(p, t) if p else ""
+                for p, t in zip(paths, table.timestamp, strict=True)
+            ],
+            dtype=object,
+        )
+    return None
 
 
 def score_frames(

@@ -171,7 +171,8 @@ def load_table(
             raise InputError(
                 f"{path}: column '{col}' holds frames but no 'embedding' column is given and "
                 f"the embedder is 'precomputed'. Enable an image embedder to compute the "
-                f"vectors (for example `{embedder_hint}`), add an 'embedding' column, or set "
+                f"vectors (for example `{embedder_hint}`, or `embedder=mobilenet_v2_deepsort`, "
+                f"which works offline), add an 'embedding' column, or set "
                 f"matching.min_cosine=null for time-only matching."
             )
         else:
@@ -258,9 +259,22 @@ def load_poster_inputs(
             load_table, predictions_path, role="predictions", frame=predictions_frame, **kw
         )
         exp, pred = exp_job.result(), pred_job.result()
+    codes, uniques = pd.factorize(np.concatenate([exp.video_id, pred.video_id]))
+    n_exp = exp.video_id.shape[0]
     if need_embeddings and image_embedder is not None:
-        exp = replace(exp, embedding=image_embedder(exp.path, exp.frame))
-        pred = replace(pred, embedding=image_embedder(pred.path, pred.frame))
+        embed_tables = getattr(image_embedder, "embed_tables", None)
+        if embed_tables is not None:
+            # Both tables at once, and only the frames that can matter (`TableEmbedder`).
+            exp, pred = embed_tables(
+                exp,
+                pred,
+                Frames(codes[:n_exp].astype(np.int64), exp.timestamp, row_key=row_key(exp.frame)),
+                Frames(codes[n_exp:].astype(np.int64), pred.timestamp, rank=pred.rank),
+                len(uniques),
+            )
+        else:
+            exp = replace(exp, embedding=image_embedder(exp.path, exp.frame))
+            pred = replace(pred, embedding=image_embedder(pred.path, pred.frame))
     if exp.embedding is not None and pred.embedding is not None:
         if exp.embedding.shape[1] != pred.embedding.shape[1]:
             raise InputError(
@@ -268,8 +282,6 @@ def load_poster_inputs(
                 f"has {pred.embedding.shape[1]}, the experts file {exp.path} has "
                 f"{exp.embedding.shape[1]}; both tables need one length D."
             )
-    codes, uniques = pd.factorize(np.concatenate([exp.video_id, pred.video_id]))
-    n_exp = exp.video_id.shape[0]
     experts = Frames(
         video=codes[:n_exp].astype(np.int64),
         timestamp=exp.timestamp,

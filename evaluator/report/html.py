@@ -30,7 +30,12 @@ from evaluator.core.matching import FRAME_STATUSES, MISS_REASONS, FrameMatches
 from evaluator.core.partials import FinishedPoster, gallery_order
 from evaluator.core.poster import PosterSettings, SweepResult
 from evaluator.io.outputs import Writer
-from evaluator.io.thumbnails import resolve_image, thumbnail_data_uri
+from evaluator.io.thumbnails import (
+    VIDEO_TIME,
+    resolve_image,
+    thumbnail_data_uri,
+    video_thumbnails,
+)
 from evaluator.report.html_template import TEMPLATE
 from evaluator.report.slices import gallery_slice_filter, slices_section
 
@@ -155,10 +160,26 @@ class _Thumbnails:
         self.height_px = height_px
         self.store = store
         self.index: dict[Path, int] = {}
+        self.videos: dict[str, str | None] = {}  # video frame name -> data URI
+        self.video_index: dict[str, int] = {}
+
+    def prefetch(self, frames: np.ndarray) -> None:
+        """Decode the video frames among ``frames`` now, each video file once."""
+        refs = [str(self.paths[f] or "") for f in frames.tolist()]
+        refs = [r for r in refs if VIDEO_TIME in r]
+        if refs:
+            self.videos.update(video_thumbnails(self.root, refs, self.height_px))
 
     def get(self, frame: int) -> int:
         """Index of the frame's thumbnail in the shared store, -1 when it has none."""
         relative = str(self.paths[frame] or "")
+        if VIDEO_TIME in relative:
+            if relative not in self.video_index:
+                uri = self.videos.get(relative)
+                self.video_index[relative] = -1 if uri is None else len(self.store)
+                if uri is not None:
+                    self.store.append(uri)
+            return self.video_index[relative]
         path = resolve_image(self.root, relative) if relative else None
         if path is None:
             return -1
@@ -215,6 +236,8 @@ def gallery_data(ri: ReportInputs, options: ReportOptions) -> dict[str, Any]:
         )
         # Thumbnails only for the first videos shown: a bounded number of files.
         shown = max(0, min(n, int(options.max_thumbnail_videos)))
+        exp_thumbs.prefetch(ei[: int(e_len[:shown].sum())])
+        pred_thumbs.prefetch(mi[: int(m_len[:shown].sum())])
         for j in range(int(e_len[:shown].sum())):
             e_th[j] = exp_thumbs.get(int(ei[j]))
         for j in range(int(m_len[:shown].sum())):

@@ -147,8 +147,16 @@ def build_table_embedder(cfg: DictConfig) -> Any:
     except (ValueError, WeightsUnavailableError) as exc:
         raise InputError(f"config: embedder: {exc}") from None
     root = cfg.data.image_root
+    settings = settings_from_config(cfg)
     return TableEmbedder(
-        embedder, EmbeddingCache.from_spec(spec), None if root is None else Path(str(root))
+        embedder,
+        EmbeddingCache.from_spec(spec),
+        None if root is None else Path(str(root)),
+        window_s=settings.candidate_window_s,
+        k_max=settings.k_max,
+        min_expert_frames=settings.min_expert_frames,
+        # Centring on the mean expert vector needs every eligible expert frame's vector.
+        keep_all_experts=getattr(cfg.matching, "center", "off") == "experts",
     )
 
 
@@ -262,8 +270,7 @@ def evaluate_scored(
     metrics = dict(result.metrics)
     metrics.update(similarity.metrics)
     if table_embedder is not None:
-        metrics["n_embeddings_computed"] = float(table_embedder.n_computed)
-        metrics["n_embeddings_cached"] = float(table_embedder.n_cached)
+        metrics.update(table_embedder.metrics())
     stepped = {"recall_at_k": [(k + 1, float(v)) for k, v in enumerate(result.recall_curve)]}
     if intervals is not None:
         for k in result.settings.report_ks:

@@ -33,6 +33,8 @@ CALIBRATION_PLOT = "plots/cosine_calibration.png"
 COUNT_METRICS = (
     "n_embeddings_computed",
     "n_embeddings_cached",
+    "n_frames_not_embedded",
+    "n_frames_decoded",
     "n_videos_eligible",
     "n_videos_excluded",
     "n_videos_without_predictions",
@@ -42,6 +44,20 @@ COUNT_METRICS = (
     "n_expert_frames_eligible",
     "n_model_frames_considered",
 )
+
+
+def embedding_lines(metrics: dict[str, Any], model: str) -> list[str]:
+    """The console's lines on the embedding (none without an image embedder)."""
+    if "n_embeddings_computed" not in metrics:
+        return []
+    m = metrics
+    return [
+        f"  embeddings: {m['n_embeddings_computed']} computed, {m['n_embeddings_cached']} from "
+        f"the cache ({model}); {m['n_frames_not_embedded']} frames not embedded (they can "
+        "change no number)",
+        f"  embedding: {m['embedding_seconds']:.1f} s, {m['embedding_frames_per_s']:.1f} "
+        f"frames/s, {m.get('n_frames_decoded', 'uncounted')} video frames decoded",
+    ]
 
 
 def recall_intervals(result: PosterResult, cfg: DictConfig) -> BootstrapResult | None:

@@ -49,6 +49,7 @@ def spark_scored(cfg: DictConfig, settings: PosterSettings, table_embedder: Any)
             table_embedder.embedder,
             None if cache is None else str(cache.root),
             None if cfg.data.image_root is None else str(cfg.data.image_root),
+            table_embedder.keep_all_experts,
         )
     gallery = OmegaConf.select(cfg, "report.max_gallery_videos", default=None)
     run = spark_score_poster(
@@ -63,6 +64,9 @@ def spark_scored(cfg: DictConfig, settings: PosterSettings, table_embedder: Any)
     if table_embedder is not None:
         table_embedder.n_computed = int(run.n_embeddings_computed or 0)
         table_embedder.n_cached = int(run.n_embeddings_cached or 0)
+        table_embedder.n_not_embedded = int(run.n_frames_not_embedded or 0)
+        table_embedder.n_decoded = None  # decoded on the executors, not counted
+        table_embedder.seconds = run.embed_seconds
         if run.embed_devices:
             table_embedder.embedder.params["embedder.device"] = ",".join(run.embed_devices)
     dim = run.experts.dim if settings.min_cosine is not None else None

@@ -199,9 +199,13 @@ def test_dt_exactly_tolerance_and_cosine_exactly_threshold_match() -> None:
 
 def test_just_over_the_time_tolerance_does_not_match() -> None:
     t = float(np.nextafter(13.0, 14.0))
-    res, _ = evaluate(five_experts(), [("a", t, ONE, 1)])
+    res, _ = evaluate(five_experts(), [("a", t, ONE, 1)], sweep_time_tolerances_s=(3.0, 4.0))
     assert res.metrics["recall_at_1"] == 0.0
     assert MISS_REASONS[res.matches.miss_reason[0]] == "time"
+    # Without the sweep the pair lies outside every tolerance in use: no candidate, no cosine.
+    res, _ = evaluate(five_experts(), [("a", t, ONE, 1)])
+    assert MISS_REASONS[res.matches.miss_reason[0]] == "neither"
+    assert np.isnan(res.matches.max_cosine[0]) and np.isnan(res.matches.nearest_cosine[0])
 
 
 def test_cosine_just_under_the_threshold_does_not_match() -> None:
@@ -303,7 +307,8 @@ def test_miss_reasons() -> None:
         "neither": [("a", 500.0, orth, 1)],
     }
     for reason, preds in cases.items():
-        res, _ = evaluate(five_experts(), preds)
+        # "time" needs a similar pair within the largest tolerance in use (here the sweep's).
+        res, _ = evaluate(five_experts(), preds, sweep_time_tolerances_s=(3.0, 600.0))
         assert MISS_REASONS[res.matches.miss_reason[0]] == reason, reason
 
 

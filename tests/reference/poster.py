@@ -120,10 +120,14 @@ def reference_evaluate(
         v.n_matched_expert = len(matched_experts)
 
         pairs = []  # (dt, cos_for_choice, reported cos, model rank, tm, te, time_ok, sim_ok)
+        # Pairs further apart than the largest tolerance in use have no cosine (candidates).
+        window = max([tau, *sweep_taus])
         for i, (tm, em) in enumerate(considered):
             for te, ee in e_frames:
-                c = cosine(em, ee) if theta is not None else 0.0
                 dt = abs(tm - te)
+                c = cosine(em, ee) if theta is not None else 0.0
+                if theta is not None and dt > window:
+                    c = math.nan
                 time_ok = dt <= tau
                 sim_ok = True if theta is None else (not math.isnan(c) and c >= theta)
                 choice = -math.inf if math.isnan(c) else c

@@ -91,7 +91,9 @@ def test_frame_verdicts_follow_the_rule_pair_by_pair(outcome, demo_files) -> Non
         for r in rows:
             b = exp.embedding[r].astype(np.float64)
             cos = float(a @ b / np.sqrt((a @ a) * (b @ b)))
-            pairs.append((abs(mod.timestamp[row] - exp.timestamp[r]), cos))
+            dt = abs(mod.timestamp[row] - exp.timestamp[r])
+            # Only candidate pairs (within the largest tolerance in use) have a cosine.
+            pairs.append((dt, cos if dt <= result.settings.candidate_window_s else np.nan))
         in_time = [p for p in pairs if p[0] <= tau]
         similar = [p for p in pairs if p[1] >= theta]
         matched = [p for p in in_time if p[1] >= theta]

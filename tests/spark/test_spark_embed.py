@@ -38,14 +38,23 @@ def _run(t: dict[str, Path], tmp_path: Path, out: str, engine: str, *extra: str)
 def test_spark_embeds_like_local_and_shares_the_cache(spark, image_tables, tmp_path) -> None:  # noqa: F811
     on_spark = _run(image_tables, tmp_path, "s", "spark")
     m = on_spark.summary["metrics"]
-    # 10 distinct image files, none cached yet: computed on the executors.
-    assert (m["n_embeddings_computed"], m["n_embeddings_cached"]) == (10, 0)
+    # 10 distinct image files, 2 of them far from every expert frame (no vector): the other 8
+    # are computed on the executors.
+    assert (m["n_embeddings_computed"], m["n_embeddings_cached"]) == (8, 0)
+    assert m["n_frames_not_embedded"] == 2 and "n_frames_decoded" not in m
     # The local engine finds every vector in the cache the executors wrote: the same keys.
     local = _run(image_tables, tmp_path, "l", "local")
     assert local.summary["metrics"]["n_embeddings_computed"] == 0
-    assert local.summary["metrics"]["n_embeddings_cached"] == 10
-    for name in ("n_embeddings_computed", "n_embeddings_cached"):
-        m.pop(name)
+    assert local.summary["metrics"]["n_embeddings_cached"] == 8
+    assert local.summary["metrics"]["n_frames_not_embedded"] == 2
+    for name in (
+        "n_embeddings_computed",
+        "n_embeddings_cached",
+        "n_frames_decoded",
+        "embedding_seconds",
+        "embedding_frames_per_s",
+    ):
+        m.pop(name, None)
         local.summary["metrics"].pop(name)
     assert m == local.summary["metrics"]
     assert on_spark.summary["dataset_digest"] == local.summary["dataset_digest"]
@@ -88,3 +97,12 @@ def test_spark_decodes_frames_from_video_files(spark, tmp_path: Path) -> None:
     out = _run(t, tmp_path, "v", "spark", "matching.time_tolerance_s=1.0")
     assert out.result.matches.first_hit_rank.tolist() == [2]
     assert out.summary["metrics"]["n_embeddings_computed"] == 5
+    # The report shows the frames decoded from the video: 3 expert frames, 2 model frames.
+    assert (tmp_path / "v" / "report.html").read_text().count("data:image/jpeg;base64,") == 5
+
+    # Past the end of the 3 s video: refused on the executors too.
+    pd.DataFrame(
+        {"video_id": ["v"] * 3, "timestamp": [0.2, 0.5, 3000.0], "video_path": ["clip.mp4"] * 3}
+    ).to_parquet(tmp_path / "e.parquet", index=False)
+    with pytest.raises(InputError, match=r"column 'timestamp': timestamp past the end.*millisec"):
+        _run(t, tmp_path, "v2", "spark", "matching.time_tolerance_s=1.0")
