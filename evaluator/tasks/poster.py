@@ -156,7 +156,7 @@ def build_table_embedder(cfg: DictConfig) -> Any:
         k_max=settings.k_max,
         min_expert_frames=settings.min_expert_frames,
         # Centring on the mean expert vector needs every eligible expert frame's vector.
-        keep_all_experts=getattr(cfg.matching, "center", "off") == "experts",
+        keep_all_experts=cfg.matching.center == "experts",
     )
 
 
