@@ -282,3 +282,74 @@ def test_the_report_shows_thumbnails_of_video_frames(tmp_path: Path) -> None:
     html = (out.output_dir / "report.html").read_text()
     # Three expert frames and one model frame, each decoded from the (symlinked) video.
     assert html.count("data:image/jpeg;base64,") == 4
+
+
+def test_centring_from_images_equals_centring_on_every_frames_vectors(tmp_path: Path) -> None:
+    """matching.center=experts from image files (only the frames that can matter embedded,
+    plus every eligible expert frame for the mean) gives the numbers of the same vectors
+    computed for every frame and given as precomputed embeddings."""
+    root = tmp_path / "frames"
+    for scene in range(4):
+        (root / f"s{scene}").mkdir(parents=True)
+        for t in range(4):
+            render_frame(scene, float(t), size=40).save(root / f"s{scene}" / f"{t}.png")
+    # The expert frame at 40 s of video a is more than 10 s from every model frame: no pair
+    # needs it, yet the mean expert vector does.
+    experts = pd.DataFrame(
+        {
+            "video_id": ["a"] * 4 + ["b"] * 3,
+            "timestamp": [10.0, 11.0, 12.0, 40.0, 50.0, 51.0, 52.0],
+            "image": [
+                "s0/0.png",
+                "s0/1.png",
+                "s0/2.png",
+                "s2/3.png",
+                "s1/0.png",
+                "s1/1.png",
+                "s1/2.png",
+            ],
+        }
+    )
+    preds = pd.DataFrame(
+        {
+            "video_id": ["a", "a", "b", "b"],
+            "timestamp": [11.5, 90.0, 51.0, 200.0],
+            "rank": [1, 2, 1, 2],
+            "image": ["s0/3.png", "s2/0.png", "s3/0.png", "s2/1.png"],
+        }
+    )
+    t = {"root": root, "experts": tmp_path / "e.parquet", "predictions": tmp_path / "p.parquet"}
+    experts.to_parquet(t["experts"], index=False)
+    preds.to_parquet(t["predictions"], index=False)
+    centred = ("matching.center=experts", "matching.min_cosine=0.2")
+    with pytest.warns(UserWarning, match="random weights"):
+        from_images = run_poster(_cfg(t, tmp_path, *centred), tmp_path / "o1", track=False)
+    assert from_images.summary["metrics"]["n_frames_not_embedded"] == 2
+
+    from evaluator.tasks.poster import build_table_embedder
+
+    with pytest.warns(UserWarning, match="random weights"):
+        embedder = build_table_embedder(_cfg(t, tmp_path, *centred)).embedder
+    from PIL import Image
+
+    for frame in (experts, preds):
+        images = [Image.open(root / p).convert("RGB") for p in frame["image"]]
+        frame["embedding"] = list(embedder.embed_images(images).astype("float64"))
+    vec = {
+        "root": root,
+        "experts": tmp_path / "ev.parquet",
+        "predictions": tmp_path / "pv.parquet",
+    }
+    experts.drop(columns="image").to_parquet(vec["experts"], index=False)
+    preds.drop(columns="image").to_parquet(vec["predictions"], index=False)
+    from_vectors = run_poster(
+        _cfg(vec, tmp_path, *centred, "embedder=precomputed"), tmp_path / "o2", track=False
+    )
+    a, b = from_images.result.metrics, from_vectors.result.metrics
+    assert a.keys() == b.keys()
+    for name, value in a.items():
+        assert value == pytest.approx(b[name], abs=1e-6, nan_ok=True), name
+    cosines = [
+        o.match_table.set_index("video_id")["max_cosine"] for o in (from_images, from_vectors)
+    ]
+    pd.testing.assert_series_equal(cosines[0], cosines[1], atol=1e-6, rtol=0)
