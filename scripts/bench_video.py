@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -182,6 +183,8 @@ def run(label: str, code: str, folder: Path, e: Path, p: Path, model: str, worke
     ]
     if workers is not None:
         args.append(f"embedder.num_workers={workers}")
+    # Each repeat writes into a fresh folder: a run refuses a folder holding another run's files.
+    shutil.rmtree(folder / label, ignore_errors=True)
     source = LAUNCHER.replace("OUT", repr(str(out)))
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "PYTHONPATH")}
     t0 = time.perf_counter()
