@@ -33,6 +33,7 @@ from evaluator.errors import InputError
 from evaluator.io.poster import IMAGE_COLUMNS, load_table
 from evaluator.io.sources import Source, check_parts, part_schemas
 from evaluator.io.tables import MAX_ROWS_SHOWN, require_columns
+from evaluator.lifecycle import checkpoint
 
 ORDER_COLUMN = "__order"
 ROW_COLUMN = "__row"
@@ -201,6 +202,7 @@ def iter_batches(
                 batch_size=read_batch_rows(plan, batch_rows), columns=list(plan.columns)
             )
             for batch in batches:
+                checkpoint()  # Ctrl-C / SIGTERM stop here, between two batch reads
                 yield f, in_file, row, pa.Table.from_batches([batch])
                 in_file += batch.num_rows
                 row += batch.num_rows

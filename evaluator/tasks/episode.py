@@ -48,7 +48,7 @@ from evaluator.tracking.mlflow_run import (
     record_evaluation,
     run_name_for,
 )
-from evaluator.tracking.record_later import table_files_of
+from evaluator.tracking.records import table_files_of
 
 # Stepped metrics: the automation at thresholds 0.00, 0.01, ..., 1.00, logged with
 # step = round(100 * threshold), so the MLflow chart view overlays runs on the same x-axis.

@@ -1,0 +1,128 @@
+"""One lifecycle for every command: Ctrl-C (SIGINT) exits 130, SIGTERM exits 143.
+
+`evaluator.cli` installs the handlers first thing, before Hydra, MLflow or the task code is
+imported. A handler only records the request. The work stops at the next safe point, a call
+to `checkpoint` between two pieces of C-library work (a batch read, a unit scored, a file
+written, an MLflow call): `checkpoint` raises `Interrupted` (a `SystemExit` with the exit
+status), and the usual ``finally`` / ``with`` cleanup runs: temporary buckets and staging
+folders are removed, and an MLflow run being recorded is marked FAILED by a store that no
+interrupted write has left locked.
+
+Why not Python's default (KeyboardInterrupt raised wherever the interpreter happens to be):
+raised inside pandas' JSON writer, Arrow or a SQLAlchemy session, it crashed the process
+(SIGSEGV, SIGBUS) or left a sqlite write lock behind, so the run could not be marked FAILED.
+See docs/reliability.md#signals.
+
+A SIGINT that is ignored when the command starts (a background job of a non-interactive
+shell) stays ignored, as the shell asked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# The console scripts (pyproject.toml) and ``python -m evaluator``.
+COMMANDS = frozenset(
+    {
+        "video-eval",
+        "video-eval-compare",
+        "video-eval-promote",
+        "video-eval-register",
+        "video-eval-record",
+    }
+)
+
+
+class Interrupted(SystemExit):
+    """The command was asked to stop by a signal; its exit status is 128 + the signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+    def __str__(self) -> str:
+        return f"stopped by {signal.Signals(self.signum).name}"
+
+
+_requested: int | None = None
+_previous: dict[int, Any] = {}
+
+
+def _record(signum: int, frame: FrameType | None) -> None:
+    global _requested
+    if _requested is None:
+        _requested = signum
+
+
+def stop_requested() -> int | None:
+    """The signal that asked the command to stop, or None."""
+    return _requested
+
+
+def checkpoint() -> None:
+    """A safe point: raise `Interrupted` if a stop was requested.
+
+    Raises:
+        Interrupted: SIGINT or SIGTERM arrived since the command started.
+    """
+    if _requested is not None:
+        raise Interrupted(_requested)
+
+
+def install() -> bool:
+    """Record SIGINT and SIGTERM instead of acting on them (main thread only; idempotent).
+
+    Returns:
+        True when this call installed the handlers (`restore` undoes it).
+    """
+    if _previous or threading.current_thread() is not threading.main_thread():
+        return False
+    for sig in SIGNALS:
+        current = signal.getsignal(sig)
+        if sig == signal.SIGINT and current == signal.SIG_IGN:
+            continue  # a background job: the shell asked for Ctrl-C to be ignored
+        _previous[sig] = current
+        signal.signal(sig, _record)
+    return True
+
+
+def restore() -> None:
+    """Put back the handlers `install` replaced and forget any stop request."""
+    global _requested
+    for sig, handler in _previous.items():
+        signal.signal(sig, handler)
+    _previous.clear()
+    _requested = None
+
+
+def install_in_command_process() -> None:
+    """`install`, when this process was started as one of the commands.
+
+    A library user or a test runner that imports `evaluator.cli` keeps its own signal
+    handling; the commands get theirs before anything heavy is imported.
+    """
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if Path(sys.argv[0]).name in COMMANDS or getattr(spec, "name", "") == "evaluator.__main__":
+        install()
+
+
+@contextlib.contextmanager
+def command() -> Iterator[None]:
+    """The lifecycle of one command: handlers installed (if not yet), a checkpoint on entry,
+    and, when this call installed them, the previous handlers back on exit."""
+    installed = install()
+    try:
+        checkpoint()
+        yield
+    finally:
+        if installed:
+            restore()
