@@ -9,8 +9,9 @@ code  meaning
 1     ``video-eval-promote`` only: REJECT
 2     input or config error: a bad file, column, path or value, Hydra's own config errors
       (unknown key, wrong type, unknown config group option); one paragraph, no traceback
-3     tracking error: MLflow could not be reached or refused a write (local outputs kept;
-      the message names the ``video-eval-record`` command that records them later)
+3     a service failed: MLflow could not be reached or refused a write (local outputs kept;
+      the message names the ``video-eval-record`` command that records them later), or a
+      Spark job failed (``engine=spark``: the message names the stage and its root error)
 4     internal error: an unexpected exception, i.e. a bug; one line plus the traceback
 130   interrupted (Ctrl-C, SIGINT); an MLflow run in progress is marked FAILED
 143   stopped by SIGTERM; as for 130
@@ -52,7 +53,7 @@ from evaluator.config_checks import (  # noqa: E402
     check_evaluate_config,
     check_promote_config,
 )
-from evaluator.errors import InputError, TrackingError  # noqa: E402
+from evaluator.errors import InputError, ServiceError, TrackingError  # noqa: E402
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure  # noqa: E402
 from evaluator.tracking.reachability import (  # noqa: E402
     bound_http_retries,
@@ -67,7 +68,7 @@ if TYPE_CHECKING:
 register_configs()
 
 EXIT_INPUT_ERROR = 2
-EXIT_TRACKING_ERROR = 3
+EXIT_SERVICE_ERROR = 3
 EXIT_INTERNAL_ERROR = 4
 
 
@@ -194,7 +195,9 @@ def exit_status(
         hint = record_hint(output_dir, tracking_uri)
         if not hint and output_dir is not None and _has_results(output_dir):
             hint = f"\nLocal outputs (if any): {output_dir}."
-        message, code = f"{exc}{hint}", EXIT_TRACKING_ERROR
+        message, code = f"{exc}{hint}", EXIT_SERVICE_ERROR
+    elif isinstance(exc, ServiceError):  # a failed Spark job
+        message, code = str(exc), EXIT_SERVICE_ERROR
     elif isinstance(exc, lifecycle.Interrupted | KeyboardInterrupt):
         signum = exc.signum if isinstance(exc, lifecycle.Interrupted) else signal.SIGINT
         print(

@@ -117,12 +117,23 @@ def install_in_command_process() -> None:
 
 @contextlib.contextmanager
 def command() -> Iterator[None]:
-    """The lifecycle of one command: handlers installed (if not yet), a checkpoint on entry,
-    and, when this call installed them, the previous handlers back on exit."""
+    """The lifecycle of one command: handlers installed (if not yet), a safe point on entry
+    and one on exit, and, when this call installed them, the previous handlers back after.
+
+    Raises:
+        Interrupted: a stop was requested, also one that came after the work's last safe
+            point (the command then exits 130 / 143, not with the status it was ending with).
+    """
     installed = install()
     try:
         checkpoint()
-        yield
+        try:
+            yield
+        except SystemExit as exc:
+            if _requested is not None and not isinstance(exc, Interrupted):
+                raise Interrupted(_requested) from None
+            raise
+        checkpoint()
     finally:
         if installed:
             restore()

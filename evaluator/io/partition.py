@@ -215,7 +215,8 @@ def iter_batches(
 def validate_batch(
     plan: TablePlan, path: Path, first_row: int, table: pa.Table, need_embeddings: bool
 ) -> int | None:
-    """Every row-level check of SPEC section 2 on one batch; returns its vector length.
+    """The row-level checks (docs/inputs.md#what-is-refused) of one batch; returns its vector
+    length.
 
     Raises:
         InputError: naming the part file, the column and the rows (numbered in the file).

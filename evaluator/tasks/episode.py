@@ -32,6 +32,7 @@ from evaluator.engines import engine_name
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.lifecycle import checkpoint
 from evaluator.report.episode_tables import (
     confusion_dict,
     episode_video_table,
@@ -284,6 +285,7 @@ def run_episode(
         n_resamples=settings.n_resamples,
         ci_level=settings.ci_level,
         seed=settings.seed,
+        between_blocks=checkpoint,  # Ctrl-C / SIGTERM stop between resample blocks
     )
     metrics = {**result.metrics, **_counts(result)}
     digest = episode_set_digest(table.video_id, table.metadata_episode, table.true_episode)

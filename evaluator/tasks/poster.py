@@ -291,7 +291,10 @@ def poster_record(
     *,
     table_embedder: Any = None,
 ) -> RunRecord:
-    """What MLflow records of an evaluation whose files are in ``output_dir`` (SPEC section 7)."""
+    """What MLflow records of an evaluation whose files are in ``output_dir``.
+
+    See docs/mlflow.md#one-poster-evaluation.
+    """
     from evaluator.tracking.mlflow_run import RunRecord, artifact_list, evaluation_tags
 
     scored = evaluation.scored

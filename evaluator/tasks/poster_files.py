@@ -54,7 +54,7 @@ def recall_intervals(result: PosterResult, cfg: DictConfig) -> BootstrapResult |
 
 
 def sweep_curves(result: PosterResult) -> dict[str, list[tuple[int, float]]]:
-    """The two stepped sweep metrics of SPEC section 6 (UI-overlayable sweep curves).
+    """The two stepped sweep metrics (docs/metrics.md#the-threshold-sweep): overlayable curves.
 
     ``sweep_recall_at_{K}_by_min_cosine``: step = round(100 * theta), tau at the configured value;
     ``sweep_recall_at_{K}_by_tolerance``: step = round(10 * tau), theta at the configured value.

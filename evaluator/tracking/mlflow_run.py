@@ -364,7 +364,10 @@ def run_name_for(cfg: Any, fallback_path: str | None) -> str:
 
 
 def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> dict[str, str]:
-    """The tags of every evaluation run (SPEC section 7): task, version, dataset, model."""
+    """The tags of every evaluation run: task, version, dataset, model.
+
+    See docs/mlflow.md#one-poster-evaluation.
+    """
     from evaluator import __version__
 
     tags = {
