@@ -325,7 +325,7 @@ def _evaluate_main(cfg: DictConfig) -> None:
         return
     try:
         _evaluate(cfg, output_dir, os.environ.get(PARENT_ENV))
-    except (InputError, TrackingError) as exc:
+    except (InputError, ServiceError) as exc:
         # Reported here and counted by the multirun callback; the other jobs go on.
         hint = record_hint(output_dir, uri) if isinstance(exc, TrackingError) else ""
         report_job_failure(" ".join(hydra_cfg.overrides.task), exc, hint)

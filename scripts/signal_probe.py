@@ -240,17 +240,18 @@ def classify(command: str, seen: set[str], history: set[str]) -> str | None:
     """The phase of what was seen (with what was seen before), or None before the handler."""
     if "staging" in seen:
         return "drawing" if "plots" in seen else "writing"
-    if command in ("compare", "promote"):
-        if "db" in seen:
-            return "logging" if "staging" in history else "reading"
-    elif "db" in seen:
-        return "logging"
+    if "staging" in history or ("db" in seen and command in ("poster", "episode")):
+        return "logging"  # the files are written: what is left is the MLflow run
+    if "db" in seen:
+        return "reading"  # compare / promote read the evaluations from the store
     if "buckets_w" in seen:
         return "partitioning"
     if "input" in seen:
         return "reading"
-    if history & {"input", "buckets_w", "staging"}:
-        return "scoring" if "staging" not in history else "logging"
+    if "buckets_w" in history or (command == "episode" and "input" in history):
+        return "scoring"
+    if "input" in history:
+        return "reading"  # between the input's metadata and its rows
     return "start-up" if "handler" in seen else None
 
 
@@ -303,6 +304,9 @@ def run_trial(
             if proc.poll() is None:
                 proc.kill()
             proc.wait()
+            for path in (out, tmp):
+                shutil.rmtree(path, ignore_errors=True)
+            err_path.unlink()
             return Trial(command, wanted, None, sig, proc.returncode, 0.0, ())
         try:
             proc.wait(timeout=120)

@@ -60,7 +60,10 @@ def test_the_phase_of_what_a_process_holds() -> None:
     assert c("poster", {"handler"}, {"input", "buckets_w"}) == "scoring"
     assert c("poster", {"handler", "staging"}, {"input"}) == "writing"
     assert c("poster", {"handler", "staging", "plots"}, {"input"}) == "drawing"
-    assert c("poster", {"handler", "db"}, {"input", "staging"}) == "logging"
+    assert c("poster", {"handler"}, {"input"}) == "reading"
+    assert c("episode", {"handler"}, {"input"}) == "scoring"
+    assert c("poster", {"handler", "db"}, {"input", "buckets_w"}) == "logging"
+    assert c("poster", {"handler"}, {"input", "staging"}) == "logging"
     assert c("compare", {"handler", "db"}, set()) == "reading"
     assert c("compare", {"handler", "db"}, {"staging"}) == "logging"
 
