@@ -67,10 +67,6 @@ if TYPE_CHECKING:
 
 register_configs()
 
-EXIT_INPUT_ERROR = 2
-EXIT_SERVICE_ERROR = 3
-EXIT_INTERNAL_ERROR = 4
-
 
 def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
     """The printed summary: headline metrics, counts, where the run and files are."""
@@ -175,47 +171,43 @@ def exit_status(
     output_dir: Path | None = None,
     tracking_uri: str | None = None,
 ) -> int:
-    """Say why a command ends on ``exc`` (on stderr) and return its exit status.
+    """Say why a command ends on ``exc`` (on stderr) and return its exit status
+    (`evaluator.lifecycle.exit_code_of`; Hydra's own config errors are input errors).
 
-    The one place where an exception becomes an exit status (see the module docstring).
     Call it from an ``except`` block: a bug's traceback is printed.
     """
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    if isinstance(exc, InputError):
-        message, code = str(exc), EXIT_INPUT_ERROR
-    elif isinstance(exc, HydraException | OmegaConfBaseException):
-        message = (
-            f"config: {_hydra_message(exc)}. (`{program} --help` lists the config groups; "
-            f"`{program} --cfg job` prints the composed config.)"
-        )
-        code = EXIT_INPUT_ERROR
-    elif isinstance(exc, TrackingError):
-        hint = record_hint(output_dir, tracking_uri)
-        if not hint and output_dir is not None and _has_results(output_dir):
-            hint = f"\nLocal outputs (if any): {output_dir}."
-        message, code = f"{exc}{hint}", EXIT_SERVICE_ERROR
-    elif isinstance(exc, ServiceError):  # a failed Spark job
-        message, code = str(exc), EXIT_SERVICE_ERROR
-    elif isinstance(exc, lifecycle.Interrupted | KeyboardInterrupt):
-        signum = exc.signum if isinstance(exc, lifecycle.Interrupted) else signal.SIGINT
+    if isinstance(exc, HydraException | OmegaConfBaseException):
         print(
-            f"{program}: {'interrupted' if signum == signal.SIGINT else 'stopped by SIGTERM'}; "
-            f"no partial result files were left, and an MLflow run in progress was marked "
-            f"FAILED.{record_hint(output_dir, tracking_uri)}",
+            f"{program}: error: config: {_hydra_message(exc)}. (`{program} --help` lists the "
+            f"config groups; `{program} --cfg job` prints the composed config.)",
             file=sys.stderr,
         )
-        return 128 + signum
-    else:
+        return lifecycle.EXIT_INPUT_ERROR
+    code = lifecycle.exit_code_of(exc)
+    if code == lifecycle.EXIT_INTERNAL_ERROR:
         print(
             f"{program}: internal error (this is a bug in video-evaluator, not in your inputs; "
             f"please report it with the traceback below):",
             file=sys.stderr,
         )
         traceback.print_exception(exc, file=sys.stderr)
-        return EXIT_INTERNAL_ERROR
-    print(f"{program}: error: {message}", file=sys.stderr)
+    elif code > 128:
+        what = "interrupted" if code == 128 + signal.SIGINT else "stopped by SIGTERM"
+        print(
+            f"{program}: {what}; no partial result files were left, and an MLflow run in "
+            f"progress was marked FAILED.{record_hint(output_dir, tracking_uri)}",
+            file=sys.stderr,
+        )
+    else:
+        hint = ""
+        if isinstance(exc, TrackingError):
+            hint = record_hint(output_dir, tracking_uri)
+            if not hint and output_dir is not None and _has_results(output_dir):
+                hint = f"\nLocal outputs (if any): {output_dir}."
+        print(f"{program}: error: {exc}{hint}", file=sys.stderr)
     return code
 
 

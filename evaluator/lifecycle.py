@@ -28,7 +28,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from evaluator.errors import InputError, ServiceError
+
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+EXIT_INPUT_ERROR = 2
+EXIT_SERVICE_ERROR = 3
+EXIT_INTERNAL_ERROR = 4
 # The console scripts (pyproject.toml) and ``python -m evaluator``.
 COMMANDS = frozenset(
     {
@@ -50,6 +55,24 @@ class Interrupted(SystemExit):
 
     def __str__(self) -> str:
         return f"stopped by {signal.Signals(self.signum).name}"
+
+
+def exit_code_of(exc: BaseException) -> int:
+    """The exit status of a command that ends on ``exc`` (docs/reliability.md#exit-status).
+
+    2 bad input or config, 3 a service (MLflow, a Spark job) failed, 128 + N stopped by
+    signal N (Ctrl-C: 130), 4 anything else: a bug. Hydra's own config errors are input
+    errors too; `evaluator.cli.exit_status` maps them before asking here.
+    """
+    if isinstance(exc, InputError):
+        return EXIT_INPUT_ERROR
+    if isinstance(exc, ServiceError):
+        return EXIT_SERVICE_ERROR
+    if isinstance(exc, Interrupted):
+        return 128 + exc.signum
+    if isinstance(exc, KeyboardInterrupt):
+        return 128 + signal.SIGINT
+    return EXIT_INTERNAL_ERROR
 
 
 _requested: int | None = None

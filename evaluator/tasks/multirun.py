@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from evaluator import __version__
 from evaluator.errors import InputError, ServiceError, TrackingError
+from evaluator.lifecycle import EXIT_INPUT_ERROR, EXIT_INTERNAL_ERROR, exit_code_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -138,7 +139,7 @@ class MultirunComparison(Callback):
             )
         except TrackingError as exc:
             print(f"video-eval: error: {exc}", file=sys.stderr)
-            sys.exit(3)
+            sys.exit(exit_code_of(exc))
         os.environ[PARENT_ENV] = self.parent_run_id
         atexit.register(self._abandon)
 
@@ -165,13 +166,13 @@ class MultirunComparison(Callback):
         finally:
             self.parent_run_id = None
         if self.failures:
-            bad_input = all(isinstance(e, InputError | ServiceError) for _, e in self.failures)
+            codes = {exit_code_of(e) for _, e in self.failures}
             print(
                 f"video-eval: {len(self.failures)} of the multirun's jobs failed (see above).",
                 file=sys.stderr,
             )
             # 2: bad input, tracking or a Spark job in some job; 4: a job failed with a bug.
-            sys.exit(2 if bad_input else 4)
+            sys.exit(EXIT_INTERNAL_ERROR if EXIT_INTERNAL_ERROR in codes else EXIT_INPUT_ERROR)
 
     def _finish(self, config: DictConfig, uri: str) -> None:
         import pandas as pd
