@@ -353,19 +353,28 @@ def check_ending(
 def probe(
     setup: Setup, commands: list[str], trials: int, seed: int = 0, log: bool = True
 ) -> list[Trial]:
-    """``trials`` trials per command, phase and signal (phases and signals interleaved)."""
+    """``trials`` rounds of one trial per command, phase and signal; with ``log``, a line per
+    trial and the table so far after each round (a long probe can be stopped any time)."""
     rng = random.Random(seed)
     done: list[Trial] = []
     n = 0
-    for _ in range(trials):
+    for round_ in range(trials):
         for command in commands:
             for wanted in PHASES[command]:
                 for sig in SIGNALS:
                     n += 1
                     t = run_trial(setup, command, wanted, sig, n, rng)
                     done.append(t)
-                    if log and t.problems:
-                        print(f"FAILED {t}", file=sys.stderr, flush=True)
+                    if log:
+                        status = "missed" if t.phase is None else ("FAILED" if t.problems else "ok")
+                        print(
+                            f"trial {n}: {command} wanted {wanted} seen {t.phase} "
+                            f"{signal.Signals(sig).name} -> {t.returncode} in "
+                            f"{t.seconds_to_exit:.2f} s: {status} {' | '.join(t.problems)}",
+                            flush=True,
+                        )
+        if log:
+            print(f"after round {round_ + 1}:\n{table(done)}", flush=True)
     return done
 
 
