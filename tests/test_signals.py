@@ -24,7 +24,7 @@ ATTEMPTS = 4
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
-    return probe.prepare(tmp_path_factory.mktemp("signals"), n_videos=2000, n_episodes=100_000)
+    return probe.prepare(tmp_path_factory.mktemp("signals"), n_videos=1000, n_episodes=40_000)
 
 
 @pytest.mark.slow
