@@ -18,11 +18,14 @@ from evaluator.errors import InputError, ServiceError, TrackingError
 
 @pytest.fixture
 def handlers():
+    # A suite run as a background job inherits SIGINT ignored (kept ignored by `install`).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     assert lifecycle.install()
     try:
         yield
     finally:
         lifecycle.restore()
+        signal.signal(signal.SIGINT, previous)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -37,12 +40,13 @@ def test_a_signal_is_recorded_and_raised_at_the_next_safe_point(handlers, sig) -
 
 
 def test_a_signal_after_the_last_safe_point_still_ends_the_command_with_its_status() -> None:
+    before = signal.getsignal(signal.SIGTERM)
     with pytest.raises(lifecycle.Interrupted) as stopped, lifecycle.command():
         os.kill(os.getpid(), signal.SIGTERM)
         raise SystemExit(0)  # the work had finished
     assert stopped.value.code == 143
     assert lifecycle.stop_requested() is None  # the command's handlers are gone again
-    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) == before
 
 
 def test_an_ignored_sigint_stays_ignored() -> None:
