@@ -19,7 +19,9 @@ shell) stays ignored, as the shell asked.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -77,6 +79,7 @@ def exit_code_of(exc: BaseException) -> int:
 
 _requested: int | None = None
 _previous: dict[int, Any] = {}
+_status: int | None = None  # how the command ended (None: it did not run)
 
 
 def _record(signum: int, frame: FrameType | None) -> None:
@@ -136,6 +139,22 @@ def install_in_command_process() -> None:
     spec = getattr(main, "__spec__", None)
     if Path(sys.argv[0]).name in COMMANDS or getattr(spec, "name", "") == "evaluator.__main__":
         install()
+        atexit.register(_end_process)  # the first exit handler registered runs last
+
+
+def _end_process() -> None:
+    """The last exit handler of a command process: end it now, with the command's status.
+
+    What is left is the interpreter's teardown, which puts the default signal actions back
+    first: a signal in it would kill the process (status -2 / -15) instead of 130 / 143.
+    """
+    if _status is None:
+        return  # the command never ran (an error at import): Python reports it
+    status = 128 + _requested if _requested is not None else _status
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 @contextlib.contextmanager
@@ -147,7 +166,9 @@ def command() -> Iterator[None]:
         Interrupted: a stop was requested, also one that came after the work's last safe
             point (the command then exits 130 / 143, not with the status it was ending with).
     """
+    global _status
     installed = install()
+    _status = 1  # until it ends in one of the ways below
     try:
         checkpoint()
         try:
@@ -155,8 +176,10 @@ def command() -> Iterator[None]:
         except SystemExit as exc:
             if _requested is not None and not isinstance(exc, Interrupted):
                 raise Interrupted(_requested) from None
+            _status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
             raise
         checkpoint()
+        _status = 0
     finally:
         if installed:
             restore()
