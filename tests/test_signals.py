@@ -3,8 +3,9 @@ and `video-eval-promote` processes: exit 130 / 143, no crash, no run left RUNNIN
 or staging file left (docs/reliability.md#signals).
 
 One trial per phase here, SIGINT and SIGTERM taking turns over the phases (shifted by one from
-one command to the next); `scripts/signal_probe.py` runs many trials per phase and signal. A phase the command got past before it could be caught
-is tried again; the test fails if a phase is never caught.
+one command to the next); `scripts/signal_probe.py` runs many trials per phase and signal. A
+phase the command got past before it could be caught is tried again; the test fails if a phase
+is never caught.
 """
 
 from __future__ import annotations
