@@ -150,7 +150,10 @@ def _end_process() -> None:
     """
     if _status is None:
         return  # the command never ran (an error at import): Python reports it
-    status = 128 + _requested if _requested is not None else _status
+    signal.pthread_sigmask(signal.SIG_BLOCK, SIGNALS)  # from here on a signal stays pending
+    pending = sorted(signal.sigpending() & set(SIGNALS))
+    stop = _requested if _requested is not None else (pending[0] if pending else None)
+    status = _status if stop is None else 128 + stop
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(Exception):
             stream.flush()

@@ -197,6 +197,14 @@ def _caught_sigterm(pid: int) -> bool:
     return False
 
 
+def _exited(pid: int) -> bool:
+    """True when the process has ended (a zombie waiting to be reaped) or is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX"
+    except (OSError, IndexError):
+        return True
+
+
 def _open_files(pid: int) -> list[tuple[str, bool]]:
     """(path, opened for writing) of the process's open files."""
     out = []
@@ -296,6 +304,8 @@ def run_trial(
                 if phase == wanted:
                     due = time.monotonic() + rng.uniform(0, JITTER_S)
             if due is not None and time.monotonic() >= due:
+                if _exited(proc.pid):
+                    break  # it ended between two looks (a zombie has its status): missed
                 sent_at = time.monotonic()
                 proc.send_signal(sig)
                 break
