@@ -9,11 +9,17 @@ code  meaning
 1     ``video-eval-promote`` only: REJECT
 2     input or config error: a bad file, column, path or value, Hydra's own config errors
       (unknown key, wrong type, unknown config group option); one paragraph, no traceback
-3     tracking error: MLflow could not be reached or refused a write (local outputs kept;
-      the message names the ``video-eval-record`` command that records them later)
+3     a service failed: MLflow could not be reached or refused a write (local outputs kept;
+      the message names the ``video-eval-record`` command that records them later), or a
+      Spark job failed (``engine=spark``: the message names the stage and its root error)
 4     internal error: an unexpected exception, i.e. a bug; one line plus the traceback
-130   interrupted (Ctrl-C); an MLflow run in progress is marked FAILED
+130   interrupted (Ctrl-C, SIGINT); an MLflow run in progress is marked FAILED
+143   stopped by SIGTERM; as for 130
 ====  ====================================================================================
+
+The exit status is worked out in one place, `exit_status`. The signal handlers
+(`evaluator.lifecycle`) are installed before anything else is imported: a signal is recorded
+and the work stops at its next safe point (docs/reliability.md#signals).
 
 The config is checked (`evaluator.config_checks`) and the tracking store probed
 (`evaluator.tracking.preflight`) before torch, matplotlib or the task code is imported, so a
@@ -24,41 +30,40 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import hydra
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig
+from evaluator import lifecycle
 
-from evaluator.config import register_configs
-from evaluator.config_checks import (
+lifecycle.install_in_command_process()  # first: before Hydra, MLflow or the task code loads
+
+import hydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from evaluator.cli_help import HELP_FLAGS, listing_groups_once  # noqa: E402
+from evaluator.config import register_configs  # noqa: E402
+from evaluator.config_checks import (  # noqa: E402
     check_compare_config,
     check_evaluate_config,
     check_promote_config,
 )
-from evaluator.errors import InputError, TrackingError
-from evaluator.io.output_paths import checked_output_folder, claim_output_dir
-from evaluator.tasks.multirun import PARENT_ENV, report_job_failure
-from evaluator.tracking.preflight import check_names, check_store
-from evaluator.tracking.reachability import bound_http_retries, ui_hint
+from evaluator.errors import InputError, ServiceError, TrackingError  # noqa: E402
+from evaluator.io.output_paths import checked_output_folder, claim_output_dir  # noqa: E402
+from evaluator.tasks.multirun import PARENT_ENV, report_job_failure  # noqa: E402
+from evaluator.tracking.preflight import check_names, check_store  # noqa: E402
+from evaluator.tracking.reachability import bound_http_retries, ui_hint  # noqa: E402
 
 if TYPE_CHECKING:
     from evaluator.tasks.episode import EpisodeOutcome
     from evaluator.tasks.poster import PosterOutcome
 
 register_configs()
-
-EXIT_OK = 0
-EXIT_REJECT = 1
-EXIT_INPUT_ERROR = 2
-EXIT_TRACKING_ERROR = 3
-EXIT_INTERNAL_ERROR = 4
-EXIT_INTERRUPTED = 130
 
 
 def format_summary(outcome: PosterOutcome, cfg: DictConfig) -> str:
@@ -136,25 +141,9 @@ def format_episode_summary(outcome: EpisodeOutcome, cfg: DictConfig) -> str:
     return "\n".join(line for line in lines if line)
 
 
-def _fail(program: str, message: str, code: int) -> None:
-    print(f"{program}: error: {message}", file=sys.stderr)
-    sys.exit(code)
-
-
-def internal_error(program: str) -> None:
-    """Report the exception being handled as a bug (traceback kept) and exit with status 4."""
-    print(
-        f"{program}: internal error (this is a bug in video-evaluator, not in your inputs; "
-        f"please report it with the traceback below):",
-        file=sys.stderr,
-    )
-    traceback.print_exc(file=sys.stderr)
-    sys.exit(EXIT_INTERNAL_ERROR)
-
-
 def record_hint(output_dir: Path | None, tracking_uri: str | None) -> str:
     """The sentence that tells how to record saved outputs later (empty when none were saved)."""
-    from evaluator.tracking.record_later import MANIFEST_NAME, record_later_hint
+    from evaluator.tracking.records import MANIFEST_NAME, record_later_hint
 
     if output_dir is None or not (output_dir / MANIFEST_NAME).is_file():
         return ""
@@ -170,6 +159,53 @@ def _has_results(output_dir: Path) -> bool:
     if not output_dir.is_dir():
         return False
     return any(p.name != ".hydra" and p.suffix != ".log" for p in output_dir.iterdir())
+
+
+def exit_status(
+    program: str,
+    exc: BaseException,
+    *,
+    output_dir: Path | None = None,
+    tracking_uri: str | None = None,
+) -> int:
+    """Say why a command ends on ``exc`` (on stderr) and return its exit status
+    (`evaluator.lifecycle.exit_code_of`; Hydra's own config errors are input errors).
+
+    Call it from an ``except`` block: a bug's traceback is printed.
+    """
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if isinstance(exc, HydraException | OmegaConfBaseException):
+        print(
+            f"{program}: error: config: {_hydra_message(exc)}. (`{program} --help` lists the "
+            f"config groups; `{program} --cfg job` prints the composed config.)",
+            file=sys.stderr,
+        )
+        return lifecycle.EXIT_INPUT_ERROR
+    code = lifecycle.exit_code_of(exc)
+    if code == lifecycle.EXIT_INTERNAL_ERROR:
+        print(
+            f"{program}: internal error (this is a bug in video-evaluator, not in your inputs; "
+            f"please report it with the traceback below):",
+            file=sys.stderr,
+        )
+        traceback.print_exception(exc, file=sys.stderr)
+    elif code > 128:
+        what = "interrupted" if code == 128 + signal.SIGINT else "stopped by SIGTERM"
+        print(
+            f"{program}: {what}; no partial result files were left, and an MLflow run in "
+            f"progress was marked FAILED.{record_hint(output_dir, tracking_uri)}",
+            file=sys.stderr,
+        )
+    else:
+        hint = ""
+        if isinstance(exc, TrackingError):
+            hint = record_hint(output_dir, tracking_uri)
+            if not hint and output_dir is not None and _has_results(output_dir):
+                hint = f"\nLocal outputs (if any): {output_dir}."
+        print(f"{program}: error: {exc}{hint}", file=sys.stderr)
+    return code
 
 
 def guarded(
@@ -189,22 +225,13 @@ def guarded(
     """
     try:
         code = body()
-    except InputError as exc:
-        _fail(program, str(exc), EXIT_INPUT_ERROR)
-    except TrackingError as exc:
-        hint = record_hint(output_dir, tracking_uri)
-        if not hint and output_dir is not None and _has_results(output_dir):
-            hint = f"\nLocal outputs (if any): {output_dir}."
-        _fail(program, f"{exc}{hint}", EXIT_TRACKING_ERROR)
-    except KeyboardInterrupt:
-        print(
-            f"{program}: interrupted; no partial result files were left, and an MLflow run in "
-            f"progress was marked FAILED.{record_hint(output_dir, tracking_uri)}",
-            file=sys.stderr,
-        )
-        sys.exit(EXIT_INTERRUPTED)
-    except Exception:
-        internal_error(program)
+        lifecycle.checkpoint()  # a signal after the last safe point still ends the command
+    except SystemExit as exc:
+        if not isinstance(exc, lifecycle.Interrupted):
+            raise
+        code = exit_status(program, exc, output_dir=output_dir, tracking_uri=tracking_uri)
+    except BaseException as exc:
+        code = exit_status(program, exc, output_dir=output_dir, tracking_uri=tracking_uri)
     if code:
         sys.exit(code)
 
@@ -219,54 +246,10 @@ def _hydra_message(exc: BaseException) -> str:
     return " ".join(line if line[-1] in ".:;" else line + ";" for line in lines).rstrip(";")
 
 
-HELP_FLAGS = ("--help", "-h", "--hydra-help")
-
-
-@contextlib.contextmanager
-def listing_groups_once() -> Iterator[None]:
-    """While Hydra writes ``--help``: one copy of its config repository for all group lookups.
-
-    Hydra's help lists every config group (its own and ours: about 100 lookups) and makes a
-    fresh deep copy of the config repository for each, 0.6 s of a 1 s ``video-eval --help``.
-    A lookup does the same as Hydra's `get_group_options` (parse the overrides, copy the
-    repository, initialise its search path, list the group), but the copy for one primary
-    config and overrides is made once: nothing is composed or mutated between the lookups of
-    a help text, so the text is the same. Without that private Hydra function, help runs
-    unchanged.
-    """
-    try:
-        from hydra._internal.config_loader_impl import ConfigLoaderImpl
-        from hydra.core.object_type import ObjectType
-    except ImportError:  # another Hydra layout: its own help, unchanged
-        yield
-        return
-    create = getattr(ConfigLoaderImpl, "_parse_overrides_and_create_caching_repo", None)
-    original = ConfigLoaderImpl.get_group_options
-    if create is None:
-        yield
-        return
-    repos: dict[tuple[int, str | None, tuple[str, ...]], Any] = {}
-
-    def get_group_options(
-        self: Any,
-        group_name: str,
-        results_filter: ObjectType | None = ObjectType.CONFIG,
-        config_name: str | None = None,
-        overrides: list[str] | None = None,
-    ) -> list[str]:
-        key = (id(self), config_name, tuple(overrides or ()))
-        try:
-            if key not in repos:
-                repos[key] = create(self, config_name, list(overrides or ()))[1]
-            return list(repos[key].get_group_options(group_name, results_filter))
-        except Exception:  # a Hydra that changed inside, or a bad override: its own lookup
-            return original(self, group_name, results_filter, config_name, overrides)
-
-    ConfigLoaderImpl.get_group_options = get_group_options  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        ConfigLoaderImpl.get_group_options = original  # type: ignore[method-assign]
+def _hydra_run(decorated: Callable[[], Any]) -> Any:
+    """Hydra's run of a command, with its output folder checked (`checked_output_folder`)."""
+    with checked_output_folder(sys.argv, __file__, around="_hydra_run"):
+        return decorated()
 
 
 def hydra_command(program: str, decorated: Callable[[], Any]) -> Callable[[], None]:
@@ -278,35 +261,19 @@ def hydra_command(program: str, decorated: Callable[[], Any]) -> Callable[[], No
     """
 
     def entry() -> None:
-        from hydra.errors import HydraException
-        from omegaconf.errors import OmegaConfBaseException
-
-        bound_http_retries()
-        previous = os.environ.get("HYDRA_FULL_ERROR")
-        os.environ["HYDRA_FULL_ERROR"] = "1"
-        asks_help = any(a in HELP_FLAGS for a in sys.argv[1:])
-        try:
-            with listing_groups_once() if asks_help else checked_output_folder(sys.argv, __file__):
-                decorated()
-        except InputError as exc:
-            _fail(program, str(exc), EXIT_INPUT_ERROR)
-        except (HydraException, OmegaConfBaseException) as exc:
-            _fail(
-                program,
-                f"config: {_hydra_message(exc)}. (`{program} --help` lists the config groups; "
-                f"`{program} --cfg job` prints the composed config.)",
-                EXIT_INPUT_ERROR,
-            )
-        except KeyboardInterrupt:
-            print(f"{program}: interrupted.", file=sys.stderr)
-            sys.exit(EXIT_INTERRUPTED)
-        except Exception:
-            internal_error(program)
-        finally:
-            if previous is None:
-                os.environ.pop("HYDRA_FULL_ERROR", None)
-            else:
-                os.environ["HYDRA_FULL_ERROR"] = previous
+        with lifecycle.command():
+            bound_http_retries()
+            previous = os.environ.get("HYDRA_FULL_ERROR")
+            os.environ["HYDRA_FULL_ERROR"] = "1"
+            asks_help = any(a in HELP_FLAGS for a in sys.argv[1:])
+            try:
+                with listing_groups_once() if asks_help else contextlib.nullcontext():
+                    guarded(program, lambda: _hydra_run(decorated))
+            finally:
+                if previous is None:
+                    os.environ.pop("HYDRA_FULL_ERROR", None)
+                else:
+                    os.environ["HYDRA_FULL_ERROR"] = previous
 
     entry.__doc__ = decorated.__doc__
     return entry
@@ -355,7 +322,7 @@ def _evaluate_main(cfg: DictConfig) -> None:
         return
     try:
         _evaluate(cfg, output_dir, os.environ.get(PARENT_ENV))
-    except (InputError, TrackingError) as exc:
+    except (InputError, ServiceError) as exc:
         # Reported here and counted by the multirun callback; the other jobs go on.
         hint = record_hint(output_dir, uri) if isinstance(exc, TrackingError) else ""
         report_job_failure(" ".join(hydra_cfg.overrides.task), exc, hint)
@@ -414,7 +381,7 @@ def _promote_main(cfg: DictConfig) -> None:
 
         outcome = run_promote(cfg, output_dir)
         text = format_promote_summary(outcome, cfg) if cfg.print_summary else None
-        return text, (0 if outcome.decision.promote else EXIT_REJECT)
+        return text, outcome.exit_code
 
     _run_edge("video-eval-promote", body, output_dir)
 
@@ -516,4 +483,5 @@ def record_main(argv: list[str] | None = None) -> None:
             f"  view: {ui_hint(run.tracking_uri, run.experiment_id, run.run_id)}"
         )
 
-    guarded("video-eval-record", body)
+    with lifecycle.command():
+        guarded("video-eval-record", body)

@@ -24,7 +24,7 @@ class TaskConfig:
 
 @dataclass
 class DataConfig:
-    """Input files (SPEC section 2). Relative paths are relative to the working directory."""
+    """Input files (docs/inputs.md#what-is-refused); relative paths: to the working directory."""
 
     experts: str | None = None
     predictions: str | None = None
@@ -52,7 +52,7 @@ class SlicesConfig:
 
 @dataclass
 class MatchingConfig:
-    """The match rule (SPEC section 3); ``min_cosine: null`` = time-only matching."""
+    """The match rule (docs/metrics.md#the-match-rule); ``min_cosine: null``: time only."""
 
     time_tolerance_s: float = 3.0
     min_cosine: float | None = 0.5
@@ -75,7 +75,7 @@ class CalibrationConfig:
 
 @dataclass
 class BootstrapConfig:
-    """Percentile bootstrap over videos (SPEC section 4)."""
+    """Percentile bootstrap over videos (docs/metrics.md#poster-metrics)."""
 
     n_resamples: int = 1000
     confidence: float = 0.95
@@ -84,7 +84,7 @@ class BootstrapConfig:
 
 @dataclass
 class MetricsConfig:
-    """The test set and the cut-offs (SPEC sections 3-4)."""
+    """The test set and the cut-offs (docs/metrics.md#the-match-rule and #poster-metrics)."""
 
     min_expert_frames: int = 5
     k_max: int = 10
@@ -93,7 +93,7 @@ class MetricsConfig:
 
 @dataclass
 class SweepConfig:
-    """Threshold sweep grid (SPEC section 6)."""
+    """Threshold sweep grid (docs/metrics.md#the-threshold-sweep)."""
 
     enabled: bool = True
     time_tolerances_s: list[float] = field(
@@ -133,7 +133,7 @@ class EmbedderConfig:
 
 @dataclass
 class MLflowConfig:
-    """Where the evaluation is recorded (SPEC section 7)."""
+    """Where the evaluation is recorded (docs/mlflow.md#one-poster-evaluation)."""
 
     tracking_uri: str = "${oc.env:MLFLOW_TRACKING_URI,'sqlite:///mlflow.db'}"
     experiment: str = "poster-frames"
@@ -154,7 +154,10 @@ class ModelConfig:
 
 @dataclass
 class EpisodeConfig:
-    """Episode verification (SPEC section 8): automation threshold, target, breakdown."""
+    """Episode verification: automation threshold, target, breakdown.
+
+    See docs/metrics.md#episode-verification-metrics.
+    """
 
     # The model decides alone when confidence >= this (ties at the threshold included).
     confidence_threshold: float = 0.9

@@ -1,7 +1,7 @@
 """The package's layers: no module imports a layer above its own, and the core stays pure.
 
 Layers, lowest first (a module may import its own layer and the ones below):
-errors, core -> embed -> io -> report -> tracking -> engines -> tasks -> decisions ->
+errors, lifecycle, core -> embed -> io -> report -> tracking -> engines -> tasks -> decisions ->
 integrations -> cli. ``config`` (the Hydra schemas), ``config_checks`` (the ranges checked
 before any heavy import) and ``demo`` (demo data) sit beside them.
 """
@@ -17,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1] / "evaluator"
 
 RANK = {
     "errors": 0,
+    "lifecycle": 0,
     "core": 0,
     "demo": 1,
     "embed": 1,
@@ -30,6 +31,7 @@ RANK = {
     "decisions": 7,
     "integrations": 8,
     "cli": 9,
+    "cli_help": 9,
     "__main__": 9,
 }
 # The package's __init__ re-exports the public API from any layer.

@@ -370,17 +370,19 @@ def test_ctrl_c_while_recording_marks_the_run_failed(tmp_path: Path) -> None:
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
-    def interrupted() -> list:
-        raise KeyboardInterrupt
+    class InterruptedDataset:
+        """A dataset input whose logging is cut off by Ctrl-C (after the metrics)."""
+
+        def _to_mlflow_entity(self) -> None:
+            raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         record_run(
             tracking_uri=uri,
             experiment="ctrl-c",
             run_name="r",
-            record=RunRecord(metrics={"m": 1.0}),
+            record=RunRecord(metrics={"m": 1.0}, dataset=InterruptedDataset()),
             artifact_location=(tmp_path / "art").as_uri(),
-            late_artifacts=interrupted,
         )
     client = MlflowClient(tracking_uri=uri)
     (run,) = client.search_runs([client.get_experiment_by_name("ctrl-c").experiment_id])

@@ -289,7 +289,8 @@ _MRR = re.compile(r"mrr_at_([1-9][0-9]*)")
 
 
 def poster_video_values(first_hit_rank: np.ndarray, metric: str, k_max: int) -> np.ndarray:
-    """Per-video values of a poster metric, so that their mean is the metric (SPEC section 4).
+    """Per-video values of a poster metric, whose mean is the metric
+    (docs/metrics.md#poster-metrics).
 
     With ``r`` = rank of the first matching model frame (0 = miss):
 

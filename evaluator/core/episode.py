@@ -1,4 +1,4 @@
-"""Episode-verification metrics (SPEC section 8).
+"""Episode-verification metrics (docs/metrics.md#episode-verification-metrics).
 
 Per video there are four aligned values: the episode number in the metadata (or burned in),
 the model's predicted episode number with its confidence in [0, 1], and the episode number
@@ -16,7 +16,7 @@ verified by human QC. Episode numbers are compared by exact equality.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -315,8 +315,9 @@ def evaluate_episodes(
     n_resamples: int = 1000,
     ci_level: float = 0.95,
     seed: int = 0,
+    between_blocks: Callable[[], None] | None = None,
 ) -> EpisodeResult:
-    """Evaluate an episode-verification model (SPEC section 8).
+    """Evaluate an episode-verification model (docs/metrics.md#episode-verification-metrics).
 
     Combines :func:`episode_accuracy`, :func:`mismatch_scores`,
     :func:`automation_at_threshold`, :func:`risk_coverage_curve`,
@@ -335,6 +336,8 @@ def evaluate_episodes(
         n_resamples: Bootstrap resamples for the coverage intervals.
         ci_level: Two-sided level of the coverage intervals.
         seed: Seed for ``np.random.default_rng``.
+        between_blocks: Called before each block of resamples (the caller's chance to stop
+            a long evaluation there, e.g. on Ctrl-C); None: nothing.
 
     Returns:
         An :class:`EpisodeResult`.
@@ -359,7 +362,9 @@ def evaluate_episodes(
 
     scores = _mismatch_scores(v.flag, v.mismatch)
     automation = videos_automation(v, t)
-    at_accuracy = videos_coverage_at_accuracy(v, targets, n_resamples, ci_level, seed)
+    at_accuracy = videos_coverage_at_accuracy(
+        v, targets, n_resamples, ci_level, seed, between_blocks
+    )
     metrics: dict[str, float] = {
         "episode_accuracy": float(v.episode_correct.mean()),
         "mismatch_precision": scores.precision,

@@ -8,7 +8,7 @@ and the largest coverage that reaches a target accuracy, with its bootstrap inte
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -336,7 +336,12 @@ def coverage_at_accuracy(
 
 
 def videos_coverage_at_accuracy(
-    v: Videos, targets: Sequence[float], n_resamples: int, ci_level: float, seed: int
+    v: Videos,
+    targets: Sequence[float],
+    n_resamples: int,
+    ci_level: float,
+    seed: int,
+    between_blocks: Callable[[], None] | None = None,
 ) -> tuple[CoverageAtAccuracy, ...]:
     """coverage_at_accuracy for several targets from one pass over the same resamples."""
     level = check_confidence(ci_level, "ci_level")
@@ -348,6 +353,8 @@ def videos_coverage_at_accuracy(
     sampled = np.empty((len(targets), n_resamples), dtype=np.float64)
     start = 0
     for counts in iter_resample_counts(v.n, n_resamples, seed):
+        if between_blocks is not None:
+            between_blocks()
         weights = counts[:, order]
         w_auto = np.cumsum(weights, axis=1)[:, ends]
         w_right = np.cumsum(weights * right_sorted, axis=1)[:, ends]

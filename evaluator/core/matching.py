@@ -5,10 +5,10 @@ expert frames are gathered into padded arrays, so every pair of the chunk is one
 (videos, model frames, expert frames) block and the whole rule is a handful of array operations.
 Videos are sorted by their number of expert frames before chunking, so padding stays small.
 
-Exactness (SPEC section 3): time differences are float64 with no epsilon; cosines are computed
-in float64 as ``dot(a, b) / sqrt(dot(a, a) * dot(b, b))`` with the same summation routine for
-the dot products and the norms, so identical (or power-of-two scaled) vectors give exactly 1
-and exactly representable cases such as [1,0,0,0] against [1,1,1,1] give exactly 0.5.
+Exactness (docs/metrics.md#the-match-rule): time differences are float64 with no epsilon; cosines
+are computed in float64 as ``dot(a, b) / sqrt(dot(a, a) * dot(b, b))`` with the same summation
+routine for the dot products and the norms, so identical (or power-of-two scaled) vectors give
+exactly 1 and exactly representable cases such as [1,0,0,0] against [1,1,1,1] give exactly 0.5.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from evaluator.core.calibration import COSINE_BINS, candidate_histogram
 from evaluator.core.candidates import candidate_window_s as candidate_window
 from evaluator.core.frames import Grouped
 
-# Reasons a scored video missed (SPEC section 5); the code is the index.
+# Reasons a scored video missed (docs/metrics.md#the-per-video-match-table); the code is the index.
 MISS_REASONS = ("", "no_predictions", "similarity", "time", "time+similarity", "neither")
 HIT, NO_PREDICTIONS, SIMILARITY, TIME, TIME_AND_SIMILARITY, NEITHER = range(6)
 

@@ -416,7 +416,7 @@ def finish(partial: PosterPartial, settings: PosterSettings) -> FinishedPoster:
         settings: the settings the partials were scored with.
 
     Returns:
-        The finished evaluation. ``result.expert_keep`` is None (rows are not kept).
+        The finished evaluation.
     """
     ids = partial.video_id.astype(str)
     order = np.lexsort((ids, partial.order_key))
@@ -486,7 +486,6 @@ def finish(partial: PosterPartial, settings: PosterSettings) -> FinishedPoster:
         n_model_frames_truncated=sorted_("n_model_frames_truncated"),
         matches=matches,
         sweep=sweep,
-        expert_keep=None,
     )
     digest = combine_video_digests(
         partial.video_id[order][videos], partial.digest[order][videos], partial.embedding_dim

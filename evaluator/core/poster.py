@@ -1,4 +1,6 @@
-"""Poster-frame evaluation: the test set, the match rule and every metric of SPEC sections 3-6.
+"""Poster-frame evaluation: the test set, the match rule, every metric and the sweep.
+
+See docs/metrics.md#the-match-rule, #poster-metrics and #the-threshold-sweep.
 
 `evaluate_poster` is the one function that turns validated frames into numbers. It does no I/O.
 """
@@ -6,13 +8,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from evaluator.core.candidates import candidate_window_s
 from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
-from evaluator.core.matching import FrameMatches, VideoMatches, match_videos
+from evaluator.core.matching import VideoMatches, match_videos
 from evaluator.core.sweep_defaults import (
     DEFAULT_SWEEP_MIN_COSINES,
 )
@@ -20,7 +22,7 @@ from evaluator.core.sweep_defaults import (
 
 @dataclass(frozen=True)
 class PosterSettings:
-    """Settings that change the numbers (SPEC section 3).
+    """Settings that change the numbers (docs/metrics.md#the-match-rule).
 
     Attributes:
         time_tolerance_s: max |t_model - t_expert| in seconds, inclusive.
@@ -74,7 +76,7 @@ class PosterSettings:
 
 @dataclass(frozen=True)
 class SweepResult:
-    """Recall@k over a grid of thresholds (SPEC section 6).
+    """Recall@k over a grid of thresholds (docs/metrics.md#the-threshold-sweep).
 
     Attributes:
         time_tolerances_s: the tau grid, shape (n_tau,).
@@ -93,7 +95,7 @@ class PosterResult:
 
     Attributes:
         settings: the settings used.
-        metrics: metric name -> value (SPEC section 4 names), counts included.
+        metrics: metric name -> value (docs/metrics.md#poster-metrics names), counts included.
         recall_curve: recall@k for k = 1..k_max, shape (k_max,).
         n_videos: number of video codes (every video in either table).
         eligible: bool per video code.
@@ -102,8 +104,6 @@ class PosterResult:
         n_model_frames_truncated: model frames beyond k_max per video code.
         matches: per-video match results for the eligible videos.
         sweep: the threshold sweep, or None when no sweep grid was given.
-        expert_keep: bool per input expert row: False for exact duplicates dropped (None
-            when the result was merged from partial results: `evaluator.core.partials`).
     """
 
     settings: PosterSettings
@@ -116,7 +116,6 @@ class PosterResult:
     n_model_frames_truncated: np.ndarray
     matches: VideoMatches
     sweep: SweepResult | None
-    expert_keep: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def hits(self) -> np.ndarray:
@@ -216,7 +215,7 @@ def poster_metrics(
     considered: np.ndarray,
     counts: dict[str, int],
 ) -> tuple[dict[str, float], np.ndarray]:
-    """The metrics of SPEC section 4 from the per-video match results of the eligible videos.
+    """The metrics (docs/metrics.md#poster-metrics) from the per-video results of eligible videos.
 
     Args:
         settings: the settings used.
@@ -292,45 +291,6 @@ def _group_frames(
     return exp_grouped, mod_grouped, all_model, truncated_rows
 
 
-def poster_frame_matches(experts: Frames, model: Frames, result: PosterResult) -> FrameMatches:
-    """Every considered model frame and every expert frame of the scored videos, judged.
-
-    The per-frame view behind `PosterResult.matches` (for the report's gallery): the same
-    frames, the same thresholds and the same match rule as `evaluate_poster`.
-
-    Args:
-        experts: the expert frames given to `evaluate_poster`.
-        model: the model frames given to `evaluate_poster`.
-        result: its result.
-
-    Returns:
-        FrameMatches of the videos in ``result.matches.videos``.
-    """
-    if result.matches.frames is not None:
-        return result.matches.frames
-    s = result.settings
-    if result.expert_keep is None:
-        raise ValueError("a merged result carries its frames only when judge_frames was on")
-    if s.min_cosine is None:
-        experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
-        model = Frames(model.video, model.timestamp, None, model.rank, None)
-    exp_grouped, mod_grouped, _, _ = _group_frames(
-        experts, model, result.n_videos, result.expert_keep, s.k_max
-    )
-    frames = match_videos(
-        exp_grouped,
-        mod_grouped,
-        result.matches.videos,
-        time_tolerance_s=s.time_tolerance_s,
-        min_cosine=s.min_cosine,
-        k_max=s.k_max,
-        judge_frames=True,
-        candidate_window_s=s.candidate_window_s,
-    ).frames
-    assert frames is not None
-    return frames
-
-
 def evaluate_poster(
     experts: Frames,
     model: Frames,
@@ -339,7 +299,7 @@ def evaluate_poster(
     *,
     judge_frames: bool = False,
 ) -> PosterResult:
-    """Score model frames against expert frames (SPEC sections 3-6).
+    """Score model frames against expert frames (docs/metrics.md#the-match-rule, #poster-metrics).
 
     Steps: drop exact duplicate expert rows; a video with >= min_expert_frames expert frames is
     eligible; model frames of videos without expert frames are ignored and counted; model
@@ -428,5 +388,4 @@ def evaluate_poster(
         n_model_frames_truncated=n_truncated,
         matches=matches,
         sweep=sweep,
-        expert_keep=~drop,
     )

@@ -1,4 +1,4 @@
-"""The default threshold sweep grid (SPEC section 6), importable without numpy.
+"""The default threshold sweep grid (docs/metrics.md#the-threshold-sweep), importable without numpy.
 
 `evaluator.config` builds its schema defaults from these; keeping them apart from
 `evaluator.core.poster` lets a command compose and check its config without loading numpy.

@@ -20,7 +20,8 @@ from evaluator.errors import InputError
 from evaluator.report.plots import Curve
 from evaluator.tracking.registry import EvaluationRun, artifact_names, download_artifact
 
-# The settings that change a poster evaluation's numbers (SPEC section 3), as logged params.
+# The settings that change a poster evaluation's numbers, as logged params
+# (docs/metrics.md#the-match-rule).
 POSTER_SETTINGS = (
     "matching.time_tolerance_s",
     "matching.min_cosine",

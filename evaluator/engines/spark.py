@@ -55,7 +55,7 @@ def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> Ep
         try:
             table = episode_arrow(spark, source, columns)
         except Exception as exc:
-            if isinstance(exc, ValueError):  # InputError
+            if isinstance(exc, InputError):
                 raise
             raise job_error(exc, f"reading {source}") from None
     return episode_table(Path(source), table, group_by=group_by)
@@ -117,8 +117,8 @@ def spark_score_poster(
         max_gallery_videos: gallery videos kept (None: all).
 
     Raises:
-        InputError: pyspark / Java missing, unreadable sources, bad rows, or a failed job
-            (`SparkJobError`, naming the failing stage's error).
+        InputError: pyspark / Java missing, unreadable sources, bad rows.
+        SparkJobError: a failed job, naming the failing stage's error.
     """
     need = settings.min_cosine is not None
     with spark_session(str(engine.master), engine.conf) as spark:
@@ -167,7 +167,7 @@ def spark_score_poster(
                 max_gallery_videos=max_gallery_videos,
             )
         except Exception as exc:
-            if isinstance(exc, ValueError):  # InputError: already readable
+            if isinstance(exc, InputError):  # already readable
                 raise
             raise job_error(exc, step) from None
     finished = finish(merged, settings)

@@ -1,4 +1,6 @@
-"""The poster and episode tables of ``engine=spark``: read and checked on Spark (SPEC section 2).
+"""The poster and episode tables of ``engine=spark``: read and checked on Spark.
+
+The checks are those of docs/inputs.md#what-is-refused.
 
 The rules and messages are the local engine's (`evaluator.io.poster`, `evaluator.io.episode`);
 only the rows are named by their values instead of their numbers. A duplicate rank within a
@@ -174,8 +176,8 @@ def poster_table(
         embedder_hint: the override that enables an image embedder, for messages.
 
     Raises:
-        InputError: every bad-input class of SPEC section 2 (duplicate ranks excepted, see
-            the module docstring).
+        InputError: every bad-input class listed in docs/inputs.md#what-is-refused (duplicate
+            ranks excepted, see the module docstring).
     """
     F = _F()
     frame = read_source(spark, source, text_columns=("video_id",))

@@ -3,9 +3,9 @@
 A source is a file, a folder of part files, any URI Spark reads (``s3a://``, ``hdfs://``,
 ``abfss://``, ``dbfs:/``), or a table of the session's catalog (``table:NAME``). The format comes
 from the extension (``.parquet``, ``.csv``, ``.jsonl`` / ``.json``; for a local folder, from its
-part files); a ``parquet:``, ``csv:``, ``json:``, ``orc:`` or ``delta:`` prefix names it
-explicitly (default parquet). The checks are those of the local engine (SPEC section 2), made by
-one aggregation per table on the executors; an error names the source, the column and up to five
+part files); a ``parquet:``, ``csv:``, ``json:``, ``orc:`` or ``delta:`` prefix names it explicitly
+(default parquet). The checks are those of the local engine (docs/inputs.md#what-is-refused), made
+by one aggregation per table on the executors; an error names the source, the column and up to five
 offending rows by their values (a distributed table has no row numbers).
 
 Every table gets two ordering columns, ``_file`` (position of its file among the source's files

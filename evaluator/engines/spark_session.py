@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from evaluator.errors import InputError
+from evaluator.errors import InputError, ServiceError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -46,11 +46,12 @@ DEFAULT_CONF = {
 LOCAL_DRIVER_MEMORY = "4g"  # a local session's JVM heap unless engine.conf sets it
 
 
-class SparkJobError(InputError):
+class SparkJobError(ServiceError):
     """A Spark job failed in the end (after Spark's own task retries).
 
-    The message names the failing stage and its root error. It counts as an input / environment
-    error (exit 2): nothing was recorded, and what to fix is the data, the cluster or a setting.
+    The message names the failing stage and its root error. It is a service failure (exit 3,
+    docs/engines.md): nothing was recorded, and what to fix is the cluster or one of its
+    settings; bad data found on an executor comes back as the `InputError` it is (exit 2).
     """
 
 
@@ -203,7 +204,7 @@ _INPUT_ERROR = re.compile(r"evaluator\.errors\.InputError: (.*)")
 _LAST_ERROR = re.compile(r"^(\w+(?:\.\w+)*(?:Error|Exception)\b.*)$", re.MULTILINE)
 
 
-def job_error(exc: BaseException, what: str) -> InputError:
+def job_error(exc: BaseException, what: str) -> InputError | SparkJobError:
     """Turn a failed Spark job into one readable error.
 
     An `InputError` raised on an executor (bad data found there) comes back as itself; any

@@ -57,6 +57,7 @@ from evaluator.io.partition import (
     with_row_columns,
 )
 from evaluator.io.sources import Source
+from evaluator.lifecycle import checkpoint
 
 MAX_SPLIT_DEPTH = 4
 IN_MEMORY_FACTOR = 1.25
@@ -182,6 +183,7 @@ def stream_poster(
         return expert_mean(sums, dims.dim or (sums[0].sums.shape[1] if sums else 0))
 
     def score(e: pa.Table, p: pa.Table) -> None:
+        checkpoint()  # Ctrl-C / SIGTERM stop here, between two units
         error = duplicate_rank_error(pred, p)
         if error is not None:
             raise error

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from evaluator.core.calibration import ExpertPool, VectorSums, centred, pool_sums, vector_rows
 from evaluator.core.digest import video_digests
-from evaluator.core.frames import Frames
+from evaluator.core.frames import Frames, exact_duplicate_mask
 from evaluator.core.partials import PosterPartial, partial_from_result
 from evaluator.core.poster import PosterSettings, evaluate_poster
 from evaluator.errors import InputError
@@ -67,16 +67,16 @@ def score_unit(
 
     The unit must hold ALL rows of each of its videos (from both tables); rows of one video
     keep their relative order from the input (it breaks ties between equal scores and
-    timestamps). Columns are those of the input tables (SPEC section 2): ``video_id`` (text or
-    integers), ``timestamp``; predictions ``rank`` or ``score``; ``embedding`` (list or
-    fixed-size list of numbers per row, any float width; in pandas a sequence or array per
-    cell) unless ``settings.min_cosine`` is None; other expert columns decide exact
-    duplicates as usual; an ``image`` column gives the gallery's thumbnails. The optional
-    int64 columns ORDER_COLUMN and ROW_COLUMN set the video order and the gallery's row ids
-    (see their comment). Either table may have no rows.
+    timestamps). Columns are those of the input tables (docs/inputs.md#what-is-refused):
+    ``video_id`` (text or integers), ``timestamp``; predictions ``rank`` or ``score``; ``embedding``
+    (list or fixed-size list of numbers per row, any float width; in pandas a sequence or array per
+    cell) unless ``settings.min_cosine`` is None; other expert columns decide exact duplicates as
+    usual; an ``image`` column gives the gallery's thumbnails. The optional int64 columns
+    ORDER_COLUMN and ROW_COLUMN set the video order and the gallery's row ids (see their comment).
+    Either table may have no rows.
 
-    Every row-level check of SPEC section 2 is applied to the unit's rows (messages name the
-    label and rows counted within the unit).
+    Every row-level check listed in docs/inputs.md#what-is-refused is applied to the unit's
+    rows (messages name the label and rows counted within the unit).
 
     Args:
         experts: the unit's expert rows.
@@ -220,8 +220,7 @@ def score_frames(
         matched_experts = replace(experts, embedding=centred(experts.embedding, center))
         matched_model = replace(model, embedding=centred(model.embedding, center))
     result = evaluate_poster(matched_experts, matched_model, n, settings, judge_frames=judge_frames)
-    keep = result.expert_keep
-    assert keep is not None
+    keep = ~exact_duplicate_mask(matched_experts)  # the rows the evaluation kept
     dim = None if settings.min_cosine is None or experts.embedding is None else experts.embedding
     scored = keep & result.eligible[experts.video]
     pool = None

@@ -17,6 +17,7 @@ import pandas as pd
 
 from evaluator.errors import InputError
 from evaluator.io.poster import load_table
+from evaluator.lifecycle import checkpoint
 from evaluator.tracking.register import register_evaluated_model
 from evaluator.tracking.registry import (
     find_model_version,
@@ -71,6 +72,7 @@ def register_poster_versions(
     """
     out = []
     for version in (str(v) for v in versions):
+        checkpoint()  # Ctrl-C / SIGTERM stop here, between two versions
         run = latest_evaluation_run(tracking_uri, name, version)
         if run is None:
             raise InputError(

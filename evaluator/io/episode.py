@@ -1,10 +1,10 @@
-"""Loading the episode task's table (SPEC section 8) into validated arrays.
+"""Loading the episode task's table into validated arrays (docs/inputs.md#episode-table).
 
 One row per video: ``video_id`` (text), ``metadata_episode``, ``predicted_episode``,
 ``true_episode`` (whole numbers; integral floats such as ``3.0`` are accepted), ``confidence``
 in [0, 1]. Optional ``series_id`` and ``season`` are carried along and can group the
-breakdown. Bad input is refused as for the poster task (SPEC section 2): the message names the
-file, the column and up to five rows.
+breakdown. Bad input is refused as for the poster task (docs/inputs.md#what-is-refused): the
+message names the file, the column and up to five rows.
 """
 
 from __future__ import annotations

@@ -192,15 +192,17 @@ def unusable_output_dir(exc: OSError) -> InputError:
 
 
 @contextlib.contextmanager
-def checked_output_folder(argv: list[str], entry_file: str) -> Iterator[None]:
+def checked_output_folder(
+    argv: list[str], entry_file: str, around: str = "entry"
+) -> Iterator[None]:
     """Around a Hydra command: its output folder checked before Hydra creates it, and
     Hydra's own failure to create or write it reported as the config error it is.
 
     Args:
         argv: the command line (``hydra.run.dir=...`` is checked by `check_hydra_dirs`).
-        entry_file: the module whose functions Hydra runs (its ``entry`` function is the
-            one around this): an OSError raised inside another of them is not Hydra's and
-            passes unchanged.
+        entry_file: the module whose functions Hydra runs: an OSError raised inside one of
+            them (but ``around``) is not Hydra's and passes unchanged.
+        around: the function of ``entry_file`` that holds this context.
 
     Raises:
         InputError: naming ``hydra.run.dir`` and the folder.
@@ -214,7 +216,7 @@ def checked_output_folder(argv: list[str], entry_file: str) -> Iterator[None]:
         cause = exc if isinstance(exc, OSError) else exc.__cause__
         frames = traceback.extract_tb(exc.__traceback__)
         if not isinstance(cause, OSError) or any(
-            f.filename == entry_file and f.name != "entry" for f in frames
+            f.filename == entry_file and f.name != around for f in frames
         ):
             raise  # not about the folder, or raised by a command body Hydra ran
         raise unusable_output_dir(cause) from None

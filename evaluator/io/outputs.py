@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from evaluator.errors import InputError
+from evaluator.lifecycle import checkpoint
 
 Writer = Callable[[Path], None]
 
@@ -94,6 +95,7 @@ def write_all(output_dir: Path, files: Mapping[str, Writer]) -> list[Path]:
     try:
         with staged_outputs(output_dir) as staging:
             for rel, writer in files.items():
+                checkpoint()  # Ctrl-C / SIGTERM stop here, between two files
                 path = staging / rel
                 path.parent.mkdir(parents=True, exist_ok=True)
                 writer(path)

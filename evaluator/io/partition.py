@@ -33,6 +33,7 @@ from evaluator.errors import InputError
 from evaluator.io.poster import IMAGE_COLUMNS, load_table
 from evaluator.io.sources import Source, check_parts, part_schemas
 from evaluator.io.tables import MAX_ROWS_SHOWN, check_video_id_type, require_columns
+from evaluator.lifecycle import checkpoint
 
 ORDER_COLUMN = "__order"
 ROW_COLUMN = "__row"
@@ -202,6 +203,7 @@ def iter_batches(
                 batch_size=read_batch_rows(plan, batch_rows), columns=list(plan.columns)
             )
             for batch in batches:
+                checkpoint()  # Ctrl-C / SIGTERM stop here, between two batch reads
                 yield f, in_file, row, pa.Table.from_batches([batch])
                 in_file += batch.num_rows
                 row += batch.num_rows
@@ -214,7 +216,8 @@ def iter_batches(
 def validate_batch(
     plan: TablePlan, path: Path, first_row: int, table: pa.Table, need_embeddings: bool
 ) -> int | None:
-    """Every row-level check of SPEC section 2 on one batch; returns its vector length.
+    """The row-level checks (docs/inputs.md#what-is-refused) of one batch; returns its vector
+    length.
 
     Raises:
         InputError: naming the part file, the column and the rows (numbered in the file).

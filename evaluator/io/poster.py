@@ -1,4 +1,4 @@
-"""Loading the poster task's two tables (SPEC section 2) into validated frames."""
+"""Loading the poster task's two tables (docs/inputs.md#what-is-refused) into validated frames."""
 
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def load_table(
         The validated table.
 
     Raises:
-        InputError: for every bad-input class of SPEC section 2.
+        InputError: for every bad-input class listed in docs/inputs.md#what-is-refused.
     """
     if isinstance(path, Source):
         source, path = path, path.label
@@ -243,8 +243,8 @@ def load_poster_inputs(
     ``mlflow.models.evaluate`` plugin does); its path argument then only names it in messages.
 
     Raises:
-        InputError: any bad input (SPEC section 2), including embeddings whose length differs
-            between the two files.
+        InputError: any bad input (docs/inputs.md#what-is-refused), including embeddings whose
+            length differs between the two files.
     """
     kw: dict[str, Any] = {
         "need_embeddings": need_embeddings,

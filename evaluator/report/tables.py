@@ -24,7 +24,7 @@ _FLOAT_COLUMNS = (
 
 
 def match_table(result: PosterResult, video_ids: np.ndarray) -> pd.DataFrame:
-    """The per-video match table of SPEC section 5, one row per video in either table.
+    """The per-video match table (docs/metrics.md#the-per-video-match-table): a row per video.
 
     Ineligible videos have null match columns. For eligible videos, ``first_hit_rank`` is null
     for a miss and ``miss_reason`` is "" for a hit.

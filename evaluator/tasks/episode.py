@@ -34,6 +34,7 @@ from evaluator.engines import engine_name
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.lifecycle import checkpoint
 from evaluator.report.episode_tables import (
     confusion_dict,
     episode_video_table,
@@ -58,7 +59,7 @@ from evaluator.tracking.mlflow_run import (
     record_evaluation,
     run_name_for,
 )
-from evaluator.tracking.record_later import table_files_of
+from evaluator.tracking.records import table_files_of
 
 # Stepped metrics: the automation at thresholds 0.00, 0.01, ..., 1.00, logged with
 # step = round(100 * threshold), so the MLflow chart view overlays runs on the same x-axis.
@@ -295,6 +296,7 @@ def run_episode(
         n_resamples=settings.n_resamples,
         ci_level=settings.ci_level,
         seed=settings.seed,
+        between_blocks=checkpoint,  # Ctrl-C / SIGTERM stop between resample blocks
     )
     text = evaluate_table_text(
         table,

@@ -20,7 +20,8 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from evaluator import __version__
-from evaluator.errors import InputError, TrackingError
+from evaluator.errors import InputError, ServiceError, TrackingError
+from evaluator.lifecycle import EXIT_INPUT_ERROR, EXIT_INTERNAL_ERROR, exit_code_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,7 +39,7 @@ PARENT_ENV = "VIDEO_EVAL_PARENT_RUN_ID"
 _FAILED_JOBS: list[tuple[str, BaseException]] = []
 
 
-def report_job_failure(label: str, exc: InputError | TrackingError, hint: str = "") -> None:
+def report_job_failure(label: str, exc: InputError | ServiceError, hint: str = "") -> None:
     """Print a failed job's error (one paragraph, no traceback, then ``hint``) and remember it."""
     print(f"video-eval: error in job [{label}]: {exc}{hint}", file=sys.stderr)
     _FAILED_JOBS.append((label, exc))
@@ -138,7 +139,7 @@ class MultirunComparison(Callback):
             )
         except TrackingError as exc:
             print(f"video-eval: error: {exc}", file=sys.stderr)
-            sys.exit(3)
+            sys.exit(exit_code_of(exc))
         os.environ[PARENT_ENV] = self.parent_run_id
         atexit.register(self._abandon)
 
@@ -165,13 +166,13 @@ class MultirunComparison(Callback):
         finally:
             self.parent_run_id = None
         if self.failures:
-            bad_input = all(isinstance(e, InputError | TrackingError) for _, e in self.failures)
+            codes = {exit_code_of(e) for _, e in self.failures}
             print(
                 f"video-eval: {len(self.failures)} of the multirun's jobs failed (see above).",
                 file=sys.stderr,
             )
-            # 2: bad input or tracking in some job; 4: a job failed with a bug.
-            sys.exit(2 if bad_input else 4)
+            # 2: bad input, tracking or a Spark job in some job; 4: a job failed with a bug.
+            sys.exit(EXIT_INTERNAL_ERROR if EXIT_INTERNAL_ERROR in codes else EXIT_INPUT_ERROR)
 
     def _finish(self, config: DictConfig, uri: str) -> None:
         import pandas as pd

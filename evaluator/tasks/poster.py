@@ -1,18 +1,13 @@
 """One poster evaluation, end to end: config -> engine -> numbers -> files -> MLflow.
 
-`run_poster` overlaps what does not depend on each other: MLflow's import and the store's
-schema check / migrations run in a background thread (`evaluator.tracking.warmup`) and the
-plots and the HTML report in a worker thread (`VisualsWorker`: it imports matplotlib while the
-engine reads and scores, and draws while MLflow records the rest). The run is still created
-only once the numbers exist, and always ends (FINISHED or FAILED), also on Ctrl-C and SIGTERM.
+`run_poster` runs its steps one after the other, as `evaluator.tasks.episode.run_episode`
+does: read and score, write the data files, draw the plots and the report, record the run.
+The run is created only once every file exists, and always ends (FINISHED or FAILED), also on
+Ctrl-C and SIGTERM (`evaluator.lifecycle`).
 """
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,12 +26,10 @@ from evaluator.io.sources import Source, resolve_source
 from evaluator.report.tables import match_table, sweep_table
 from evaluator.tasks.poster_files import (
     Visuals,
-    VisualsWorker,
     build_summary,
     dataset_of,
     params_of,
     recall_intervals,
-    render_visuals,
     sweep_curves,
     visuals_of,
 )
@@ -325,7 +318,10 @@ def poster_record(
     *,
     table_embedder: Any = None,
 ) -> RunRecord:
-    """What MLflow records of an evaluation whose files are in ``output_dir`` (SPEC section 7)."""
+    """What MLflow records of an evaluation whose files are in ``output_dir``.
+
+    See docs/mlflow.md#one-poster-evaluation.
+    """
     from evaluator.tracking.mlflow_run import RunRecord, artifact_list, evaluation_tags
 
     scored = evaluation.scored
@@ -353,23 +349,6 @@ def poster_record(
         tables=tables if cfg.mlflow.log_table else {},
         dataset=dataset_of(scored, evaluation.digest, n_frames) if log_dataset else None,
     )
-
-
-@contextlib.contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SIGTERM raises SystemExit(143) here, so temporary files go and no run stays RUNNING."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def stop(signum: int, frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    previous = signal.signal(signal.SIGTERM, stop)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _streamable(experts: Source, predictions: Source, cfg: DictConfig) -> bool:
@@ -443,70 +422,31 @@ def run_poster(
         InputError: bad config or input files (nothing written, no run created).
         TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
     """
-    from evaluator.tracking.warmup import Warmup
-
     settings_from_config(cfg)
-    warmup = Warmup(str(cfg.mlflow.tracking_uri)) if track else None
-    worker = VisualsWorker() if (cfg.plots or cfg.report.html) else None
-    recorded = False
-    try:
-        with _sigterm_as_exit():
-            slices = load_slices(cfg)  # refused before anything is computed
-            table_embedder = None
-            if cfg.matching.min_cosine is not None and cfg.embedder.name != "precomputed":
-                table_embedder = build_table_embedder(cfg)
-            scored = score_from_config(cfg, table_embedder)
-            label = default_run_name(cfg)
-            evaluation = evaluate_scored(
-                scored, cfg, label=label, table_embedder=table_embedder, slices=slices
-            )
-            written = write_all(output_dir, evaluation.data_files)
-            drawn = worker.submit(evaluation.visuals, output_dir) if worker is not None else None
+    slices = load_slices(cfg)  # refused before anything is computed
+    table_embedder = None
+    if cfg.matching.min_cosine is not None and cfg.embedder.name != "precomputed":
+        table_embedder = build_table_embedder(cfg)
+    scored = score_from_config(cfg, table_embedder)
+    label = default_run_name(cfg)
+    evaluation = evaluate_scored(
+        scored, cfg, label=label, table_embedder=table_embedder, slices=slices
+    )
+    written = write_all(output_dir, evaluation.files)
+    run = None
+    if track:
+        from evaluator.tracking.mlflow_run import record_evaluation
+        from evaluator.tracking.records import table_files_of
 
-            def visual_files() -> list[Path]:
-                if drawn is None:
-                    return render_visuals(evaluation.visuals, output_dir) if not worker else []
-                return drawn.result()
-
-            run = None
-            if warmup is not None:
-                from evaluator.tracking.mlflow_run import artifact_list, record_evaluation
-                from evaluator.tracking.record_later import table_files_of
-
-                warmup.wait()
-                record = poster_record(
-                    evaluation, cfg, written, output_dir, table_embedder=table_embedder
-                )
-                recorded = True
-                late: list[Path] = []
-
-                def late_artifacts() -> list[tuple[Path, str | None]]:
-                    late.extend(visual_files())
-                    return artifact_list(late, output_dir)
-
-                run = record_evaluation(
-                    cfg,
-                    label,
-                    record,
-                    parent_run_id,
-                    late_artifacts,
-                    output_dir=output_dir,
-                    table_files=table_files_of(record),
-                    pending=evaluation.visuals.names(),
-                )
-                written += late
-            else:
-                written += visual_files()
-    except BaseException:
-        if worker is not None:
-            worker.close(cancel=True)  # Ctrl-C / SIGTERM / an error: do not draw on
-            worker = None
-        raise
-    finally:
-        if worker is not None:
-            worker.close()
-        if warmup is not None and not recorded:
-            warmup.discard()
+        record = poster_record(evaluation, cfg, written, output_dir, table_embedder=table_embedder)
+        run = record_evaluation(
+            cfg,
+            label,
+            record,
+            parent_run_id,
+            output_dir=output_dir,
+            table_files=table_files_of(record),
+        )
     return PosterOutcome(
         evaluation.result,
         evaluation.summary,

@@ -1,15 +1,12 @@
 """The result files of one poster evaluation: summary, params, dataset input, plots, report.
 
-The plots and the HTML report (`Visuals`) depend only on the finished numbers, so `run_poster`
-renders them in a worker thread (`VisualsWorker`) while MLflow records the rest; the
-``mlflow.models.evaluate`` plugin renders the same files in-process. matplotlib is imported
-only where plots are drawn.
+The plots and the HTML report (`Visuals`) depend only on the finished numbers; `run_poster`
+and the ``mlflow.models.evaluate`` plugin write them with the data files. matplotlib is
+imported only where plots are drawn.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +20,7 @@ from evaluator.core.calibration import Calibration
 from evaluator.core.poster import PosterResult
 from evaluator.engines.local import Scored
 from evaluator.errors import InputError
-from evaluator.io.outputs import Writer, write_all
+from evaluator.io.outputs import Writer
 from evaluator.report.calibration_plot import calibration_plot_writer
 from evaluator.report.html import ReportInputs, ReportOptions, drawn_poster, report_writer
 from evaluator.tasks.slicing import SliceForest, SliceOutputs
@@ -77,7 +74,7 @@ def recall_intervals(result: PosterResult, cfg: DictConfig) -> BootstrapResult |
 
 
 def sweep_curves(result: PosterResult) -> dict[str, list[tuple[int, float]]]:
-    """The two stepped sweep metrics of SPEC section 6 (UI-overlayable sweep curves).
+    """The two stepped sweep metrics (docs/metrics.md#the-threshold-sweep): overlayable curves.
 
     ``sweep_recall_at_{K}_by_min_cosine``: step = round(100 * theta), tau at the configured value;
     ``sweep_recall_at_{K}_by_tolerance``: step = round(10 * tau), theta at the configured value.
@@ -169,7 +166,7 @@ def dataset_of(scored: Scored, digest: str, n_frames: int) -> Any:
 
 @dataclass(frozen=True)
 class Visuals:
-    """Everything the plots and the report are drawn from (what `VisualsWorker` is handed).
+    """Everything the plots and the report are drawn from.
 
     Attributes:
         label: the model's name in titles.
@@ -306,62 +303,3 @@ def visuals_of(
     confidence = None if intervals is None else float(cfg.metrics.bootstrap.confidence)
     forest = None if slices is None else slices.forest
     return Visuals(label, ri, confidence, bool(cfg.plots), options, forest)
-
-
-def render_visuals(
-    visuals: Visuals, output_dir: Path, stop: threading.Event | None = None
-) -> list[Path]:
-    """Draw every visual file into ``output_dir`` (all-or-nothing); returns the paths.
-
-    Raises:
-        DrawingCancelled: ``stop`` was set before the next file (nothing was written).
-    """
-    writers = visuals.writers()
-    if stop is not None:
-        writers = {name: _unless_stopped(stop, w, output_dir) for name, w in writers.items()}
-    return write_all(output_dir, writers)
-
-
-def _unless_stopped(stop: threading.Event, writer: Writer, output_dir: Path) -> Writer:
-    def write(path: Path) -> None:
-        if stop.is_set():
-            raise DrawingCancelled(f"{output_dir}: the run ended before its drawing")
-        writer(path)
-
-    return write
-
-
-def _import_plotting() -> None:
-    import evaluator.report.plots  # noqa: F401  (matplotlib, while the inputs are read)
-
-
-class VisualsWorker:
-    """A thread that draws the plots and the report while MLflow records the rest.
-
-    It starts at once and imports matplotlib while the inputs are read; `submit` hands it the
-    finished numbers. Closing it waits for the drawing to end.
-
-    A thread, not a process: measured on 2 cores, a worker process took as long or longer
-    (its own interpreter imports numpy, pandas, pyarrow and matplotlib while the parent reads
-    the inputs) and 110-190 MB more memory (20k videos x 512-d: 8.6 s, 1300 MiB against 8.1 s,
-    1170 MiB for a thread; 300k x 64-d: 39 s, 885 MiB against 37.5 s, 700 MiB).
-    """
-
-    def __init__(self) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="visuals")
-        self._pool.submit(_import_plotting)
-        self._stop = threading.Event()
-
-    def submit(self, visuals: Visuals, output_dir: Path) -> Future[list[Path]]:
-        return self._pool.submit(render_visuals, visuals, output_dir, self._stop)
-
-    def close(self, cancel: bool = False) -> None:
-        """Stop the worker: after the drawing, or (``cancel``, the run is ending on an error,
-        Ctrl-C or SIGTERM) once the file being drawn is done, leaving none of its files."""
-        if cancel:
-            self._stop.set()
-        self._pool.shutdown(wait=True, cancel_futures=cancel)
-
-
-class DrawingCancelled(Exception):
-    """The drawing was stopped by `VisualsWorker.close` (nothing of it was written)."""

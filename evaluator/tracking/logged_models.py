@@ -13,32 +13,18 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlflow.tracking import MlflowClient
+
+from evaluator.tracking.records import LoggedModelSpec
 
 # Run tags copied onto the LoggedModel (they tell the versions apart in the Models tab).
 MODEL_TAGS = ("model.name", "model.version", "evaluator.task", "dataset.digest", "dataset.name")
 # Run params that describe the measurement (the settings a multirun varies).
 MODEL_PARAM_PREFIXES = ("matching.", "metrics.", "episode.")
 EXTERNAL_TAG = "mlflow.model.isExternal"
-
-
-@dataclass(frozen=True)
-class LoggedModelSpec:
-    """What the evaluation's LoggedModel is called and carries.
-
-    Attributes:
-        name: the LoggedModel name (the evaluated model's ``model.name``).
-        tags: tags of the LoggedModel (``model.version``, ...).
-        params: params of the LoggedModel (the matching / metric settings).
-    """
-
-    name: str
-    tags: dict[str, str] = field(default_factory=dict)
-    params: dict[str, str] = field(default_factory=dict)
 
 
 def evaluation_model_spec(

@@ -1,43 +1,70 @@
-"""The only code that talks to MLflow: experiments, runs, batched metrics, artifacts, tables.
+"""MLflow runs: create one, log a `RunRecord` into it in batched calls, end it.
+
+This module and its neighbours in `evaluator.tracking` (the registry, datasets, tables,
+logged models, parent runs, record-later) are the code that talks to MLflow; the record types
+themselves (`evaluator.tracking.records`) import no MLflow.
 
 A run is created only after the inputs are validated and the numbers computed, and it always
 ends: FINISHED when everything was recorded, FAILED (with the error text in the tag
-``evaluator.error``) otherwise. It is never left RUNNING.
+``evaluator.error``) otherwise. It is never left RUNNING. Between two MLflow calls the work
+stops if Ctrl-C or SIGTERM arrived (`evaluator.lifecycle.checkpoint`); no signal lands inside
+a call, so the store is never left locked and the run can be marked FAILED.
+
+Only a failure of MLflow or the network becomes a `TrackingError` (exit status 3, "record it
+later"); any other exception raised while recording is a bug and propagates unchanged.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import pandas as pd
-from mlflow.entities import Metric, Param, RunTag
+import requests
+from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import TrackingError
+from evaluator.lifecycle import checkpoint
 from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.logged_models import (
-    LoggedModelSpec,
     create_evaluation_model,
     evaluation_model_spec,
+    finish_evaluation_model,
+    run_model,
 )
 from evaluator.tracking.preflight import open_store
 from evaluator.tracking.reachability import sqlite_path, ui_hint
-from evaluator.tracking.record_later import Destination, save_record, with_record_id
-from evaluator.tracking.tables import log_tables
+from evaluator.tracking.records import (
+    MAX_METRICS_PER_BATCH,
+    MAX_PARAM_LENGTH,
+    MAX_PARAMS_TAGS_PER_BATCH,
+    Destination,
+    RecordedRun,
+    RunRecord,
+    artifact_list,
+    chunks,
+    save_record,
+    with_record_id,
+)
+from evaluator.tracking.tables import LOGGED_ARTIFACTS_TAG, log_tables
 
-MAX_METRICS_PER_BATCH = 1000
-MAX_PARAMS_TAGS_PER_BATCH = 100
-MAX_PARAM_LENGTH = 6000
-__all__ = ["ui_hint"]  # re-exported: where a run can be viewed
+# Re-exported: where a run can be viewed; the record types many callers import from here.
+__all__ = ["RecordedRun", "RunRecord", "artifact_list", "ui_hint"]
+# What a store or a network that fails raises (anything else raised while recording is a bug).
+TRACKING_FAILURES: tuple[type[BaseException], ...] = (
+    MlflowException,
+    requests.RequestException,
+    OSError,
+    TrackingError,
+)
 
 
 def default_artifact_location(uri: str) -> str | None:
@@ -51,47 +78,6 @@ def default_artifact_location(uri: str) -> str | None:
     if db is None:
         return None
     return (db.resolve().parent / "mlartifacts").as_uri()
-
-
-@dataclass
-class RunRecord:
-    """Everything one run records.
-
-    Attributes:
-        params: flat param name -> value (stringified; long values are cut at 6000 chars).
-        tags: tag name -> value.
-        metrics: metric name -> value (step 0).
-        stepped: metric name -> [(step, value)] (curves such as ``recall_at_k``).
-        artifacts: (local file, artifact folder or None for the root) to log.
-        tables: artifact file name -> frame, logged with ``mlflow.log_table``.
-        dataset: the run's input dataset: a `FileDataset`, an MLflow dataset, or None.
-        logged_model: the LoggedModel to create for the run (its metrics are linked to it
-            and to ``dataset``), or None.
-    """
-
-    params: dict[str, str] = field(default_factory=dict)
-    tags: dict[str, str] = field(default_factory=dict)
-    metrics: dict[str, float] = field(default_factory=dict)
-    stepped: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    dataset: object | None = None
-    logged_model: LoggedModelSpec | None = None
-
-
-def artifact_list(files: Sequence[Path], root: Path) -> list[tuple[Path, str | None]]:
-    """(file, artifact folder) pairs that mirror the files' layout under ``root``."""
-    out: list[tuple[Path, str | None]] = []
-    for f in files:
-        folder = f.relative_to(root).parent.as_posix()
-        out.append((f, None if folder == "." else folder))
-    return out
-
-
-def chunks(items: Sequence, size: int) -> Iterator[Sequence]:
-    """``items`` in consecutive slices of at most ``size`` (MLflow's batch limits)."""
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
@@ -129,15 +115,6 @@ def _tracking_uri(uri: str) -> Iterator[None]:
             os.environ["MLFLOW_TRACKING_URI"] = previous_env
 
 
-@dataclass(frozen=True)
-class RecordedRun:
-    """Where a run landed."""
-
-    run_id: str
-    experiment_id: str
-    tracking_uri: str
-
-
 def record_run(
     *,
     tracking_uri: str,
@@ -146,7 +123,6 @@ def record_run(
     record: RunRecord,
     artifact_location: str | None = None,
     parent_run_id: str | None = None,
-    late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
 ) -> RecordedRun:
     """Create a run and record everything in a few batched calls.
 
@@ -158,16 +134,16 @@ def record_run(
         artifact_location: artifact root for a new experiment (None = see
             `default_artifact_location`).
         parent_run_id: makes this a nested run of that run.
-        late_artifacts: called after everything else is logged; returns more files to log
-            (the plots and report drawn meanwhile by a worker). Its errors fail the run.
 
     Returns:
         The run's id and experiment id.
 
     Raises:
         TrackingError: the store could not be reached or refused a write; the run (if one
-            was created) is marked FAILED with the error text.
+            was created) is marked FAILED with the error text. Any other exception (a bug,
+            Ctrl-C, SIGTERM) also marks it FAILED and propagates unchanged.
     """
+    checkpoint()
     try:
         open_store(tracking_uri)  # a new sqlite store is created under its lock
         client = MlflowClient(tracking_uri=tracking_uri)
@@ -178,64 +154,151 @@ def record_run(
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
-    except Exception as exc:
+    except TRACKING_FAILURES as exc:
         raise TrackingError(f"cannot start an MLflow run at {tracking_uri}: {exc}") from exc
-    run_id = run.info.run_id
+    with ended(client, run.info.run_id, tracking_uri):
+        log_record(client, run.info.run_id, record, experiment_id=exp_id)
+    return RecordedRun(run.info.run_id, exp_id, tracking_uri)
+
+
+@contextlib.contextmanager
+def ended(client: MlflowClient, run_id: str, tracking_uri: str) -> Iterator[None]:
+    """End run ``run_id`` when the block ends: FINISHED, or FAILED with the error's text.
+
+    Raises:
+        TrackingError: MLflow or the network failed in the block (the original error is its
+            cause); other exceptions propagate unchanged.
+    """
     try:
-        model_id = None
-        if record.logged_model is not None:
-            model_id = create_evaluation_model(client, exp_id, run_id, record.logged_model)
-        log_record(client, run_id, record, tracking_uri, model_id=model_id)
-        for local, folder in late_artifacts() if late_artifacts is not None else ():
-            client.log_artifact(run_id, str(local), folder)
+        yield
+        checkpoint()  # a stop requested during the last call: the run is not complete
         client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
+        # The store may be gone: then `video-eval-record` completes the run later.
         with contextlib.suppress(Exception):
             client.set_tag(run_id, "evaluator.error", f"{type(exc).__name__}: {exc}"[:5000])
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, "FAILED")
-        if not isinstance(exc, Exception):
-            raise
-        raise TrackingError(
-            f"MLflow run {run_id} at {tracking_uri} could not be completed and was marked "
-            f"FAILED: {type(exc).__name__}: {exc}"
-        ) from exc
-    return RecordedRun(run_id, exp_id, tracking_uri)
+        if isinstance(exc, TRACKING_FAILURES) and not isinstance(exc, TrackingError):
+            raise TrackingError(
+                f"MLflow run {run_id} at {tracking_uri} could not be completed and was marked "
+                f"FAILED: {type(exc).__name__}: {exc}"
+            ) from exc
+        raise
 
 
 def log_record(
     client: MlflowClient,
     run_id: str,
     record: RunRecord,
-    tracking_uri: str,
     *,
-    model_id: str | None = None,
+    experiment_id: str | None = None,
+    existing: Run | None = None,
 ) -> None:
-    """Log params, metrics, artifacts, tables and the dataset input of ``record``.
+    """Log params, metrics, artifacts, tables, the dataset input and the LoggedModel of
+    ``record`` into run ``run_id``: a new run, or (``existing``) one cut off earlier.
 
-    With ``model_id`` every metric is also linked to that LoggedModel and to the record's
-    dataset (name and digest), as the experiment's Models tab shows them.
+    Of an existing run only what it lacks is added (params, metrics and curve steps, tables,
+    the dataset, the LoggedModel); its tags are set again, its ``evaluator.error`` removed,
+    and the artifacts uploaded again (an upload cut off may be partial; uploading a file
+    again replaces it). The work stops between two calls when a stop was requested.
+
+    Args:
+        client: the store's client.
+        run_id: the run.
+        record: what to record.
+        experiment_id: the run's experiment; needed for ``record.logged_model``.
+        existing: the run as it is now, to complete it; None for a run just created.
     """
-    params = [Param(k, str(v)[:MAX_PARAM_LENGTH]) for k, v in record.params.items()]
-    for chunk in chunks(params, MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, params=chunk)
-    now = int(time.time() * 1000)
+    have_params = existing.data.params if existing else {}
+    have_metrics = existing.data.metrics if existing else {}
+    if existing is not None:
+        _log_batches(client, run_id, tags=[RunTag(k, str(v)) for k, v in record.tags.items()])
+        if "evaluator.error" in existing.data.tags:
+            client.delete_tag(run_id, "evaluator.error")
     link: dict[str, Any] = {}
-    if model_id is not None:
-        link["model_id"] = model_id
+    if record.logged_model is not None and experiment_id is not None:
+        link["model_id"] = _evaluation_model(client, experiment_id, run_id, record, existing)
         if record.dataset is not None:
             link["dataset_name"] = record.dataset.name  # type: ignore[attr-defined]
             link["dataset_digest"] = record.dataset.digest[:32]  # type: ignore[attr-defined]
-    metrics = [Metric(k, float(v), now, 0, **link) for k, v in record.metrics.items()]
+    params = [
+        Param(k, str(v)[:MAX_PARAM_LENGTH])
+        for k, v in record.params.items()
+        if k not in have_params
+    ]
+    _log_batches(client, run_id, params=params)
+    now = int(time.time() * 1000)
+    metrics = [
+        Metric(k, float(v), now, 0, **link)
+        for k, v in record.metrics.items()
+        if k not in have_metrics
+    ]
     for name, points in record.stepped.items():
-        metrics.extend(Metric(name, float(v), now, int(step), **link) for step, v in points)
-    for chunk in chunks(metrics, MAX_METRICS_PER_BATCH):
-        client.log_batch(run_id, metrics=chunk)
+        logged = (
+            {m.step for m in client.get_metric_history(run_id, name)}
+            if name in have_metrics
+            else set()
+        )
+        metrics.extend(
+            Metric(name, float(v), now, int(s), **link) for s, v in points if int(s) not in logged
+        )
+    _log_batches(client, run_id, metrics=metrics)
     for local, folder in record.artifacts:
+        checkpoint()
         client.log_artifact(run_id, str(local), folder)
-    log_tables(client, run_id, record.tables)
-    if record.dataset is not None:
+    tables = record.tables
+    if existing is not None:
+        done = {t.get("path") for t in _json_list(existing.data.tags.get(LOGGED_ARTIFACTS_TAG))}
+        tables = {name: frame for name, frame in tables.items() if name not in done}
+    log_tables(client, run_id, tables)
+    checkpoint()
+    if record.dataset is not None and not _has_dataset(existing, record.dataset):
         log_dataset(client, run_id, record.dataset)
+
+
+def _log_batches(
+    client: MlflowClient,
+    run_id: str,
+    *,
+    params: list[Param] | None = None,
+    metrics: list[Metric] | None = None,
+    tags: list[RunTag] | None = None,
+) -> None:
+    for chunk in chunks(params or [], MAX_PARAMS_TAGS_PER_BATCH):
+        checkpoint()
+        client.log_batch(run_id, params=chunk)
+    for tag_chunk in chunks(tags or [], MAX_PARAMS_TAGS_PER_BATCH):
+        checkpoint()
+        client.log_batch(run_id, tags=tag_chunk)
+    for metric_chunk in chunks(metrics or [], MAX_METRICS_PER_BATCH):
+        checkpoint()
+        client.log_batch(run_id, metrics=metric_chunk)
+
+
+def _json_list(text: str | None) -> list[dict[str, Any]]:
+    return list(json.loads(text or "[]"))
+
+
+def _evaluation_model(
+    client: MlflowClient, experiment_id: str, run_id: str, record: RunRecord, existing: Run | None
+) -> str:
+    """The id of the run's LoggedModel: created, or (a run cut off) found and finished."""
+    spec = record.logged_model
+    assert spec is not None
+    model = None if existing is None else run_model(client, experiment_id, run_id, spec.name)
+    if model is None:
+        return create_evaluation_model(client, experiment_id, run_id, spec)
+    if getattr(model.status, "name", str(model.status)) != "READY":
+        finish_evaluation_model(client, model, run_id)
+    return str(model.model_id)
+
+
+def _has_dataset(existing: Run | None, dataset: object) -> bool:
+    if existing is None or existing.inputs is None or not isinstance(dataset, FileDataset):
+        return False
+    logged = {d.dataset.digest for d in existing.inputs.dataset_inputs}
+    return dataset.digest[:32] in logged
 
 
 def log_dataset(client: MlflowClient, run_id: str, dataset: object) -> None:
@@ -259,7 +322,7 @@ def log_artifact(tracking_uri: str, run_id: str, local: Path, folder: str | None
     """
     try:
         MlflowClient(tracking_uri=tracking_uri).log_artifact(run_id, str(local), folder)
-    except Exception as exc:
+    except TRACKING_FAILURES as exc:
         raise TrackingError(
             f"logging {local.name} to MLflow run {run_id} at {tracking_uri} failed: "
             f"{type(exc).__name__}: {exc}"
@@ -269,9 +332,7 @@ def log_artifact(tracking_uri: str, run_id: str, local: Path, folder: str | None
 def set_tags(tracking_uri: str, run_id: str, tags: Mapping[str, str]) -> None:
     """Set tags on an existing run in one batched call."""
     client = MlflowClient(tracking_uri=tracking_uri)
-    items = [RunTag(k, str(v)) for k, v in tags.items()]
-    for chunk in chunks(items, MAX_PARAMS_TAGS_PER_BATCH):
-        client.log_batch(run_id, tags=chunk)
+    _log_batches(client, run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
 
 def record_into_run(tracking_uri: str, run_id: str, record: RunRecord) -> None:
@@ -285,11 +346,9 @@ def record_into_run(tracking_uri: str, run_id: str, record: RunRecord) -> None:
     """
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        tags = [RunTag(k, str(v)) for k, v in record.tags.items()]
-        for chunk in chunks(tags, MAX_PARAMS_TAGS_PER_BATCH):
-            client.log_batch(run_id, tags=chunk)
-        log_record(client, run_id, record, tracking_uri)
-    except Exception as exc:
+        _log_batches(client, run_id, tags=[RunTag(k, str(v)) for k, v in record.tags.items()])
+        log_record(client, run_id, record)
+    except TRACKING_FAILURES as exc:
         raise TrackingError(
             f"MLflow run {run_id} at {tracking_uri}: recording the evaluation failed: "
             f"{type(exc).__name__}: {exc}"
@@ -307,7 +366,10 @@ def run_name_for(cfg: Any, fallback_path: str | None) -> str:
 
 
 def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> dict[str, str]:
-    """The tags of every evaluation run (SPEC section 7): task, version, dataset, model."""
+    """The tags of every evaluation run: task, version, dataset, model.
+
+    See docs/mlflow.md#one-poster-evaluation.
+    """
     from evaluator import __version__
 
     tags = {
@@ -328,11 +390,9 @@ def record_evaluation(
     run_name: str,
     record: RunRecord,
     parent_run_id: str | None = None,
-    late_artifacts: Callable[[], Sequence[tuple[Path, str | None]]] | None = None,
     *,
     output_dir: Path | None = None,
     table_files: Mapping[str, str] | None = None,
-    pending: Sequence[str] = (),
 ) -> RecordedRun:
     """`record_run` with the store, experiment and artifact root of ``cfg.mlflow``.
 
@@ -341,20 +401,15 @@ def record_evaluation(
 
     With ``output_dir``, ``record.json`` is first saved there (see
     `evaluator.tracking.record_later`): when the store goes away before the run is finished,
-    ``video-eval-record OUTPUT_DIR`` records the same run later. The files ``late_artifacts``
-    returns are added to it as soon as they are known, also when the store failed first.
+    ``video-eval-record OUTPUT_DIR`` records the same run later.
 
     Args:
         cfg: the composed config (its ``mlflow`` and ``model`` groups).
         run_name: the run's display name.
         record: what to record.
         parent_run_id: the parent run (multirun), or None.
-        late_artifacts: see `record_run`.
         output_dir: the folder of the result files the record's artifacts name.
         table_files: table artifact name -> parquet file in ``output_dir`` with the same frame.
-        pending: the files ``late_artifacts`` will draw (relative to ``output_dir``): listed in
-            ``record.json`` until they are drawn, so that a run stopped before recording them
-            is recorded later with them or refused.
 
     Raises:
         TrackingError: as `record_run`.
@@ -369,58 +424,14 @@ def record_evaluation(
         run_name,
         parent_run_id,
     )
-    late = late_artifacts
-    got: list[tuple[Path, str | None]] | None = None
     if output_dir is not None:
         record, _ = with_record_id(record)
-        tables = dict(table_files or {})
-        save_record(output_dir, record, destination, tables, pending)
-        if late_artifacts is not None:
-
-            def late() -> Sequence[tuple[Path, str | None]]:
-                nonlocal got
-                got = list(late_artifacts())
-                everything = dataclasses.replace(record, artifacts=[*record.artifacts, *got])
-                save_record(output_dir, everything, destination, tables)
-                return got
-
-    try:
-        return record_run(
-            late_artifacts=late,
-            tracking_uri=destination.tracking_uri,
-            experiment=destination.experiment,
-            run_name=run_name,
-            record=record,
-            artifact_location=destination.artifact_location,
-            parent_run_id=parent_run_id,
-        )
-    except TrackingError:
-        if late is not late_artifacts and got is None:
-            # The store failed before the drawn files were listed: list them now (local work)
-            # so that `video-eval-record` records them too.
-            with contextlib.suppress(Exception):
-                late()  # type: ignore[misc]
-        raise
-
-
-def warm_store(tracking_uri: str) -> Callable[[], None]:
-    """Open an existing sqlite store in a background thread while the files are being read.
-
-    Opening a SQLAlchemy store checks its schema (about a second); doing it while the inputs are
-    read and scored hides that time. Only an existing database is opened, so bad input still
-    leaves no new store behind. Errors are left for `record_run` to report.
-
-    Returns:
-        A function that waits for the background work (call it before recording).
-    """
-    db = sqlite_path(tracking_uri)
-    if db is None or not db.is_file():
-        return lambda: None
-
-    def connect() -> None:
-        with contextlib.suppress(Exception):
-            MlflowClient(tracking_uri=tracking_uri).get_experiment_by_name("Default")
-
-    thread = threading.Thread(target=connect, name="mlflow-store-warmup", daemon=True)
-    thread.start()
-    return thread.join
+        save_record(output_dir, record, destination, dict(table_files or {}))
+    return record_run(
+        tracking_uri=destination.tracking_uri,
+        experiment=destination.experiment,
+        run_name=run_name,
+        record=record,
+        artifact_location=destination.artifact_location,
+        parent_run_id=parent_run_id,
+    )

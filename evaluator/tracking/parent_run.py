@@ -88,7 +88,7 @@ def finish_parent_run(tracking_uri: str, run_id: str, record: RunRecord, *, fail
     """
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        log_record(client, run_id, record, tracking_uri)
+        log_record(client, run_id, record)
         client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
     except Exception as exc:
         with contextlib.suppress(Exception):

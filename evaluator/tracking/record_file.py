@@ -3,10 +3,9 @@
 ``record.json`` is a file in a folder the user controls: it may be edited, truncated, or
 written by another version. Before anything is read from it, `validate_record_file` checks
 its whole shape (every field, its type and the types inside it) and its containment: every
-file it names (artifacts, tables, and the drawings still ``pending`` when it was written) must
-resolve to a file inside the output folder, so a record can never upload a file from
-elsewhere (``../../etc/hostname``). A refusal names the file and the field; the command exits
-with status 2.
+file it names (artifacts and tables) must resolve to a file inside the output folder, so a
+record can never upload a file from elsewhere (``../../etc/hostname``). A refusal names the
+file and the field; the command exits with status 2.
 """
 
 from __future__ import annotations
@@ -147,8 +146,6 @@ def _schema(m: Any, expected_format: int) -> None:
     _mapping("tables", m.get("tables"), _text, "name -> parquet file")
     _object("dataset", m.get("dataset"), DATASET, null=True)
     _object("logged_model", m.get("logged_model"), LOGGED_MODEL, null=True)
-    if "pending" in m:
-        _listing("pending", m["pending"], _text, "file")
 
 
 def _inside(root: Path, rel: str) -> bool:
@@ -191,7 +188,6 @@ def validate_record_file(path: Path, m: Any, expected_format: int) -> None:
     root = path.parent.resolve()
     named = [(f"artifacts[{i}]", a[0]) for i, a in enumerate(m["artifacts"])]
     named += [(f"tables.{k}", v) for k, v in m["tables"].items()]
-    named += [(f"pending[{i}]", p) for i, p in enumerate(m.get("pending", []))]
     for field, rel in named:
         if not _inside(root, rel):
             raise InputError(
@@ -199,28 +195,3 @@ def validate_record_file(path: Path, m: Any, expected_format: int) -> None:
                 f"{root}; a record uploads only the files of its own folder. Refused: nothing "
                 f"was recorded."
             )
-
-
-def pending_artifacts(output_dir: Path, pending: list[str]) -> list[tuple[Path, str | None]]:
-    """The drawings still ``pending`` when ``record.json`` was last written, as artifacts.
-
-    A live run lists its plots and report once they are drawn; a run stopped before that
-    (interrupted, or its store failed while drawing) leaves them ``pending``. Recorded later,
-    the run gets the same artifacts as a live one: every pending file must be there.
-
-    Raises:
-        InputError: pending files that were never drawn, named, with what to do.
-    """
-    missing = [rel for rel in pending if not (output_dir / rel).is_file()]
-    if missing:
-        raise InputError(
-            f"{output_dir}: the evaluation stopped before drawing {', '.join(missing[:5])}"
-            f"{' and more' if len(missing) > 5 else ''}; recorded now, the run would lack "
-            f"the plots and report a live run records. Run the evaluation again (into a new "
-            f"folder) to record it complete."
-        )
-    out: list[tuple[Path, str | None]] = []
-    for rel in pending:
-        folder = Path(rel).parent.as_posix()
-        out.append((output_dir / rel, None if folder == "." else folder))
-    return out

@@ -64,7 +64,6 @@ def assert_same_result(a: PosterResult, b: PosterResult) -> None:
         np.testing.assert_equal(a.metrics[k], b.metrics[k], err_msg=k)
     np.testing.assert_equal(a.recall_curve, b.recall_curve)
     np.testing.assert_equal(a.eligible, b.eligible)
-    np.testing.assert_equal(a.expert_keep, b.expert_keep)
     for f in dataclasses.fields(a.matches):
         if f.name != "frames":
             va, vb = getattr(a.matches, f.name), getattr(b.matches, f.name)

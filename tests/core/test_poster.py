@@ -10,9 +10,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.core.frames import Frames, ranks_from_scores
-from evaluator.core.matching import MATCH_FLOAT_FIELDS, MISS_REASONS
-from evaluator.core.poster import PosterSettings, evaluate_poster
+from evaluator.core.frames import Frames, exact_duplicate_mask, ranks_from_scores
+from evaluator.core.matching import MATCH_FLOAT_FIELDS, MISS_REASONS, FrameMatches, match_videos
+from evaluator.core.poster import PosterResult, PosterSettings, _group_frames, evaluate_poster
 from tests.reference.poster import reference_evaluate
 
 
@@ -372,9 +372,29 @@ def test_bad_settings_are_refused(kwargs, message) -> None:
         PosterSettings(**kwargs)
 
 
-def test_frames_judged_in_the_same_pass_equal_a_separate_pass() -> None:
-    from evaluator.core.poster import poster_frame_matches
+def frame_matches_of(experts: Frames, model: Frames, result: PosterResult) -> FrameMatches:
+    """Every considered model frame and every expert frame of the scored videos, judged in a
+    second pass over the core's grouping and match rule (what judge_frames=True does in one)."""
+    s = result.settings
+    keep = ~exact_duplicate_mask(experts)
+    if s.min_cosine is None:
+        experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
+        model = Frames(model.video, model.timestamp, None, model.rank, None)
+    exp_grouped, mod_grouped, _, _ = _group_frames(experts, model, result.n_videos, keep, s.k_max)
+    frames = match_videos(
+        exp_grouped,
+        mod_grouped,
+        result.matches.videos,
+        time_tolerance_s=s.time_tolerance_s,
+        min_cosine=s.min_cosine,
+        k_max=s.k_max,
+        judge_frames=True,
+    ).frames
+    assert frames is not None
+    return frames
 
+
+def test_frames_judged_in_the_same_pass_equal_a_separate_pass() -> None:
     rng = np.random.default_rng(5)
     experts, predictions = random_set(rng, n_videos=30)
     ex, mo, ids = build(experts, predictions)
@@ -382,7 +402,7 @@ def test_frames_judged_in_the_same_pass_equal_a_separate_pass() -> None:
     together = evaluate_poster(ex, mo, len(ids), s, judge_frames=True)
     alone = evaluate_poster(ex, mo, len(ids), s)
     assert alone.matches.frames is None and together.matches.frames is not None
-    separate = poster_frame_matches(ex, mo, alone)
+    separate = frame_matches_of(ex, mo, alone)
     for name in separate.__dataclass_fields__:
         np.testing.assert_array_equal(
             getattr(together.matches.frames, name), getattr(separate, name), err_msg=name

@@ -24,7 +24,7 @@ from evaluator.core.slices import (
 
 
 def naive_poster(rank: list[int], groups: list[int], g: int, k_max: int) -> tuple:
-    """recall@k and MRR per slice with plain loops, straight from SPEC section 4."""
+    """recall@k and MRR per slice with plain loops, straight from docs/metrics.md#poster-metrics."""
     n = [0] * g
     hits = [[0] * k_max for _ in range(g)]
     rr = [0.0] * g

@@ -96,6 +96,8 @@ def test_a_signal_while_partitioning_removes_the_buckets(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A suite started in the background inherits SIGINT ignored: give the child Ctrl-C back.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     for _ in range(6000):  # a hang guard (about 2 minutes), not a speed check
         if any(p.is_dir() for p in temp.iterdir()):

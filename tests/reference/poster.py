@@ -1,4 +1,6 @@
-"""A naive poster evaluation: plain loops over videos and pairs, written from SPEC sections 3-5.
+"""A naive poster evaluation: plain loops over videos and pairs.
+
+Written from docs/metrics.md#the-match-rule, #poster-metrics and #the-per-video-match-table.
 
 It shares no code with `evaluator.core`. Cosines are computed as dot / sqrt(|a|^2 |b|^2) in
 float64, so on vectors with small integer entries (exact dot products) both implementations

@@ -12,7 +12,6 @@ import pytest
 
 from evaluator.core.frames import exact_duplicate_mask
 from evaluator.core.matching import FRAME_STATUSES
-from evaluator.core.poster import poster_frame_matches
 from evaluator.demo.images import render_frame
 from evaluator.report.html import gallery_videos
 from evaluator.tasks.poster import run_poster
@@ -78,7 +77,8 @@ def test_frame_verdicts_follow_the_rule_pair_by_pair(outcome, demo_files) -> Non
 
     inputs = load_poster_inputs(demo_files["experts"], demo_files["baseline"], need_embeddings=True)
     result = outcome.result
-    fm = poster_frame_matches(inputs.experts, inputs.model, result)
+    fm = result.matches.frames  # judged while scoring (report.html is on)
+    assert fm is not None
     tau, theta = result.settings.time_tolerance_s, result.settings.min_cosine
     exp, mod = inputs.experts, inputs.model
     # The streamed result keeps no per-row state; the core's duplicate rule gives the rows kept.

@@ -1,0 +1,127 @@
+"""The lifecycle of a command (`evaluator.lifecycle`) and the one place that turns an exception
+into an exit status (`evaluator.cli.exit_status`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from evaluator import lifecycle
+from evaluator.cli import exit_status
+from evaluator.engines.spark_session import SparkJobError, job_error
+from evaluator.errors import InputError, ServiceError, TrackingError
+
+
+@pytest.fixture
+def handlers():
+    # A suite run as a background job inherits SIGINT ignored (kept ignored by `install`).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert lifecycle.install()
+    try:
+        yield
+    finally:
+        lifecycle.restore()
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_is_recorded_and_raised_at_the_next_safe_point(handlers, sig) -> None:
+    os.kill(os.getpid(), sig)  # the handler runs here and only records it
+    assert lifecycle.stop_requested() == sig
+    with pytest.raises(lifecycle.Interrupted) as stopped:
+        lifecycle.checkpoint()
+    assert stopped.value.code == 128 + sig
+    os.kill(os.getpid(), signal.SIGTERM)  # a second signal changes nothing
+    assert lifecycle.stop_requested() == sig
+
+
+def test_a_signal_after_the_last_safe_point_still_ends_the_command_with_its_status() -> None:
+    before = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(lifecycle.Interrupted) as stopped, lifecycle.command():
+        os.kill(os.getpid(), signal.SIGTERM)
+        raise SystemExit(0)  # the work had finished
+    assert stopped.value.code == 143
+    assert lifecycle.stop_requested() is None  # the command's handlers are gone again
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_an_ignored_sigint_stays_ignored() -> None:
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with lifecycle.command():
+            assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "says"),
+    [
+        (InputError("f.parquet: column 'rank': bad"), 2, "error: f.parquet: column 'rank'"),
+        (TrackingError("cannot start an MLflow run"), 3, "error: cannot start an MLflow run"),
+        (job_error(RuntimeError("Job aborted due to stage failure: x in stage 3.0"), "s"), 3, ""),
+        (lifecycle.Interrupted(signal.SIGINT), 130, "interrupted"),
+        (lifecycle.Interrupted(signal.SIGTERM), 143, "stopped by SIGTERM"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+        (ValueError("a matplotlib error while drawing"), 4, "Traceback"),
+    ],
+)
+def test_each_exception_has_one_exit_status(exc, code, says, capsys) -> None:
+    try:
+        raise exc
+    except BaseException as raised:
+        assert exit_status("video-eval", raised) == code
+    assert says in capsys.readouterr().err
+
+
+def test_a_failed_spark_job_is_a_service_error_not_an_input_error() -> None:
+    error = job_error(RuntimeError("Job aborted due to stage failure: x in stage 3.0"), "s")
+    assert isinstance(error, SparkJobError) and isinstance(error, ServiceError)
+    assert not isinstance(error, InputError | ValueError)
+    found = job_error(RuntimeError("evaluator.errors.InputError: f: column 'x': bad"), "s")
+    assert type(found) is InputError  # bad data found on an executor stays an input error
+
+
+def test_a_bug_while_recording_is_not_a_tracking_error(tmp_path: Path) -> None:
+    """Only MLflow and network failures become TrackingError; a bug keeps its type (exit 4)
+    and the run still ends FAILED."""
+    from evaluator.tracking.mlflow_run import RunRecord, record_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    class BrokenDataset:
+        def _to_mlflow_entity(self) -> None:
+            raise ZeroDivisionError("a bug")
+
+    with pytest.raises(ZeroDivisionError):
+        record_run(
+            tracking_uri=uri,
+            experiment="bug",
+            run_name="r",
+            record=RunRecord(metrics={"m": 1.0}, dataset=BrokenDataset()),
+            artifact_location=(tmp_path / "art").as_uri(),
+        )
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("bug").experiment_id])
+    assert run.info.status == "FAILED"
+    assert run.data.tags["evaluator.error"] == "ZeroDivisionError: a bug"
+
+
+def test_a_refused_write_is_a_tracking_error(tmp_path: Path) -> None:
+    from evaluator.tracking.mlflow_run import RunRecord, record_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    missing = tmp_path / "not-there.txt"
+    with pytest.raises(TrackingError, match="marked FAILED"):
+        record_run(
+            tracking_uri=uri,
+            experiment="refused",
+            run_name="r",
+            record=RunRecord(metrics={"m": 1.0}, artifacts=[(missing, None)]),
+            artifact_location=(tmp_path / "art").as_uri(),
+        )
