@@ -31,11 +31,20 @@ from evaluator.errors import InputError
 from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable, episode_table
 
 
+def session_args(engine: Any) -> dict[str, Any]:
+    """`spark_session`'s arguments from the ``engine`` config group."""
+    return {
+        "master": str(engine.master),
+        "conf": engine.conf,
+        "ship_package": bool(getattr(engine, "ship_package", False)),
+    }
+
+
 def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> EpisodeTable:
     """The episode table read by Spark, checked as the local engine checks a file.
 
     Args:
-        engine: the ``engine`` config group (``master``, ``conf``).
+        engine: the ``engine`` config group (``master``, ``conf``, ``ship_package``).
         source: ``data.episodes``: a path, folder of part files, URI or ``table:NAME``.
         group_by: ``episode.group_by``.
 
@@ -43,7 +52,7 @@ def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> Ep
         InputError: pyspark / Java missing, an unreadable source, or bad rows.
     """
     columns = (*REQUIRED_COLUMNS, *CARRIED_COLUMNS, *([group_by] if group_by else []))
-    with spark_session(str(engine.master), engine.conf) as spark:
+    with spark_session(**session_args(engine)) as spark:
         try:
             table = episode_arrow(spark, source, columns)
         except Exception as exc:
@@ -95,7 +104,8 @@ def spark_score_poster(
     """Read, check, (embed) and score both tables on Spark; finish on the driver.
 
     Args:
-        engine: the ``engine`` config group (``master``, ``conf``, ``memory_budget_mb``).
+        engine: the ``engine`` config group (``master``, ``conf``, ``ship_package``,
+            ``memory_budget_mb``).
         experts_source / predictions_source: ``data.experts`` / ``data.predictions``.
         settings: the checked settings.
         judge_frames: keep the frame-by-frame view (the HTML report's gallery).
@@ -107,7 +117,7 @@ def spark_score_poster(
             (`SparkJobError`, naming the failing stage's error).
     """
     need = settings.min_cosine is not None
-    with spark_session(str(engine.master), engine.conf) as spark:
+    with spark_session(**session_args(engine)) as spark:
         step = "reading the inputs"
         try:
             images = need and embed is not None

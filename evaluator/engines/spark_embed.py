@@ -1,7 +1,8 @@
 """Frame embeddings on Spark executors (``engine=spark`` with an image embedder).
 
-The driver builds the embedder once (weights resolved there, as for ``engine=local``) and
-broadcasts its parts: the weights travel to each executor once, not with every batch. An
+The driver builds the embedder once (weights resolved there, as for ``engine=local``) and sends
+its parts to the executors once, not with every batch: a broadcast on a classic session, a file
+artifact of the session on Spark Connect (which has no broadcast). An
 iterator-of-batches pandas UDF rebuilds the model once per Python worker (workers are reused
 between tasks) on the executor's device (``embedder.device=auto``: its GPU when it has one) and
 embeds its batches with `evaluator.embed.embed_frames`: the same content hashing, the same cache
@@ -12,6 +13,8 @@ video path and time) is embedded once and joined back to the rows that use it.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,50 @@ if TYPE_CHECKING:
 # Per Python worker: the driver embedder's identity -> the rebuilt embedder (first batch).
 _EMBEDDERS: dict[str, Any] = {}
 OUTPUT = "embedding array<float>, n_computed long, n_cached long, device string"
+
+
+@dataclass(frozen=True)
+class ArtifactParts:
+    """The embedder's parts in a file artifact of a Spark Connect session, loaded on first use.
+
+    Attributes:
+        name: the file's name among the session's artifacts.
+    """
+
+    name: str
+
+    @property
+    def value(self) -> Any:
+        """The parts, read from the executor's copy of the file (as ``broadcast.value``)."""
+        import torch
+        from pyspark import SparkFiles
+
+        # Our own file, written by the driver of this evaluation (a pickled module).
+        return torch.load(SparkFiles.get(self.name), map_location="cpu", weights_only=False)
+
+
+def parts_on_executors(spark: Any, embedder: Any) -> Any:
+    """The embedder's parts, sent to the executors once; ``.value`` there gives them back.
+
+    Classic session: a broadcast. Spark Connect (no SparkContext): a file added to the
+    session's artifacts (named by the embedder's identity, so a second evaluation with the
+    same embedder adds the same file again, which Spark accepts).
+    """
+    import torch
+
+    from evaluator.embed.backbone import embedder_parts
+    from evaluator.engines.spark_session import is_connect
+
+    parts = embedder_parts(embedder)
+    if not is_connect(spark):
+        return spark.sparkContext.broadcast(parts)
+    key = hashlib.sha256(str(embedder.identity).encode()).hexdigest()[:16]
+    name = f"video-evaluator-embedder-{key}.pt"
+    with tempfile.TemporaryDirectory(prefix="video-evaluator-embedder-") as tmp:
+        path = Path(tmp) / name
+        torch.save(parts, path)
+        spark.addArtifacts(str(path), file=True)
+    return ArtifactParts(name)
 
 
 @dataclass(frozen=True)
@@ -133,7 +180,8 @@ def embed_table(
 
     Args:
         table: a checked table with an image column.
-        embedder: the driver's `evaluator.embed.Embedder` (its parts are broadcast).
+        embedder: the driver's `evaluator.embed.Embedder` (its parts are sent once,
+            `parts_on_executors`).
         cache_root: the embedding cache folder, or None (off).
         image_root: from `image_root_of`.
 
@@ -142,14 +190,12 @@ def embed_table(
     """
     from pyspark.sql import functions as F
 
-    from evaluator.embed.backbone import embedder_parts
-
     column = table.image_column
     assert column is not None
     frame: DataFrame = table.frame
     spark = frame.sparkSession
     keys = [column] if column == "image" else [column, "timestamp"]
-    parts = spark.sparkContext.broadcast(embedder_parts(embedder))
+    parts = parts_on_executors(spark, embedder)
     distinct = frame.select(*keys).distinct()
     schema = (
         ", ".join(f"{c} {'string' if c != 'timestamp' else 'double'}" for c in keys) + f", {OUTPUT}"
