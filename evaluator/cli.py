@@ -41,6 +41,7 @@ from evaluator.config_checks import (
     check_evaluate_config,
     check_promote_config,
 )
+from evaluator.engines import keep_spark_out
 from evaluator.errors import InputError, TrackingError
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure
 from evaluator.tracking.reachability import bound_http_retries, probe_tracking_uri, ui_hint
@@ -319,6 +320,7 @@ def probe(program: str, tracking_uri: str) -> None:
 def _evaluate(cfg: DictConfig, output_dir: Path, parent: str | None) -> None:
     check_evaluate_config(cfg)
     probe("video-eval", str(cfg.mlflow.tracking_uri))
+    keep_spark_out(cfg)
     # The task's code (and with it MLflow, pyarrow, ...) is imported only now.
     if str(cfg.task.name) == "episode":
         from evaluator.tasks.episode import run_episode

@@ -12,13 +12,14 @@ What runs where:
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from evaluator.core.partials import FinishedPoster, finish
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.spark_embed import embed_table, image_root_of
+from evaluator.engines.spark_embed import SparkEmbedding, embed_table, image_root_of
 from evaluator.engines.spark_inputs import (
     SparkPosterTable,
     check_same_dim,
@@ -127,26 +128,33 @@ def spark_score_poster(
             )
             counts: list[int] = []
             devices: set[str] = set()
-            if need and embed is not None:
-                step = "embedding the frames"
-                tables = []
-                for table in (experts, predictions):
-                    root = image_root_of(table.source, embed.image_root)
-                    done = embed_table(table, embed.embedder, embed.cache_root, root)
-                    tables.append(done.table)
-                    counts += [done.n_computed, done.n_cached]
-                    devices.update(done.devices)
-                experts, predictions = tables
-            check_same_dim(experts, predictions)
-            step = "scoring the videos"
-            merged = score_on_spark(
-                experts,
-                predictions,
-                settings,
-                judge_frames=judge_frames,
-                memory_budget_mb=int(engine.memory_budget_mb),
-                max_gallery_videos=max_gallery_videos,
-            )
+            embedded: list[SparkEmbedding] = []
+            try:
+                if need and embed is not None:
+                    step = "embedding the frames"
+                    tables = []
+                    for table in (experts, predictions):
+                        root = image_root_of(table.source, embed.image_root)
+                        done = embed_table(table, embed.embedder, embed.cache_root, root)
+                        embedded.append(done)
+                        tables.append(done.table)
+                        counts += [done.n_computed, done.n_cached]
+                        devices.update(done.devices)
+                    experts, predictions = tables
+                check_same_dim(experts, predictions)
+                step = "scoring the videos"
+                merged = score_on_spark(
+                    experts,
+                    predictions,
+                    settings,
+                    judge_frames=judge_frames,
+                    memory_budget_mb=int(engine.memory_budget_mb),
+                    max_gallery_videos=max_gallery_videos,
+                )
+            finally:
+                for done in embedded:
+                    with contextlib.suppress(Exception):  # a session that died meanwhile
+                        done.release()
         except Exception as exc:
             if isinstance(exc, ValueError):  # InputError: already readable
                 raise

@@ -86,12 +86,21 @@ class SparkEmbedding:
         n_computed / n_cached: distinct frames computed now / found in the cache (distinct
             within each batch of an executor; a frame is in one batch only).
         devices: the devices the executors ran the model on.
+        persisted: the persisted vectors the table joins; `release` them after scoring.
     """
 
     table: SparkPosterTable
     n_computed: int
     n_cached: int
     devices: tuple[str, ...]
+    persisted: Any = None
+
+    def release(self) -> None:
+        """Drop the persisted vectors from the session's cache (a reused session, a notebook's
+        or a Connect server's, would keep them, and would answer a later evaluation of the
+        same paths from them)."""
+        if self.persisted is not None:
+            self.persisted.unpersist()
 
 
 def image_root_of(source: str, image_root: str | None) -> str:
@@ -216,11 +225,15 @@ def embed_table(
         )
 
     embedded = distinct.mapInPandas(run, schema).persist()
-    totals = embedded.agg(
-        F.sum("n_computed").alias("c"),
-        F.sum("n_cached").alias("k"),
-        F.collect_set("device").alias("d"),
-    ).collect()[0]
+    try:
+        totals = embedded.agg(
+            F.sum("n_computed").alias("c"),
+            F.sum("n_cached").alias("k"),
+            F.collect_set("device").alias("d"),
+        ).collect()[0]
+    except Exception:
+        embedded.unpersist()
+        raise
     vectors = embedded.select(*keys, "embedding")
     joined = frame.join(vectors, on=keys, how="left")
     columns = [*frame.columns, "embedding"]
@@ -233,4 +246,6 @@ def embed_table(
         table.rank_source,
         None,
     )
-    return SparkEmbedding(out, int(totals["c"] or 0), int(totals["k"] or 0), tuple(totals["d"]))
+    return SparkEmbedding(
+        out, int(totals["c"] or 0), int(totals["k"] or 0), tuple(totals["d"]), embedded
+    )
