@@ -47,9 +47,7 @@ def package_zip(folder: Path) -> Path:
         The zip (``evaluator/...`` at its root; no ``__pycache__``).
     """
     root = Path(evaluator.__file__).resolve().parent
-    files = sorted(
-        p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts
-    )
+    files = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     digest = hashlib.sha256()
     for path in files:
         digest.update(str(path.relative_to(root)).encode())

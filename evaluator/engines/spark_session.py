@@ -48,7 +48,7 @@ INSTALL_JAVA = (
 )
 INSTALL_CONNECT = (
     "engine.master={master} is a Spark Connect server, and the Spark Connect client cannot be "
-    "loaded ({error}): pip install \"video-evaluator[spark]\" (it brings pyspark[connect]: "
+    'loaded ({error}): pip install "video-evaluator[spark]" (it brings pyspark[connect]: '
     "grpcio, grpcio-status, googleapis-common-protos, zstandard)."
 )
 CONNECT_PREFIX = "sc://"

@@ -100,7 +100,10 @@ def test_a_connect_session_gets_session_settings_only() -> None:
     ("master", "address"),
     [
         ("sc://127.0.0.1:15002", ("127.0.0.1", 15002)),
-        ("SC://spark.example.com/;token=abc;x-databricks-cluster-id=1", ("spark.example.com", 15002)),
+        (
+            "SC://spark.example.com/;token=abc;x-databricks-cluster-id=1",
+            ("spark.example.com", 15002),
+        ),
         ("sc://[::1]:443/;use_ssl=true", ("::1", 443)),
     ],
 )
