@@ -213,7 +213,7 @@ for path, cols in ((sys.argv[1], ["video_id", "timestamp", "embedding"]),
 def _engine_overrides(engine: str, work: Path) -> tuple[list[str], tuple[int, ...]]:
     """video-eval's engine overrides, and the server pids to count (engine ``connect``)."""
     if engine == "spark":
-        return ["engine=spark", "engine.master=local[2]"], ()
+        return ["engine=spark", "engine.master='local[2]'"], ()
     if engine == "connect":
         server = _connect_server(work)
         return ["engine=spark", f"engine.master={server.url}"], (server.pid,)
@@ -345,6 +345,9 @@ def main() -> None:
         help="spark: run engine=spark (classic local[2]) beside engine=local; connect: and over "
         "a Spark Connect server too",
     )
+    parser.add_argument(
+        "--skip-local", action="store_true", help="only the Spark engines (their figures alone)"
+    )
     parser.add_argument("--headline-videos", type=int, default=20_000)
     parser.add_argument("--headline-dim", type=int, default=512)
     parser.add_argument(
@@ -360,6 +363,8 @@ def main() -> None:
     args.engines = {"local": ["local"], "spark": ["local", "spark"]}.get(
         args.engine, ["local", "spark", "connect"]
     )
+    if args.skip_local and args.engine != "local":
+        args.engines.remove("local")
     args.cache = args.cache.resolve()
     args.cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.cache) as tmp:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from evaluator.core.partials import PosterPartial, empty_partial, merge_partials
 from evaluator.core.poster import PosterSettings
@@ -89,8 +90,8 @@ def _score_bucket(
     experts = experts.sort_values(ORDER, kind="stable").drop(columns=[BUCKET])
     predictions = predictions.sort_values(ORDER, kind="stable").drop(columns=[BUCKET])
     partial = score_unit(
-        experts.reset_index(drop=True),
-        predictions.reset_index(drop=True),
+        _typed(experts.reset_index(drop=True)),
+        _typed(predictions.reset_index(drop=True)),
         settings,
         judge_frames=judge_frames,
         experts_label=labels[0],
@@ -98,6 +99,18 @@ def _score_bucket(
     )
     payload = pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
     return pd.DataFrame({BUCKET: [int(key[0])], "payload": [payload]})
+
+
+def _typed(frame: pd.DataFrame) -> pa.Table:
+    """One side of a bucket as Arrow. A bucket without rows of this table (its videos have no
+    predictions, say) comes as an empty frame whose text and vector columns have no type;
+    they get theirs back, so the core reads an empty table, not a wrongly typed one."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type) and table.num_rows == 0:
+            kind = pa.list_(pa.float32()) if field.name == "embedding" else pa.string()
+            table = table.set_column(i, field.name, pa.array([], kind))
+    return table
 
 
 def _unit_frame(table: SparkPosterTable, side: int, buckets: int, images: bool) -> DataFrame:

@@ -54,17 +54,17 @@ INSTALL_CONNECT = (
 CONNECT_PREFIX = "sc://"
 CONNECT_PORT = 15002  # Spark Connect's default port
 CONNECT_TIMEOUT_S = 10.0
+CONNECT_MODE = "SPARK_CONNECT_MODE_ENABLED"
 # Settings every session this module starts gets unless engine.conf says otherwise (a Connect
 # session gets them as session settings).
 DEFAULT_CONF = {
-    "spark.ui.showConsoleProgress": "false",
     "spark.sql.execution.arrow.pyspark.enabled": "true",
     "spark.sql.session.timeZone": "UTC",
 }
-# Task failures are reported by `job_error` in one message; the JVM's own stack traces on
-# stderr would only bury it. A JVM setting: classic sessions only (a Connect server logs as
-# its operator configured it).
-CLASSIC_CONF = {"spark.log.level": "FATAL"}
+# Settings of the JVM this process starts: classic sessions only (a Connect server's are its
+# operator's). Task failures are reported by `job_error` in one message; the JVM's own stack
+# traces and progress bars on stderr would only bury it.
+CLASSIC_CONF = {"spark.log.level": "FATAL", "spark.ui.showConsoleProgress": "false"}
 
 
 LOCAL_DRIVER_MEMORY = "4g"  # a local session's JVM heap unless engine.conf sets it
@@ -313,26 +313,43 @@ def spark_session(
     sql = import_pyspark()
     session = active_session()
     if session is not None:
-        prepare_executors(session, ship=ship_package)
-        yield session
+        with _connect_mode(is_connect(session)):
+            prepare_executors(session, ship=ship_package)
+            yield session
         return
     connect = is_connect_master(master)
     builder = _connect_builder(master, conf) if connect else _classic_builder(sql, master, conf)
+    with _connect_mode(connect):
+        try:
+            session = builder.getOrCreate()
+        except Exception as exc:  # py4j / JVM / gRPC start-up failures: no common base class
+            raise InputError(
+                f"engine=spark: Spark did not start (engine.master={master}): {first_line(exc)}"
+            ) from None
+        try:
+            prepare_executors(session, ship=ship_package)
+            yield session
+        finally:
+            # A JVM that died (out of memory) cannot be stopped cleanly; the job's own error,
+            # raised through here, is the one to report. Stopping a Connect client ends its
+            # session on the server (its artifacts included), not the server.
+            with contextlib.suppress(Exception):
+                session.stop()
+
+
+@contextmanager
+def _connect_mode(connect: bool) -> Iterator[None]:
+    # pyspark's column functions (F.lit, F.col, ...) build Connect expressions only while this
+    # variable is set; pyspark sets it for sessions built by pyspark.sql.SparkSession.builder,
+    # not for every way a Connect session comes to exist.
+    if not connect or CONNECT_MODE in os.environ:
+        yield
+        return
+    os.environ[CONNECT_MODE] = "1"
     try:
-        session = builder.getOrCreate()
-    except Exception as exc:  # py4j / JVM / gRPC start-up failures have no common base class
-        raise InputError(
-            f"engine=spark: Spark did not start (engine.master={master}): {first_line(exc)}"
-        ) from None
-    try:
-        prepare_executors(session, ship=ship_package)
-        yield session
+        yield
     finally:
-        # A JVM that died (out of memory) cannot be stopped cleanly; the job's own error,
-        # raised through here, is the one to report. Stopping a Connect client ends its
-        # session on the server (its artifacts included), not the server.
-        with contextlib.suppress(Exception):
-            session.stop()
+        os.environ.pop(CONNECT_MODE, None)
 
 
 def first_line(exc: BaseException) -> str:

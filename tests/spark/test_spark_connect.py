@@ -114,12 +114,12 @@ def test_classic_executors_without_the_package_are_refused_and_shipping_fixes_it
     _tables(tmp_path)
     python = _worker_python_without_evaluator(tmp_path / "worker-venv")
     env = {"PYSPARK_PYTHON": str(python)}
-    refused = _video_eval(tmp_path, "engine.master=local[1]", env=env)
+    refused = _video_eval(tmp_path, "engine.master='local[1]'", env=env)
     assert refused.returncode == 2, refused.stderr
     assert "Traceback" not in refused.stderr
     assert "the executors cannot import the evaluator (ModuleNotFoundError" in refused.stderr
     assert "engine.ship_package=true" in refused.stderr
-    shipped = _video_eval(tmp_path, "engine.master=local[1]", "engine.ship_package=true", env=env)
+    shipped = _video_eval(tmp_path, "engine.master='local[1]'", "engine.ship_package=true", env=env)
     assert shipped.returncode == 0, shipped.stderr
     _assert_summary_equals_local(tmp_path)
 
