@@ -57,8 +57,7 @@ def parts_on_executors(spark: Any, embedder: Any) -> Any:
     """The embedder's parts, sent to the executors once; ``.value`` there gives them back.
 
     Classic session: a broadcast. Spark Connect (no SparkContext): a file added to the
-    session's artifacts (named by the embedder's identity, so a second evaluation with the
-    same embedder adds the same file again, which Spark accepts).
+    session's artifacts, named by its content.
     """
     import torch
 
@@ -68,13 +67,15 @@ def parts_on_executors(spark: Any, embedder: Any) -> Any:
     parts = embedder_parts(embedder)
     if not is_connect(spark):
         return spark.sparkContext.broadcast(parts)
-    key = hashlib.sha256(str(embedder.identity).encode()).hexdigest()[:16]
-    name = f"video-evaluator-embedder-{key}.pt"
     with tempfile.TemporaryDirectory(prefix="video-evaluator-embedder-") as tmp:
-        path = Path(tmp) / name
-        torch.save(parts, path)
+        saved = Path(tmp) / "parts.pt"
+        torch.save(parts, saved)
+        # Named by content: the session refuses a second file of the same name with other
+        # bytes (the same embedder pickles to other bytes in another evaluation).
+        key = hashlib.sha256(saved.read_bytes()).hexdigest()[:16]
+        path = saved.rename(Path(tmp) / f"video-evaluator-embedder-{key}.pt")
         spark.addArtifacts(str(path), file=True)
-    return ArtifactParts(name)
+    return ArtifactParts(path.name)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,9 @@ instead of a failure deep inside a stage.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
+import shutil
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -67,13 +69,18 @@ def ship_package(spark: Any) -> str:
     """
     from evaluator.engines.spark_session import is_connect
 
-    with tempfile.TemporaryDirectory(prefix="video-evaluator-ship-") as tmp:
-        path = package_zip(Path(tmp))
-        if is_connect(spark):
-            spark.addArtifacts(str(path), pyfile=True)
-        else:
-            spark.sparkContext.addPyFile(str(path))
-        return path.name
+    if is_connect(spark):
+        with tempfile.TemporaryDirectory(prefix="video-evaluator-ship-") as tmp:
+            path = package_zip(Path(tmp))
+            spark.addArtifacts(str(path), pyfile=True)  # uploaded now
+            return path.name
+    # A classic session's executors fetch the file from the driver when their tasks start, so
+    # it stays until this process ends.
+    folder = Path(tempfile.mkdtemp(prefix="video-evaluator-ship-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    path = package_zip(folder)
+    spark.sparkContext.addPyFile(str(path))
+    return path.name
 
 
 def _probe_function() -> Any:

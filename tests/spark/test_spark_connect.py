@@ -99,7 +99,7 @@ def _worker_python_without_evaluator(folder: Path) -> Path:
     probe = subprocess.run(
         [str(python), "-c", "import pyspark, pandas\ntry:\n import evaluator\nexcept ImportError:"
          "\n print('no evaluator')"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, cwd=folder,
     )  # fmt: skip
     assert probe.stdout.strip() == "no evaluator"
     return python
