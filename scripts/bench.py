@@ -29,7 +29,6 @@ Printed:
 from __future__ import annotations
 
 import argparse
-import atexit
 import importlib.util
 import os
 import shutil
@@ -37,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,7 @@ def _engine_overrides(engine: str, work: Path) -> tuple[list[str], tuple[int, ..
 
 
 _SERVERS: dict[Path, object] = {}
+_STOPS: list[Callable[[], None]] = []  # run before the work folder (the pid files) goes
 
 
 def _connect_server(work: Path) -> Any:
@@ -230,11 +231,13 @@ def _connect_server(work: Path) -> Any:
         assert spec is not None and spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-        server = module.start(work / "connect-server")
+        # The heap a local session of video-eval gets (spark.driver.memory=4g); Spark's 1g
+        # default dies scoring 300k videos.
+        server = module.start(work / "connect-server", driver_memory="4g")
         _SERVERS[work] = server
-        atexit.register(module.stop, server.folder)
+        _STOPS.append(lambda: module.stop(server.folder))
         idle = _tree_rss_bytes(server.pid) / 2**20
-        print(f"  (Spark Connect server {server.url}, master local[2]: {idle:.0f} MB idle)")
+        print(f"  (Spark Connect server {server.url}, local[2], 4g heap: {idle:.0f} MB idle)")
     return _SERVERS[work]
 
 
@@ -346,7 +349,7 @@ def main() -> None:
         "a Spark Connect server too",
     )
     parser.add_argument(
-        "--skip-local", action="store_true", help="only the Spark engines (their figures alone)"
+        "--only", choices=["local", "spark", "connect"], default=None, help="run this engine only"
     )
     parser.add_argument("--headline-videos", type=int, default=20_000)
     parser.add_argument("--headline-dim", type=int, default=512)
@@ -363,8 +366,8 @@ def main() -> None:
     args.engines = {"local": ["local"], "spark": ["local", "spark"]}.get(
         args.engine, ["local", "spark", "connect"]
     )
-    if args.skip_local and args.engine != "local":
-        args.engines.remove("local")
+    if args.only:
+        args.engines = [args.only]
     args.cache = args.cache.resolve()
     args.cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
@@ -374,8 +377,12 @@ def main() -> None:
             refusal(work)
         if args.what in ("all", "headline"):
             headline(args, work)
-        if args.what in ("all", "scaling"):
-            scaling(args, work)
+        try:
+            if args.what in ("all", "scaling"):
+                scaling(args, work)
+        finally:
+            for stop in _STOPS:
+                stop()
 
 
 if __name__ == "__main__":

@@ -57,8 +57,17 @@ class ConnectServer(NamedTuple):
     folder: Path
 
 
-def start(folder: Path, port: int | None = None, *, master: str = "local[2]") -> ConnectServer:
+def start(
+    folder: Path,
+    port: int | None = None,
+    *,
+    master: str = "local[2]",
+    driver_memory: str | None = None,
+) -> ConnectServer:
     """Start the server and wait until its port accepts connections.
+
+    ``driver_memory``: the server JVM's heap (which holds the local executors too); Spark's
+    default is 1g.
 
     Raises:
         RuntimeError: the server did not listen within START_TIMEOUT_S (its log is quoted).
@@ -81,6 +90,7 @@ def start(folder: Path, port: int | None = None, *, master: str = "local[2]") ->
             str(home / "sbin" / "start-connect-server.sh"),
             "--master",
             master,
+            *(["--driver-memory", driver_memory] if driver_memory else []),
             "--conf",
             "spark.connect.grpc.binding.address=127.0.0.1",
             "--conf",
@@ -134,9 +144,10 @@ def main() -> None:
     parser.add_argument("action", choices=["start", "stop"])
     parser.add_argument("--dir", type=Path, required=True, help="log and pid folder")
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
+    parser.add_argument("--driver-memory", default=None, help="the JVM's heap, e.g. 4g")
     args = parser.parse_args()
     if args.action == "start":
-        server = start(args.dir.resolve(), args.port)
+        server = start(args.dir.resolve(), args.port, driver_memory=args.driver_memory)
         print(server.url)
     else:
         stop(args.dir.resolve())
