@@ -53,6 +53,7 @@ from evaluator.config_checks import (  # noqa: E402
     check_evaluate_config,
     check_promote_config,
 )
+from evaluator.engines import keep_spark_out  # noqa: E402
 from evaluator.errors import InputError, ServiceError, TrackingError  # noqa: E402
 from evaluator.io.output_paths import checked_output_folder, claim_output_dir  # noqa: E402
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure  # noqa: E402
@@ -291,6 +292,7 @@ def _evaluate(cfg: DictConfig, output_dir: Path, parent: str | None) -> None:
     check_evaluate_config(cfg)
     probe("video-eval", str(cfg.mlflow.tracking_uri), cfg)
     claim_output_dir(output_dir, log_name=f"{HydraConfig.get().job.name}.log")
+    keep_spark_out(cfg)
     # The task's code (and with it MLflow, pyarrow, ...) is imported only now.
     if str(cfg.task.name) == "episode":
         from evaluator.tasks.episode import run_episode

@@ -190,8 +190,9 @@ class EngineConfig:
     """How the per-video work of an evaluation runs (config group ``engine``).
 
     ``local`` (default): in this process, reading the inputs in batches and holding at most
-    ``memory_budget_mb`` of working set. ``spark``: on Apache Spark (``master``, ``conf``; an
-    active ``SparkSession`` is reused when there is one).
+    ``memory_budget_mb`` of working set. ``spark``: on Apache Spark (``master``, ``conf``,
+    ``ship_package``; an active ``SparkSession``, classic or Spark Connect, is reused when there
+    is one).
     """
 
     name: str = "local"
@@ -199,9 +200,13 @@ class EngineConfig:
     memory_budget_mb: int = 1024
     # Where temporary partitions go when the inputs do not fit the budget (null = system tmp).
     temp_dir: str | None = None
-    # engine=spark: the master URL (local[*], spark://..., yarn, k8s://...) and Spark settings.
+    # engine=spark: the master URL (local[*], spark://..., yarn, k8s://..., or sc://HOST:PORT
+    # for a Spark Connect server) and Spark settings.
     master: str = "local[*]"
     conf: dict[str, str] = field(default_factory=dict)
+    # engine=spark: zip this process's evaluator package and add it to the session, so the
+    # executors import it (their dependencies must be on the cluster already).
+    ship_package: bool = False
 
 
 @dataclass

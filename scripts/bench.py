@@ -4,6 +4,7 @@ and as the catalog grows (time per video and peak memory per size).
 Usage:
     python scripts/bench.py                       # the headline and the scaling table
     python scripts/bench.py --engine spark        # the same, engine=spark beside engine=local
+    python scripts/bench.py scaling --engine connect --sizes 300000   # + Spark Connect
     python scripts/bench.py --sizes 20000,200000 --scale-dim 64 --headline-videos 20000
     python scripts/bench.py embed [...]           # image embedding throughput (bench_embed.py)
     python scripts/bench.py video [--old DIR]     # from video files, before/after (bench_video.py)
@@ -11,7 +12,10 @@ Usage:
 
 Every measured command is a fresh process, as a user runs it; its peak resident memory is
 the largest sum of RSS over the process and all its descendants (sampled from /proc every
-20 ms: for Spark, the JVM and its Python workers are counted). Data sets are generated once
+20 ms: for Spark, the JVM and its Python workers are counted). ``--engine connect`` adds
+``engine=spark`` over Spark Connect: a server (scripts/connect_server.py, master local[2]) is
+started for it, and its whole process tree (JVM, executors, Python workers) is counted with
+the client's. ``engine=spark`` runs on a classic local[2] session. Data sets are generated once
 into the cache folder as part files (rows shuffled within each part). Timings are printed,
 never asserted; run on an otherwise idle machine.
 
@@ -26,13 +30,16 @@ Printed:
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,16 +79,19 @@ def _tree_rss_bytes(root: int) -> int:
 
 
 def run_measured(
-    cmd: list[str], cwd: Path, env: dict[str, str] | None = None
+    cmd: list[str], cwd: Path, env: dict[str, str] | None = None, also: tuple[int, ...] = ()
 ) -> tuple[float, float]:
-    """(seconds, peak RSS MB of the process tree) of one command; exits on failure."""
+    """(seconds, peak RSS MB of the process tree) of one command; exits on failure.
+
+    ``also``: other processes (a Spark Connect server) whose trees count with the command's.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     peak = 0
     while proc.poll() is None:
-        peak = max(peak, _tree_rss_bytes(proc.pid))
+        peak = max(peak, sum(_tree_rss_bytes(pid) for pid in (proc.pid, *also)))
         time.sleep(0.02)
     seconds = time.perf_counter() - t0
     _, err = proc.communicate()
@@ -201,22 +211,54 @@ for path, cols in ((sys.argv[1], ["video_id", "timestamp", "embedding"]),
 """
 
 
+def _engine_overrides(engine: str, work: Path) -> tuple[list[str], tuple[int, ...]]:
+    """video-eval's engine overrides, and the server pids to count (engine ``connect``)."""
+    if engine == "spark":
+        return ["engine=spark", "engine.master='local[2]'"], ()
+    if engine == "connect":
+        server = _connect_server(work)
+        return ["engine=spark", f"engine.master={server.url}"], (server.pid,)
+    return [f"engine={engine}"], ()
+
+
+_SERVERS: dict[Path, object] = {}
+_STOPS: list[Callable[[], None]] = []  # run before the work folder (the pid files) goes
+
+
+def _connect_server(work: Path) -> Any:
+    """One Spark Connect server for the whole benchmark (stopped at its end)."""
+    if work not in _SERVERS:
+        spec = importlib.util.spec_from_file_location("connect_server", HERE / "connect_server.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        # The heap a local session of video-eval gets (spark.driver.memory=4g); Spark's 1g
+        # default dies scoring 300k videos.
+        server = module.start(work / "connect-server", driver_memory="4g")
+        _SERVERS[work] = server
+        _STOPS.append(lambda: module.stop(server.folder))
+        idle = _tree_rss_bytes(server.pid) / 2**20
+        print(f"  (Spark Connect server {server.url}, local[2], 4g heap: {idle:.0f} MB idle)")
+    return _SERVERS[work]
+
+
 def video_eval(
     experts: Path, preds: Path, work: Path, engine: str, extra: list[str]
 ) -> tuple[float, float]:
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     tag = f"{engine}_{experts.parent.name}"
     shutil.rmtree(work / tag, ignore_errors=True)  # a run writes into a folder of its own
+    overrides, also = _engine_overrides(engine, work)
     cmd = [
         str(Path(sys.executable).with_name("video-eval")),
         f"data.experts={experts}",
         f"data.predictions={preds}",
         f"mlflow.tracking_uri=sqlite:///{work / f'{tag}.db'}",
-        f"engine={engine}",
+        *overrides,
         f"hydra.run.dir={work / tag}",
         *extra,
     ]
-    return run_measured(cmd, work, env)
+    return run_measured(cmd, work, env, also)
 
 
 def python_script(source: str, *args: Path | int, work: Path) -> tuple[float, float]:
@@ -261,7 +303,7 @@ def headline(args: argparse.Namespace, work: Path) -> None:
 
 def scaling(args: argparse.Namespace, work: Path) -> None:
     print(f"\n2. scaling, {args.scale_dim}-d, engine.memory_budget_mb={args.budget_mb}")
-    head = f"  {'videos':>9s} {'engine':<6s} {'seconds':>8s} {'us/video':>9s} {'peak RSS':>10s}"
+    head = f"  {'videos':>9s} {'engine':<7s} {'seconds':>8s} {'us/video':>9s} {'peak RSS':>10s}"
     print(f"{head} {'floor s':>8s} {'floor us/video':>15s}")
     for n in args.sizes:
         try:
@@ -274,7 +316,7 @@ def scaling(args: argparse.Namespace, work: Path) -> None:
             extra = [f"engine.memory_budget_mb={args.budget_mb}"] if engine == "local" else []
             s, mb = video_eval(experts, preds, work, engine, extra)
             print(
-                f"  {n:>9d} {engine:<6s} {s:8.2f} {s / n * 1e6:9.1f} {mb:7.0f} MB "
+                f"  {n:>9d} {engine:<7s} {s:8.2f} {s / n * 1e6:9.1f} {mb:7.0f} MB "
                 f"{floor_s:8.2f} {floor_s / n * 1e6:15.1f}",
                 flush=True,
             )
@@ -305,9 +347,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--engine",
-        choices=["local", "spark"],
+        choices=["local", "spark", "connect"],
         default="local",
-        help="spark: run engine=spark beside engine=local",
+        help="spark: run engine=spark (classic local[2]) beside engine=local; connect: and over "
+        "a Spark Connect server too",
+    )
+    parser.add_argument(
+        "--only", choices=["local", "spark", "connect"], default=None, help="run this engine only"
     )
     parser.add_argument("--headline-videos", type=int, default=20_000)
     parser.add_argument("--headline-dim", type=int, default=512)
@@ -321,7 +367,11 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(".bench_cache"))
     args = parser.parse_args()
     args.sizes = [int(s) for s in args.sizes.split(",") if s]
-    args.engines = ["local", "spark"] if args.engine == "spark" else ["local"]
+    args.engines = {"local": ["local"], "spark": ["local", "spark"]}.get(
+        args.engine, ["local", "spark", "connect"]
+    )
+    if args.only:
+        args.engines = [args.only]
     args.cache = args.cache.resolve()
     args.cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.cache) as tmp:
@@ -331,8 +381,12 @@ def main() -> None:
             refusal(work)
         if args.what in ("all", "headline"):
             headline(args, work)
-        if args.what in ("all", "scaling"):
-            scaling(args, work)
+        try:
+            if args.what in ("all", "scaling"):
+                scaling(args, work)
+        finally:
+            for stop in _STOPS:
+                stop()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ What runs where:
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 from evaluator.core.partials import FinishedPoster, finish
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.spark_candidates import needed_frames
-from evaluator.engines.spark_embed import check_frames, embed_table, image_root_of
+from evaluator.engines.spark_embed import SparkEmbedding, check_frames, embed_table, image_root_of
 from evaluator.engines.spark_inputs import (
     SparkPosterTable,
     check_same_dim,
@@ -34,11 +35,20 @@ from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable
 from evaluator.io.episode_text import OPTIONAL_TEXT_COLUMNS
 
 
+def session_args(engine: Any) -> dict[str, Any]:
+    """`spark_session`'s arguments from the ``engine`` config group."""
+    return {
+        "master": str(engine.master),
+        "conf": engine.conf,
+        "ship_package": bool(getattr(engine, "ship_package", False)),
+    }
+
+
 def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> EpisodeTable:
     """The episode table read by Spark, checked as the local engine checks a file.
 
     Args:
-        engine: the ``engine`` config group (``master``, ``conf``).
+        engine: the ``engine`` config group (``master``, ``conf``, ``ship_package``).
         source: ``data.episodes``: a path, folder of part files, URI or ``table:NAME``.
         group_by: ``episode.group_by``.
 
@@ -51,7 +61,7 @@ def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> Ep
         *OPTIONAL_TEXT_COLUMNS,
         *([group_by] if group_by else []),
     )
-    with spark_session(str(engine.master), engine.conf) as spark:
+    with spark_session(**session_args(engine)) as spark:
         try:
             table = episode_arrow(spark, source, columns)
         except Exception as exc:
@@ -109,7 +119,8 @@ def spark_score_poster(
     """Read, check, (embed) and score both tables on Spark; finish on the driver.
 
     Args:
-        engine: the ``engine`` config group (``master``, ``conf``, ``memory_budget_mb``).
+        engine: the ``engine`` config group (``master``, ``conf``, ``ship_package``,
+            ``memory_budget_mb``).
         experts_source / predictions_source: ``data.experts`` / ``data.predictions``.
         settings: the checked settings.
         judge_frames: keep the frame-by-frame view (the HTML report's gallery).
@@ -121,7 +132,7 @@ def spark_score_poster(
         SparkJobError: a failed job, naming the failing stage's error.
     """
     need = settings.min_cosine is not None
-    with spark_session(str(engine.master), engine.conf) as spark:
+    with spark_session(**session_args(engine)) as spark:
         step = "reading the inputs"
         try:
             images = need and embed is not None
@@ -133,39 +144,50 @@ def spark_score_poster(
             devices: set[str] = set()
             n_left_out = 0
             embed_seconds = 0.0
-            if need and embed is not None:
-                step = "embedding the frames"
-                started = time.perf_counter()
-                roots = [image_root_of(t.source, embed.image_root) for t in (experts, predictions)]
-                for table, root in zip((experts, predictions), roots, strict=True):
-                    check_frames(table, root)
-                wanted = needed_frames(
+            embedded: list[SparkEmbedding] = []
+            try:
+                if need and embed is not None:
+                    step = "embedding the frames"
+                    started = time.perf_counter()
+                    roots = [
+                        image_root_of(t.source, embed.image_root) for t in (experts, predictions)
+                    ]
+                    for table, root in zip((experts, predictions), roots, strict=True):
+                        check_frames(table, root)
+                    wanted = needed_frames(
+                        experts,
+                        predictions,
+                        k_max=settings.k_max,
+                        min_expert_frames=settings.min_expert_frames,
+                        window_s=settings.candidate_window_s,
+                        keep_all_experts=embed.keep_all_experts,
+                    )
+                    tables = []
+                    for table, root, only in zip(
+                        (experts, predictions), roots, wanted, strict=True
+                    ):
+                        done = embed_table(table, embed.embedder, embed.cache_root, root, only)
+                        embedded.append(done)
+                        tables.append(done.table)
+                        counts += [done.n_computed, done.n_cached]
+                        devices.update(done.devices)
+                        n_left_out += done.n_left_out
+                    experts, predictions = tables
+                    embed_seconds = time.perf_counter() - started
+                check_same_dim(experts, predictions)
+                step = "scoring the videos"
+                merged = score_on_spark(
                     experts,
                     predictions,
-                    k_max=settings.k_max,
-                    min_expert_frames=settings.min_expert_frames,
-                    window_s=settings.candidate_window_s,
-                    keep_all_experts=embed.keep_all_experts,
+                    settings,
+                    judge_frames=judge_frames,
+                    memory_budget_mb=int(engine.memory_budget_mb),
+                    max_gallery_videos=max_gallery_videos,
                 )
-                tables = []
-                for table, root, only in zip((experts, predictions), roots, wanted, strict=True):
-                    done = embed_table(table, embed.embedder, embed.cache_root, root, only)
-                    tables.append(done.table)
-                    counts += [done.n_computed, done.n_cached]
-                    devices.update(done.devices)
-                    n_left_out += done.n_left_out
-                experts, predictions = tables
-                embed_seconds = time.perf_counter() - started
-            check_same_dim(experts, predictions)
-            step = "scoring the videos"
-            merged = score_on_spark(
-                experts,
-                predictions,
-                settings,
-                judge_frames=judge_frames,
-                memory_budget_mb=int(engine.memory_budget_mb),
-                max_gallery_videos=max_gallery_videos,
-            )
+            finally:
+                for done in embedded:
+                    with contextlib.suppress(Exception):  # a session that died meanwhile
+                        done.release()
         except Exception as exc:
             if isinstance(exc, InputError):  # already readable
                 raise

@@ -1,7 +1,8 @@
 """Frame embeddings on Spark executors (``engine=spark`` with an image embedder).
 
-The driver builds the embedder once (weights resolved there, as for ``engine=local``) and
-broadcasts its parts: the weights travel to each executor once, not with every batch. An
+The driver builds the embedder once (weights resolved there, as for ``engine=local``) and sends
+its parts to the executors once, not with every batch: a broadcast on a classic session, a file
+artifact of the session on Spark Connect (which has no broadcast). An
 iterator-of-batches pandas UDF rebuilds the model once per Python worker (workers are reused
 between tasks) on the executor's device (``embedder.device=auto``: its GPU when it has one) and
 embeds its batches with `evaluator.embed.embed_frames`: the same content hashing, the same cache
@@ -12,6 +13,8 @@ video path and time) is embedded once and joined back to the rows that use it.
 
 from __future__ import annotations
 
+import hashlib
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +34,51 @@ OUTPUT = "embedding array<float>, n_computed long, n_cached long, device string"
 
 
 @dataclass(frozen=True)
+class ArtifactParts:
+    """The embedder's parts in a file artifact of a Spark Connect session, loaded on first use.
+
+    Attributes:
+        name: the file's name among the session's artifacts.
+    """
+
+    name: str
+
+    @property
+    def value(self) -> Any:
+        """The parts, read from the executor's copy of the file (as ``broadcast.value``)."""
+        import torch
+        from pyspark import SparkFiles
+
+        # Our own file, written by the driver of this evaluation (a pickled module).
+        return torch.load(SparkFiles.get(self.name), map_location="cpu", weights_only=False)
+
+
+def parts_on_executors(spark: Any, embedder: Any) -> Any:
+    """The embedder's parts, sent to the executors once; ``.value`` there gives them back.
+
+    Classic session: a broadcast. Spark Connect (no SparkContext): a file added to the
+    session's artifacts, named by its content.
+    """
+    import torch
+
+    from evaluator.embed.backbone import embedder_parts
+    from evaluator.engines.spark_session import is_connect
+
+    parts = embedder_parts(embedder)
+    if not is_connect(spark):
+        return spark.sparkContext.broadcast(parts)
+    with tempfile.TemporaryDirectory(prefix="video-evaluator-embedder-") as tmp:
+        saved = Path(tmp) / "parts.pt"
+        torch.save(parts, saved)
+        # Named by content: the session refuses a second file of the same name with other
+        # bytes (the same embedder pickles to other bytes in another evaluation).
+        key = hashlib.sha256(saved.read_bytes()).hexdigest()[:16]
+        path = saved.rename(Path(tmp) / f"video-evaluator-embedder-{key}.pt")
+        spark.addArtifacts(str(path), file=True)
+    return ArtifactParts(path.name)
+
+
+@dataclass(frozen=True)
 class SparkEmbedding:
     """What embedding one table on Spark did.
 
@@ -40,6 +88,7 @@ class SparkEmbedding:
             within each batch of an executor; a frame is in one batch only).
         devices: the devices the executors ran the model on.
         n_left_out: distinct frames of the table that got no vector (``only``).
+        persisted: the persisted vectors the table joins; `release` them after scoring.
     """
 
     table: SparkPosterTable
@@ -47,6 +96,14 @@ class SparkEmbedding:
     n_cached: int
     devices: tuple[str, ...]
     n_left_out: int = 0
+    persisted: Any = None
+
+    def release(self) -> None:
+        """Drop the persisted vectors from the session's cache (a reused session, a notebook's
+        or a Connect server's, would keep them, and would answer a later evaluation of the
+        same paths from them)."""
+        if self.persisted is not None:
+            self.persisted.unpersist()
 
 
 def image_root_of(source: str, image_root: str | None) -> str:
@@ -195,7 +252,8 @@ def embed_table(
 
     Args:
         table: a checked table with an image column.
-        embedder: the driver's `evaluator.embed.Embedder` (its parts are broadcast).
+        embedder: the driver's `evaluator.embed.Embedder` (its parts are sent once,
+            `parts_on_executors`).
         cache_root: the embedding cache folder, or None (off).
         image_root: from `image_root_of`.
         only: the frames to embed (`evaluator.engines.spark_candidates.needed_frames`), or
@@ -206,14 +264,12 @@ def embed_table(
     """
     from pyspark.sql import functions as F
 
-    from evaluator.embed.backbone import embedder_parts
-
     column = table.image_column
     assert column is not None
     frame: DataFrame = table.frame
     spark = frame.sparkSession
     keys = [column] if column == "image" else [column, "timestamp"]
-    parts = spark.sparkContext.broadcast(embedder_parts(embedder))
+    parts = parts_on_executors(spark, embedder)
     distinct = frame.select(*keys).distinct() if only is None else only
     schema = (
         ", ".join(f"{c} {'string' if c != 'timestamp' else 'double'}" for c in keys) + f", {OUTPUT}"
@@ -234,11 +290,15 @@ def embed_table(
         )
 
     embedded = distinct.mapInPandas(run, schema).persist()
-    totals = embedded.agg(
-        F.sum("n_computed").alias("c"),
-        F.sum("n_cached").alias("k"),
-        F.collect_set("device").alias("d"),
-    ).collect()[0]
+    try:
+        totals = embedded.agg(
+            F.sum("n_computed").alias("c"),
+            F.sum("n_cached").alias("k"),
+            F.collect_set("device").alias("d"),
+        ).collect()[0]
+    except Exception:
+        embedded.unpersist()
+        raise
     vectors = embedded.select(*keys, "embedding")
     joined = frame.join(vectors, on=keys, how="left")
     if only is not None:
@@ -258,5 +318,10 @@ def embed_table(
     if only is not None:
         left_out = frame.select(*keys).distinct().count() - embedded.count()
     return SparkEmbedding(
-        out, int(totals["c"] or 0), int(totals["k"] or 0), tuple(totals["d"]), left_out
+        out,
+        int(totals["c"] or 0),
+        int(totals["k"] or 0),
+        tuple(totals["d"]),
+        left_out,
+        embedded,
     )

@@ -16,22 +16,26 @@ below bit 48).
 
 Memory: an executor holds one bucket at a time (B is chosen so a bucket's rows take about
 ``engine.memory_budget_mb`` / 4); the driver holds the per-video outcomes (about 200 bytes per
-video, plus the gallery's frames when the HTML report is on).
+video, plus the gallery's frames when the HTML report is on). They arrive bucket by bucket (a
+partition at a time on a classic session, as Arrow batches over Spark Connect) and are merged
+as they arrive (`merge_arriving`), never gathered into one frame first.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
+import pyarrow as pa
 
 from evaluator.core.partials import PosterPartial, empty_partial, merge_partials
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.spark_inputs import SparkPosterTable
 from evaluator.engines.spark_read import MAX_MAPPED_FILES
+from evaluator.engines.spark_session import is_connect, parallelism
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -44,6 +48,8 @@ OUTPUT = f"{BUCKET} long, payload binary"
 # A bucket's rows are about this share of engine.memory_budget_mb (the core's working set and
 # the pandas copies take the rest).
 BUCKET_SHARE = 0.25
+# Bucket partials the driver merges at a time as they arrive.
+MERGE_BATCH = 64
 
 # Every mapped file position fits the bits between FILE_BIT and SIDE_BIT.
 assert MAX_MAPPED_FILES <= 1 << (SIDE_BIT - FILE_BIT)
@@ -84,8 +90,8 @@ def _score_bucket(
     experts = experts.sort_values(ORDER, kind="stable").drop(columns=[BUCKET])
     predictions = predictions.sort_values(ORDER, kind="stable").drop(columns=[BUCKET])
     partial = score_unit(
-        experts.reset_index(drop=True),
-        predictions.reset_index(drop=True),
+        _typed(experts.reset_index(drop=True)),
+        _typed(predictions.reset_index(drop=True)),
         settings,
         judge_frames=judge_frames,
         experts_label=labels[0],
@@ -93,6 +99,18 @@ def _score_bucket(
     )
     payload = pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
     return pd.DataFrame({BUCKET: [int(key[0])], "payload": [payload]})
+
+
+def _typed(frame: pd.DataFrame) -> pa.Table:
+    """One side of a bucket as Arrow. A bucket without rows of this table (its videos have no
+    predictions, say) comes as an empty frame whose text and vector columns have no type;
+    they get theirs back, so the core reads an empty table, not a wrongly typed one."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(table.schema):
+        if pa.types.is_null(field.type) and table.num_rows == 0:
+            kind = pa.list_(pa.float32()) if field.name == "embedding" else pa.string()
+            table = table.set_column(i, field.name, pa.array([], kind))
+    return table
 
 
 def _unit_frame(table: SparkPosterTable, side: int, buckets: int, images: bool) -> DataFrame:
@@ -133,9 +151,7 @@ def score_on_spark(
             turns it into a readable error).
     """
     spark = experts.frame.sparkSession
-    buckets = bucket_count(
-        experts, predictions, memory_budget_mb, spark.sparkContext.defaultParallelism
-    )
+    buckets = bucket_count(experts, predictions, memory_budget_mb, parallelism(spark))
     # The gallery shows thumbnails from the `image` column when both tables have one.
     # The gallery's thumbnails: image files, or frames of the videos (`units._images`).
     images = judge_frames and any(
@@ -149,12 +165,43 @@ def score_on_spark(
         return _score_bucket(key, e, p, settings=settings, judge_frames=judge_frames, labels=labels)
 
     scored = exp.groupBy(BUCKET).cogroup(pred.groupBy(BUCKET)).applyInPandas(score, OUTPUT)
-    partials = list(_partials(scored.toLocalIterator(prefetchPartitions=True)))
-    if not partials:
-        return empty_partial(settings, experts.dim)
-    return merge_partials(partials, max_gallery_videos=max_gallery_videos)
+    # Partitions (classic) / Arrow batches (Connect) arrive one after the other, never the
+    # whole result at once.
+    rows = scored.toLocalIterator(**({} if is_connect(spark) else {"prefetchPartitions": True}))
+    return merge_arriving(
+        (pickle.loads(row["payload"]) for row in rows),
+        max_gallery_videos=max_gallery_videos,
+        empty=lambda: empty_partial(settings, experts.dim),
+    )
 
 
-def _partials(rows: Iterator[Any]) -> Iterator[PosterPartial]:
-    for row in rows:
-        yield pickle.loads(row["payload"])
+def merge_arriving(
+    partials: Iterator[PosterPartial],
+    *,
+    max_gallery_videos: int | None,
+    empty: Callable[[], PosterPartial],
+    batch: int = MERGE_BATCH,
+) -> PosterPartial:
+    """Merge partials as they arrive: every ``batch`` of them becomes one (its gallery capped).
+
+    The driver holds at most ``batch`` bucket partials besides the merged ones, not every
+    bucket's partial and then their merge. Capping commutes with merging
+    (`evaluator.core.partials.cap_gallery`), so the result equals one merge of all of them.
+
+    Args:
+        partials: the buckets' partials, in any order.
+        max_gallery_videos: gallery videos kept (None: all).
+        empty: the partial of no video (when nothing arrives).
+        batch: partials merged at a time.
+    """
+    merged: list[PosterPartial] = []
+    pending: list[PosterPartial] = []
+    for partial in partials:
+        pending.append(partial)
+        if len(pending) >= batch:
+            merged.append(merge_partials(pending, max_gallery_videos=max_gallery_videos))
+            pending = []
+    merged += pending
+    if not merged:
+        return empty()
+    return merge_partials(merged, max_gallery_videos=max_gallery_videos)

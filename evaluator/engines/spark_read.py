@@ -84,6 +84,9 @@ def read_source(spark: SparkSession, source: str, *, text_columns: Sequence[str]
     local = "://" not in location and fmt != "table" and ":" not in location.split("/")[0]
     if local and not os.path.exists(location):
         raise InputError(f"{source}: file not found (looked in {Path(location).resolve().parent}).")
+    if local:
+        # A Spark Connect server resolves relative paths against its own folder, not ours.
+        location = os.path.abspath(location)
     try:
         if fmt == "table":
             frame = spark.table(location)

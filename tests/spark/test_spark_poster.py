@@ -193,3 +193,23 @@ def test_30k_videos_from_part_directories_equal_local(spark, tmp_path: Path) -> 
     assert local.summary["metrics"]["n_videos_eligible"] == 30_000
     assert 0.2 < local.summary["metrics"]["recall_at_10"] < 1.0  # hits and misses both
     assert_same(local, spark_out)
+
+
+def test_catalog_tables_and_uris_equal_local(spark, tmp_path: Path) -> None:
+    """``table:NAME`` (a view of the session's catalog) and a ``file://`` URI of a part folder
+    read the same rows as the files: the same numbers."""
+    e, p = random_tables(3)
+    ep, pp = tmp_path / "e.parquet", tmp_path / "p.parquet"
+    e.to_parquet(ep, index=False)
+    parts = tmp_path / "p_parts"
+    parts.mkdir()
+    for i, start in enumerate(range(0, len(p), len(p) // 3 + 1)):
+        p.iloc[start : start + len(p) // 3 + 1].to_parquet(parts / f"part-{i}.parquet", index=False)
+    p.to_parquet(pp, index=False)
+    spark.read.parquet(str(ep)).createOrReplaceTempView("poster_experts")
+    extra = ("metrics.min_expert_frames=2", "plots=false", "report.html=false")
+    local = run(ep, pp, tmp_path, "local", *extra)
+    on_spark = run("table:poster_experts", f"file://{parts}", tmp_path, "spark", *extra)
+    a, b = local.summary, on_spark.summary
+    assert a["metrics"] == b["metrics"] and a["recall_at_k"] == b["recall_at_k"]
+    pd.testing.assert_frame_equal(local.match_table, on_spark.match_table)
