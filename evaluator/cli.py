@@ -290,9 +290,9 @@ def probe(program: str, tracking_uri: str, cfg: DictConfig | None = None) -> Non
 
 def _evaluate(cfg: DictConfig, output_dir: Path, parent: str | None) -> None:
     check_evaluate_config(cfg)
+    keep_spark_out(cfg)  # before the store's check imports MLflow (which imports pyspark)
     probe("video-eval", str(cfg.mlflow.tracking_uri), cfg)
     claim_output_dir(output_dir, log_name=f"{HydraConfig.get().job.name}.log")
-    keep_spark_out(cfg)
     # The task's code (and with it MLflow, pyarrow, ...) is imported only now.
     if str(cfg.task.name) == "episode":
         from evaluator.tasks.episode import run_episode

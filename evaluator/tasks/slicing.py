@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluator.core.episode_inputs import Videos
 from evaluator.core.episode_text import (
+    CONSENSUS_METRICS,
     EpisodeTextResult,
     grouped_text_intervals,
     grouped_text_metrics,
@@ -382,17 +383,7 @@ def episode_slices(
 
 
 # The text and consensus columns of slices.parquet also logged as slice/<column>/<value>/<name>.
-TEXT_SLICE_METRICS = (
-    "text_cer",
-    "text_exact_match",
-    "n_text_videos",
-    "text_episode_accuracy",
-    "readings_agree",
-    "accuracy_when_readings_agree",
-    "consensus_coverage",
-    "consensus_auto_accuracy",
-    "consensus_missed_mismatches",
-)
+TEXT_SLICE_METRICS = ("text_cer", "text_exact_match", "n_text_videos", *CONSENSUS_METRICS)
 
 
 def _text_columns(

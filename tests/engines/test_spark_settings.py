@@ -41,10 +41,15 @@ def test_a_jvm_that_died_while_collecting_says_to_raise_the_heap() -> None:
 
 
 def _video_eval_spark(
-    tmp_path, env: dict[str, str], prelude: str = "", engine: tuple[str, ...] = ("engine=spark",)
+    tmp_path,
+    env: dict[str, str],
+    prelude: str = "",
+    engine: tuple[str, ...] = ("engine=spark",),
+    epilogue: str = "pass",
 ) -> tuple[int, str]:
     """``video-eval engine=spark`` (or ``engine``'s overrides) in a fresh process; (exit status,
-    stderr)."""
+    stderr). ``epilogue`` runs when the command returns or exits (before the command process
+    ends itself in its last exit handler)."""
     import os
     import subprocess
     import sys
@@ -61,7 +66,7 @@ def _video_eval_spark(
         " 'data.predictions=p.parquet', 'matching.min_cosine=null', 'plots=false',"
         " 'report.html=false', 'metrics.min_expert_frames=1',"
         " 'mlflow.tracking_uri=sqlite:///mlflow.db', 'hydra.run.dir=out']\n"
-        "from evaluator.cli import main\nmain()\n"
+        f"from evaluator.cli import main\ntry:\n    main()\nfinally:\n    {epilogue}\n"
     )
     full = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "JAVA_HOME")}
     full.update(env)
@@ -150,11 +155,10 @@ def test_engine_local_never_imports_pyspark(tmp_path) -> None:
     """pyspark is installed here; engine=local loads none of it and prints none of its
     warnings (MLflow imports it whenever it can)."""
     loaded = (
-        "import atexit, sys\n"
-        "atexit.register(lambda: print('pyspark loaded:', sorted(m for m, v in sys.modules.items()"
-        " if m.split('.')[0] == 'pyspark' and v is not None)[:3], file=sys.stderr))"
+        "print('pyspark loaded:', sorted(m for m, v in sys.modules.items()"
+        " if m.split('.')[0] == 'pyspark' and v is not None)[:3], file=sys.stderr)"
     )
-    code, err = _video_eval_spark(tmp_path, {}, prelude=loaded, engine=("engine=local",))
+    code, err = _video_eval_spark(tmp_path, {}, engine=("engine=local",), epilogue=loaded)
     assert code == 0, err
     assert "pyspark loaded: []" in err
     assert "FutureWarning" not in err and "PySpark" not in err
