@@ -10,11 +10,11 @@ time condition (``max_cosine``, the ``nearest_*`` pair of a miss, the miss reaso
 "similar enough" test, the gallery's ``near_similarity``) over the candidate pairs only:
 pairs with ``|dt| <=`` `candidate_window_s`.
 
-Exact duplicate expert rows (SPEC's deduplication) compare vectors. Two rows with the same
-video, timestamp and other columns showing the same frame (``content`` code) have equal vectors
-whatever they are; rows that agree on everything but show different frames may or may not, so
-they are always embedded: the deduplication, the eligibility and ``n_expert_duplicates_dropped``
-then come out exactly as with every vector.
+Exact duplicate expert rows (docs/metrics.md#poster-frames-the-test-set) compare vectors.
+Two rows with the same video, timestamp and other columns showing the same frame
+(``content`` code) have equal vectors whatever they are; rows that agree on everything but
+show different frames may or may not, so they are always embedded: the deduplication, the
+eligibility and ``n_expert_duplicates_dropped`` then come out exactly as with every vector.
 """
 
 from __future__ import annotations

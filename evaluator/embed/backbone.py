@@ -292,6 +292,15 @@ def _load_weights_file(model: nn.Module, path: str, head: tuple[str, ...]) -> No
         )
 
 
+def random_model(build: Callable[[], nn.Module], why: str) -> nn.Module:
+    """A model with random weights drawn under `RANDOM_INIT_SEED` (two builds agree), with a
+    warning that starts with ``why``: its vectors are meaningless except for testing."""
+    warnings.warn(f"{why}: its vectors are meaningless except for testing", UserWarning, 3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)
+        return build()
+
+
 def build_embedder(spec: EmbedderSpec) -> Embedder:
     """Build the embedder a spec describes; never downloads silently into random weights.
 
@@ -348,15 +357,10 @@ def build_embedder(spec: EmbedderSpec) -> Embedder:
         )
 
     if spec.weights is None:
-        warnings.warn(
-            f"embedder {spec.model} uses random weights (embedder.weights=null): its vectors are "
-            "meaningless except for testing",
-            UserWarning,
-            stacklevel=2,
+        model = random_model(
+            lambda: torchvision.models.get_model(arch, weights=None),
+            f"embedder {spec.model} uses random weights (embedder.weights=null)",
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            model = torchvision.models.get_model(arch, weights=None)
         dim = _strip_head(model)
         label = f"random(seed={RANDOM_INIT_SEED},torch={torch.__version__})"
         return Embedder(spec, model, _plain_transform(spec.image_size), dim, label, "", device)

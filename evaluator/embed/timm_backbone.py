@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from evaluator.embed.backbone import (
     Embedder,
     _resolve_device,
     file_sha256,
+    random_model,
 )
 from evaluator.embed.errors import WeightsUnavailableError
 from evaluator.embed.spec import EmbedderSpec
@@ -122,15 +122,11 @@ def build_timm_embedder(
         label = f"timm:{cfg.get('hf_hub_id') or cfg.get('tag') or model_name}"
         sha = ""
     else:
-        warnings.warn(
+        model = random_model(
+            lambda: timm.create_model(model_name, pretrained=False, num_classes=0),
             f"timm model {model_name} uses random weights (embedder.pretrained=false and no "
-            "embedder.checkpoint): its vectors are meaningless except for testing",
-            UserWarning,
-            stacklevel=2,
+            "embedder.checkpoint)",
         )
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(RANDOM_INIT_SEED)
-            model = timm.create_model(model_name, pretrained=False, num_classes=0)
         label, sha = f"random(seed={RANDOM_INIT_SEED},torch={torch.__version__})", ""
     data_config = timm.data.resolve_data_config({}, model=model)
     transform = timm.data.create_transform(**data_config)
