@@ -171,3 +171,37 @@ def group_by_video(
     start = np.zeros(n_videos, dtype=np.int64)
     np.cumsum(count[:-1], out=start[1:])
     return Grouped(video, frames.timestamp[rows], rows, start, count, frames.embedding)
+
+
+def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """An (n,) array with ``values`` placed at ``rows`` (back to original row order)."""
+    out = np.zeros(n, dtype=values.dtype)
+    out[rows] = values
+    return out
+
+
+def group_for_matching(
+    experts: Frames, model: Frames, n_videos: int, expert_keep: np.ndarray, k_max: int
+) -> tuple[Grouped, Grouped, Grouped, np.ndarray]:
+    """Group kept expert rows by timestamp and the considered model frames by rank.
+
+    Returns:
+        (experts grouped, considered model frames grouped, all model frames grouped, mask over
+        the all-model order of frames past k_max of videos that have expert frames).
+    """
+    exp_grouped = group_by_video(experts, n_videos, experts.timestamp, np.flatnonzero(expert_keep))
+    has_experts = exp_grouped.count > 0
+    if model.rank is None:
+        raise ValueError("model frames need ranks")
+    all_model = group_by_video(model, n_videos, model.rank)
+    position = np.arange(len(all_model)) - all_model.start[all_model.video]
+    known = has_experts[all_model.video]
+    keep_model = known & (position < k_max)
+    truncated_rows = known & (position >= k_max)
+    mod_grouped = group_by_video(
+        model,
+        n_videos,
+        _scatter(position, all_model.rows, len(model)),
+        all_model.rows[keep_model],
+    )
+    return exp_grouped, mod_grouped, all_model, truncated_rows

@@ -13,8 +13,9 @@ exactly 1 and exactly representable cases such as [1,0,0,0] against [1,1,1,1] gi
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Self
 
 import numpy as np
 
@@ -26,114 +27,149 @@ from evaluator.core.frames import Grouped
 MISS_REASONS = ("", "no_predictions", "similarity", "time", "time+similarity", "neither")
 HIT, NO_PREDICTIONS, SIMILARITY, TIME, TIME_AND_SIMILARITY, NEITHER = range(6)
 
-# How one model frame fared (the report's gallery); the code is the index.
-FRAME_STATUSES = ("hit", "near_time", "near_similarity", "far")
-FRAME_HIT, FRAME_NEAR_TIME, FRAME_NEAR_SIMILARITY, FRAME_FAR = range(4)
-
-# The float per-video fields of `VideoMatches` (NaN where a video has no such pair).
-MATCH_FLOAT_FIELDS = (
-    "best_model_timestamp",
-    "best_expert_timestamp",
-    "best_dt",
-    "best_cosine",
-    "nearest_dt",
-    "nearest_cosine",
-    "min_dt",
-    "max_cosine",
-)
-
 # Float64 elements gathered per chunk (expert side). With the model side (10 frames against
 # >= 5 expert frames), the float32 gathers and the pair arrays a chunk's scratch is about 30
 # bytes per element: 2M elements keep it near 60 MB, and the time per pair is flat from there.
 _CHUNK_ELEMENTS = 2_000_000
 
 
-@dataclass(frozen=True)
-class FrameMatches:
-    """The match rule frame by frame, for the scored videos (the report's gallery).
+def column(dtype: type, fill: Any, width: int = 0) -> dict[str, Any]:
+    """The metadata of a per-video field of a `PerVideo` record: its dtype, the value of a
+    video without one (a video that is not scored) and, for a 2-D field, each entry's width."""
+    return {"dtype": dtype, "fill": fill, "width": width}
 
-    Model arrays have one entry per considered model frame (at most k_max per video), expert
-    arrays one per kept expert frame; both ordered by scored video (as in ``videos``), then by
-    rank / timestamp.
+
+INT_COLUMN = column(np.int64, 0)
+FLOAT_COLUMN = column(np.float64, np.nan)
+
+
+@dataclass(frozen=True)
+class PerVideo:
+    """A record of aligned per-video arrays (one entry per video; each field's metadata is a
+    `column`).
+
+    Its fields are the one list of what a video carries: taking, concatenating (merging
+    disjoint sets of videos) and blank records are derived from them.
+    """
+
+    def __len__(self) -> int:
+        return int(getattr(self, fields(self)[0].name).shape[0])
+
+    def take(self, index: np.ndarray) -> Self:
+        """The entries at ``index`` (an integer or boolean index array)."""
+        return type(self)(**{f.name: getattr(self, f.name)[index] for f in fields(self)})
+
+    @classmethod
+    def concat(cls, parts: Sequence[Self]) -> Self:
+        """The entries of ``parts``, one after the other."""
+        return cls(
+            **{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(cls)}
+        )
+
+    @classmethod
+    def blank(cls, n: int, **given: np.ndarray) -> Self:
+        """``n`` entries: the ``given`` arrays, every other field its fill value."""
+        values = dict(given)
+        for f in fields(cls):
+            if f.name not in values:
+                width = f.metadata["width"]
+                shape = (n, width) if width else n
+                values[f.name] = np.full(shape, f.metadata["fill"], dtype=f.metadata["dtype"])
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class MatchColumns(PerVideo):
+    """What the match rule says about each video (docs/metrics.md#the-per-video-match-table).
+
+    Ranks are 1-based positions in the model's rank order; 0 means "none" (and every field is
+    0 / NaN for a video that is not scored). Float fields are NaN when undefined.
+    """
+
+    first_hit_rank: np.ndarray = field(metadata=INT_COLUMN)
+    n_matched_model_frames: np.ndarray = field(metadata=INT_COLUMN)
+    n_matched_expert_frames: np.ndarray = field(metadata=INT_COLUMN)
+    best_model_rank: np.ndarray = field(metadata=INT_COLUMN)
+    miss_reason: np.ndarray = field(metadata=INT_COLUMN)
+    best_model_timestamp: np.ndarray = field(metadata=FLOAT_COLUMN)
+    best_expert_timestamp: np.ndarray = field(metadata=FLOAT_COLUMN)
+    best_dt: np.ndarray = field(metadata=FLOAT_COLUMN)
+    best_cosine: np.ndarray = field(metadata=FLOAT_COLUMN)
+    nearest_dt: np.ndarray = field(metadata=FLOAT_COLUMN)
+    nearest_cosine: np.ndarray = field(metadata=FLOAT_COLUMN)
+    min_dt: np.ndarray = field(metadata=FLOAT_COLUMN)
+    max_cosine: np.ndarray = field(metadata=FLOAT_COLUMN)
+
+
+MATCH_FIELDS = tuple(f.name for f in fields(MatchColumns))
+# The float fields (NaN where a video has no such pair).
+MATCH_FLOAT_FIELDS = tuple(
+    f.name for f in fields(MatchColumns) if f.metadata["dtype"] is np.float64
+)
+
+
+@dataclass(frozen=True)
+class VideoMatches(MatchColumns):
+    """The match rule's fields for the scored (eligible) videos, aligned with ``videos``."""
+
+    videos: np.ndarray = field(metadata=INT_COLUMN)
+
+
+@dataclass(frozen=True)
+class Matched:
+    """What `match_videos` returns.
 
     Attributes:
-        videos: codes of the scored videos.
-        model_video / expert_video: the video code of each frame.
-        model_row / expert_row: the frame's row in the input table.
-        model_rank: 1-based rank.
-        model_timestamp / expert_timestamp: seconds.
-        model_status: index into FRAME_STATUSES: ``hit`` (matches some expert frame);
-            ``near_time`` (some expert frame is close enough in time, none of those similar
-            enough); ``near_similarity`` (some is similar enough, none of those close enough);
-            ``far`` (neither).
-        model_dt / model_cosine: |dt| and cosine of the frame's pair: for a hit the most
-            similar matching expert frame; for near_time the most similar within the
-            tolerance; for near_similarity the closest similar-enough one; for far the most
-            similar overall (time-only: the closest). Cosine is NaN when time-only or a
-            vector is zero.
-        model_expert_timestamp: the timestamp of that expert frame.
-        expert_matched: whether some considered model frame matches the expert frame.
+        columns: the match fields of every video code (0 / NaN for codes not scored).
+        sweep_best: (n_tau, n_scored, k_max): per tolerance, scored video and rank, the running
+            maximum over ranks of the best cosine within the tolerance (-inf where nothing is
+            within it; time-only: 0.0 where something is); None without a sweep grid.
+        candidate_counts: histogram over `evaluator.core.calibration.COSINE_BINS` of the
+            cosines of the pairs within the time tolerance, or None.
     """
 
-    videos: np.ndarray
-    model_video: np.ndarray
-    model_row: np.ndarray
-    model_rank: np.ndarray
-    model_timestamp: np.ndarray
-    model_status: np.ndarray
-    model_dt: np.ndarray
-    model_cosine: np.ndarray
-    model_expert_timestamp: np.ndarray
-    expert_video: np.ndarray
-    expert_row: np.ndarray
-    expert_timestamp: np.ndarray
-    expert_matched: np.ndarray
-
-
-@dataclass(frozen=True)
-class VideoMatches:
-    """Per-video results of the match rule for the scored (eligible) videos.
-
-    All arrays have one entry per scored video, aligned with ``videos``. Ranks are 1-based
-    positions in the model's rank order; 0 means "none". Float fields are NaN when undefined.
-    """
-
-    videos: np.ndarray
-    first_hit_rank: np.ndarray
-    n_matched_model_frames: np.ndarray
-    n_matched_expert_frames: np.ndarray
-    best_model_rank: np.ndarray
-    best_model_timestamp: np.ndarray
-    best_expert_timestamp: np.ndarray
-    best_dt: np.ndarray
-    best_cosine: np.ndarray
-    nearest_dt: np.ndarray
-    nearest_cosine: np.ndarray
-    min_dt: np.ndarray
-    max_cosine: np.ndarray
-    miss_reason: np.ndarray
+    columns: MatchColumns
     sweep_best: np.ndarray | None
-    frames: FrameMatches | None = None
-    # Histogram over `evaluator.core.calibration.COSINE_BINS` of the cosines of the pairs
-    # within the time tolerance (``candidate_cosines=True`` with vectors), else None.
-    candidate_counts: np.ndarray | None = None
+    candidate_counts: np.ndarray | None
 
 
 @dataclass(frozen=True)
-class _Block:
-    """One chunk of videos with all their pairs as padded arrays."""
+class PairBlock:
+    """One chunk of scored videos with all their (model frame, expert frame) pairs and the
+    rule's verdict on each: what `match_videos` hands to ``on_block`` (a frame-by-frame view
+    such as the report's gallery reads the pairs from here instead of testing them again).
 
-    rows: np.ndarray  # positions of the chunk's videos in the scored-video list
-    model_valid: np.ndarray  # (c, Kp)
-    expert_valid: np.ndarray  # (c, Ep)
-    model_ts: np.ndarray  # (c, Kp)
-    expert_ts: np.ndarray  # (c, Ep)
-    dt: np.ndarray  # (c, Kp, Ep) |t_model - t_expert|
-    cosine: np.ndarray | None  # (c, Kp, Ep), NaN where a vector is zero; None = time-only
+    Arrays are padded: c videos, Kp model frames, Ep expert frames.
 
-    @property
-    def pair_valid(self) -> np.ndarray:
-        return self.model_valid[:, :, None] & self.expert_valid[:, None, :]
+    Attributes:
+        rows: positions of the chunk's videos in the scored-video list, (c,).
+        videos: their codes, (c,).
+        model_valid / expert_valid: real (not padding) frames, (c, Kp) / (c, Ep).
+        model_row / expert_row: each frame's row in the input table, (c, Kp) / (c, Ep).
+        model_ts / expert_ts: timestamps, (c, Kp) / (c, Ep).
+        dt: |t_model - t_expert|, (c, Kp, Ep).
+        cosine: the pairs' cosines (NaN where a vector is zero or the pair is no candidate),
+            or None when time-only.
+        valid / time_ok / sim_ok / match: real pairs; close enough in time; similar enough;
+            both (the rule).
+        cos_key: the cosine used to choose between pairs (-inf where none; time-only 0.0).
+    """
+
+    rows: np.ndarray
+    videos: np.ndarray
+    model_valid: np.ndarray
+    expert_valid: np.ndarray
+    model_row: np.ndarray
+    expert_row: np.ndarray
+    model_ts: np.ndarray
+    expert_ts: np.ndarray
+    dt: np.ndarray
+    cosine: np.ndarray | None
+    valid: np.ndarray
+    time_ok: np.ndarray
+    sim_ok: np.ndarray
+    match: np.ndarray
+    cos_key: np.ndarray
 
 
 def _chunk_bounds(expert_counts_sorted: np.ndarray, width: int) -> Iterator[tuple[int, int]]:
@@ -170,8 +206,16 @@ def _cosines(model_emb: np.ndarray, expert_emb: np.ndarray) -> np.ndarray:
 
 
 def _blocks(
-    experts: Grouped, model: Grouped, videos: np.ndarray, use_embeddings: bool, window_s: float
-) -> Iterator[_Block]:
+    experts: Grouped,
+    model: Grouped,
+    videos: np.ndarray,
+    *,
+    time_tolerance_s: float,
+    min_cosine: float | None,
+    window_s: float,
+) -> Iterator[PairBlock]:
+    """The scored videos in chunks, every pair of a chunk tested with the rule."""
+    use_embeddings = min_cosine is not None
     order = np.argsort(experts.count[videos], kind="stable")
     dim = 1
     if use_embeddings and experts.embedding is not None:
@@ -185,18 +229,44 @@ def _blocks(
         m_idx, m_valid = _padded_index(model.start[vids], m_count, int(m_count.max(initial=0)))
         e_ts = experts.timestamp[e_idx] if len(experts) else np.zeros(e_idx.shape)
         m_ts = model.timestamp[m_idx] if len(model) else np.zeros(m_idx.shape)
+        model_row = model.rows[m_idx] if len(model) else np.zeros(m_idx.shape, np.int64)
+        expert_row = experts.rows[e_idx] if len(experts) else np.zeros(e_idx.shape, np.int64)
         dt = np.abs(m_ts[:, :, None] - e_ts[:, None, :])
         cosine = None
         if use_embeddings:
             if len(model) and model.embedding is not None and experts.embedding is not None:
-                cosine = _cosines(
-                    model.embedding[model.rows[m_idx]], experts.embedding[experts.rows[e_idx]]
-                )
+                cosine = _cosines(model.embedding[model_row], experts.embedding[expert_row])
                 # Only candidate pairs have cosines (`evaluator.core.candidates`).
                 cosine[dt > window_s] = np.nan
             else:
                 cosine = np.full(dt.shape, np.nan)
-        yield _Block(rows, m_valid, e_valid, m_ts, e_ts, dt, cosine)
+        valid = m_valid[:, :, None] & e_valid[:, None, :]
+        time_ok = valid & (dt <= time_tolerance_s)
+        if cosine is None:
+            # Time-only: every pair is "similar enough"; cosine plays no part in choices.
+            cos_key = np.where(valid, 0.0, -np.inf)
+            sim_ok = valid
+        else:
+            cos_key = np.where(valid & ~np.isnan(cosine), cosine, -np.inf)
+            with np.errstate(invalid="ignore"):
+                sim_ok = valid & (cosine >= min_cosine)
+        yield PairBlock(
+            rows=rows,
+            videos=vids,
+            model_valid=m_valid,
+            expert_valid=e_valid,
+            model_row=model_row,
+            expert_row=expert_row,
+            model_ts=m_ts,
+            expert_ts=e_ts,
+            dt=dt,
+            cosine=cosine,
+            valid=valid,
+            time_ok=time_ok,
+            sim_ok=sim_ok,
+            match=time_ok & sim_ok,
+            cos_key=cos_key,
+        )
 
 
 def _pick(values: np.ndarray, index: np.ndarray) -> np.ndarray:
@@ -213,10 +283,10 @@ def match_videos(
     min_cosine: float | None,
     k_max: int,
     sweep_time_tolerances_s: Sequence[float] = (),
-    judge_frames: bool = False,
     candidate_cosines: bool = False,
     candidate_window_s: float | None = None,
-) -> VideoMatches:
+    on_block: Callable[[PairBlock], None] | None = None,
+) -> Matched:
     """Apply the match rule to every pair of every scored video.
 
     A model frame matches an expert frame when ``|t_m - t_e| <= time_tolerance_s`` and
@@ -233,249 +303,136 @@ def match_videos(
         sweep_time_tolerances_s: tolerances for which to also return, per video and rank, the
             running maximum over ranks of the best cosine within that tolerance (the sweep's
             input); empty to skip.
-        judge_frames: also judge every model frame on its own (`FrameMatches`, for the
-            report's gallery) in the same pass over the pairs.
         candidate_cosines: also count the cosines of the pairs within the time tolerance
-            (`VideoMatches.candidate_counts`, the calibration plot's input).
+            (`Matched.candidate_counts`, the calibration plot's input).
         candidate_window_s: pairs further apart in time have no cosine (as if a vector were
             zero): the rule and the sweep never look at them, and the diagnostics that test
-            similarity alone (``max_cosine``, ``nearest_*``, the miss reason, the gallery's
+            similarity alone (``max_cosine``, ``nearest_*``, the miss reason, a frame view's
             status) are defined over the candidate pairs, so frames left out by
             `evaluator.core.candidates.frames_to_embed` change nothing. None = the largest of
             ``time_tolerance_s`` and ``sweep_time_tolerances_s``.
+        on_block: called with every `PairBlock` once the rule has tested its pairs (a
+            frame-by-frame view, in the same pass over the pairs).
 
     Returns:
-        VideoMatches for ``videos``; ``sweep_best`` has shape (n_tau, n_videos, k_max), -inf
-        where nothing is within the tolerance (time-only: 0.0 where something is).
+        The match fields of every video code, the sweep's input and the candidate counts.
     """
-    n = videos.shape[0]
     use_emb = min_cosine is not None
-    out_int = {
-        k: np.zeros(n, dtype=np.int64)
-        for k in (
-            "first_hit_rank",
-            "n_matched_model_frames",
-            "n_matched_expert_frames",
-            "best_model_rank",
-            "miss_reason",
-        )
-    }
-    out_float = {k: np.full(n, np.nan) for k in MATCH_FLOAT_FIELDS}
+    out = MatchColumns.blank(experts.count.shape[0])
     taus = np.asarray(sweep_time_tolerances_s, dtype=np.float64)
-    sweep_best = np.full((taus.shape[0], n, k_max), -np.inf) if taus.size else None
-
+    sweep_best = np.full((taus.shape[0], videos.shape[0], k_max), -np.inf) if taus.size else None
     if candidate_window_s is None:
         candidate_window_s = candidate_window(time_tolerance_s, sweep_time_tolerances_s)
-    judge = _FrameJudge(experts, model, videos) if judge_frames else None
     candidates = np.zeros(COSINE_BINS.shape[0] - 1, np.int64) if candidate_cosines else None
-    for block in _blocks(experts, model, videos, use_emb, candidate_window_s):
-        rows = block.rows
-        valid = block.pair_valid
-        dt = block.dt
-        time_ok = valid & (dt <= time_tolerance_s)
-        if block.cosine is None:
-            # Time-only: every pair is "similar enough"; cosine plays no part in choices.
-            cos_for_choice = np.where(valid, 0.0, -np.inf)
-            sim_ok = valid
-        else:
-            cos_for_choice = np.where(valid & ~np.isnan(block.cosine), block.cosine, -np.inf)
-            with np.errstate(invalid="ignore"):
-                sim_ok = valid & (block.cosine >= min_cosine)
-        match = time_ok & sim_ok
+    for block in _blocks(
+        experts,
+        model,
+        videos,
+        time_tolerance_s=time_tolerance_s,
+        min_cosine=min_cosine,
+        window_s=candidate_window_s,
+    ):
         if candidates is not None and block.cosine is not None:
-            candidates += candidate_histogram(block.cosine[time_ok])
-        if judge is not None:
-            judge.add(block, valid, dt, time_ok, sim_ok, cos_for_choice, match)
-        model_hit = match.any(axis=2)
-        has_hit = model_hit.any(axis=1)
-        first = np.argmax(model_hit, axis=1) if model_hit.shape[1] else np.zeros(len(rows), int)
-        out_int["first_hit_rank"][rows] = np.where(has_hit, first + 1, 0)
-        out_int["n_matched_model_frames"][rows] = model_hit.sum(axis=1)
-        out_int["n_matched_expert_frames"][rows] = match.any(axis=1).sum(axis=1)
+            candidates += candidate_histogram(block.cosine[block.time_ok])
+        if on_block is not None:
+            on_block(block)
+        _video_fields(block, out)
+        if sweep_best is not None:
+            _sweep_rows(block, taus, sweep_best)
+    return Matched(out, sweep_best, candidates if use_emb else None)
 
-        # The pair behind the first hit: the most similar matching expert at that rank,
-        # then the closest in time, then the earliest expert frame.
-        has_model = block.model_valid.any(axis=1)
-        if model_hit.shape[1]:
-            c = np.arange(len(rows))
-            row_match = match[c, first]
-            row_cos = np.where(row_match, cos_for_choice[c, first], -np.inf)
-            best_cos = row_cos.max(axis=1)
-            row_dt = np.where(row_match & (row_cos == best_cos[:, None]), dt[c, first], np.inf)
-            best_e = np.argmin(row_dt, axis=1)
-            hit_rows = rows[has_hit]
-            out_int["best_model_rank"][hit_rows] = first[has_hit] + 1
-            out_float["best_model_timestamp"][hit_rows] = block.model_ts[c, first][has_hit]
-            out_float["best_expert_timestamp"][hit_rows] = _pick(block.expert_ts, best_e)[has_hit]
-            out_float["best_dt"][hit_rows] = _pick(row_dt, best_e)[has_hit]
-            if block.cosine is not None:
-                out_float["best_cosine"][hit_rows] = best_cos[has_hit]
 
-            # The nearest pair, for plots: for a hit the pair behind the first hit; for a miss,
-            # among pairs close enough in time the most similar; else among similar-enough
-            # pairs the closest in time; else the most similar pair overall.
-            any_time = np.asarray(time_ok.any(axis=(1, 2)))
-            any_sim = np.asarray(sim_ok.any(axis=(1, 2)))
-            by_cos_set = np.where(any_time[:, None, None], time_ok, valid)
-            use_dt_first = ~any_time & any_sim
-            flat = (len(rows), -1)
-            cos_key = np.where(by_cos_set, cos_for_choice, -np.inf).reshape(flat)
-            dt_in_sim = np.where(sim_ok, dt, np.inf).reshape(flat)
-            dt_flat, cos_flat = dt.reshape(flat), cos_for_choice.reshape(flat)
-            # Lexicographic choice: primary key, then the other one as tie-break.
-            pri_cos = cos_key.max(axis=1)
-            in_set = by_cos_set.reshape(flat)
-            tie_dt = np.where(in_set & (cos_key == pri_cos[:, None]), dt_flat, np.inf)
-            idx_cos_first = np.argmin(tie_dt, axis=1)
-            pri_dt = dt_in_sim.min(axis=1)
-            tie_cos = np.where(
-                sim_ok.reshape(flat) & (dt_in_sim == pri_dt[:, None]), cos_flat, -np.inf
-            )
-            idx_dt_first = np.argmax(tie_cos, axis=1)
-            nearest = np.where(use_dt_first, idx_dt_first, idx_cos_first)
-            sel = rows[has_model]
-            near_dt = np.where(has_hit, _pick(row_dt, best_e), _pick(dt_flat, nearest))
-            out_float["nearest_dt"][sel] = near_dt[has_model]
-            if block.cosine is not None:
-                near_cos = np.where(has_hit, best_cos, _pick(block.cosine.reshape(flat), nearest))
-                out_float["nearest_cosine"][sel] = near_cos[has_model]
-
-            out_float["min_dt"][sel] = np.where(valid, dt, np.inf).min(axis=(1, 2))[has_model]
-            if block.cosine is not None:
-                max_cos = cos_for_choice.max(axis=(1, 2))
-                out_float["max_cosine"][sel] = np.where(np.isfinite(max_cos), max_cos, np.nan)[
-                    has_model
-                ]
-        else:
-            any_time = np.zeros(len(rows), dtype=bool)
-            any_sim = np.zeros(len(rows), dtype=bool)
-
-        reason = np.select(
-            [has_hit, ~has_model, any_time & ~any_sim, any_sim & ~any_time, any_time & any_sim],
-            [HIT, NO_PREDICTIONS, SIMILARITY, TIME, TIME_AND_SIMILARITY],
-            default=NEITHER,
-        )
-        out_int["miss_reason"][rows] = reason
-
-        if sweep_best is not None and model_hit.shape[1]:
-            kp = model_hit.shape[1]
-            for i, tau in enumerate(taus):
-                best = np.where(valid & (dt <= tau), cos_for_choice, -np.inf).max(axis=2)
-                running = np.maximum.accumulate(best, axis=1)
-                sweep_best[i, rows, :kp] = running
-                # Ranks past the video's last model frame keep the running maximum.
-                sweep_best[i, rows, kp:] = running[:, -1:]
-
-    frames = judge.result() if judge is not None else None
-    return VideoMatches(
-        videos=videos,
-        sweep_best=sweep_best,
-        frames=frames,
-        candidate_counts=candidates if use_emb else None,
-        **out_int,
-        **out_float,
+def _video_fields(block: PairBlock, out: MatchColumns) -> None:
+    """Write the match fields of one block's videos into ``out`` (indexed by video code)."""
+    at = block.videos
+    model_hit = np.asarray(block.match.any(axis=2))
+    has_hit = np.asarray(model_hit.any(axis=1))
+    has_model = np.asarray(block.model_valid.any(axis=1))
+    first = np.argmax(model_hit, axis=1) if model_hit.shape[1] else np.zeros(len(at), int)
+    out.first_hit_rank[at] = np.where(has_hit, first + 1, 0)
+    out.n_matched_model_frames[at] = model_hit.sum(axis=1)
+    out.n_matched_expert_frames[at] = block.match.any(axis=1).sum(axis=1)
+    if model_hit.shape[1]:
+        first_dt, first_cos = _first_hit_pair(block, first, has_hit, out)
+        _nearest_pair(block, has_hit, has_model, first_dt, first_cos, out)
+    any_time = np.asarray(block.time_ok.any(axis=(1, 2)))
+    any_sim = np.asarray(block.sim_ok.any(axis=(1, 2)))
+    out.miss_reason[at] = np.select(
+        [has_hit, ~has_model, any_time & ~any_sim, any_sim & ~any_time, any_time & any_sim],
+        [HIT, NO_PREDICTIONS, SIMILARITY, TIME, TIME_AND_SIMILARITY],
+        default=NEITHER,
     )
 
 
-class _FrameJudge:
-    """Collects, block by block, the frame-by-frame view (`FrameMatches`) of `match_videos`."""
+def _first_hit_pair(
+    block: PairBlock, first: np.ndarray, has_hit: np.ndarray, out: MatchColumns
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pair behind the first hit: the most similar matching expert at that rank, then the
+    closest in time, then the earliest expert frame. Returns its |dt| and cosine per video."""
+    c = np.arange(len(block.rows))
+    row_match = block.match[c, first]
+    row_cos = np.where(row_match, block.cos_key[c, first], -np.inf)
+    best_cos = row_cos.max(axis=1)
+    row_dt = np.where(row_match & (row_cos == best_cos[:, None]), block.dt[c, first], np.inf)
+    best_e = np.argmin(row_dt, axis=1)
+    best_dt = _pick(row_dt, best_e)
+    hit = block.videos[has_hit]
+    out.best_model_rank[hit] = first[has_hit] + 1
+    out.best_model_timestamp[hit] = block.model_ts[c, first][has_hit]
+    out.best_expert_timestamp[hit] = _pick(block.expert_ts, best_e)[has_hit]
+    out.best_dt[hit] = best_dt[has_hit]
+    if block.cosine is not None:
+        out.best_cosine[hit] = best_cos[has_hit]
+    return best_dt, best_cos
 
-    def __init__(self, experts: Grouped, model: Grouped, videos: np.ndarray) -> None:
-        self.experts, self.model, self.videos = experts, model, videos
-        self.m_parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("pos", "video", "row", "rank", "ts", "status", "dt", "cos", "ets")
-        }
-        self.e_parts: dict[str, list[np.ndarray]] = {
-            k: [] for k in ("pos", "video", "row", "ts", "hit")
-        }
 
-    def add(
-        self,
-        block: _Block,
-        valid: np.ndarray,
-        dt: np.ndarray,
-        time_ok: np.ndarray,
-        sim_ok: np.ndarray,
-        cos_key: np.ndarray,
-        match: np.ndarray,
-    ) -> None:
-        """Judge every model frame of one block (same pairs, same rule as the video view)."""
-        experts, model, videos = self.experts, self.model, self.videos
-        m_parts, e_parts = self.m_parts, self.e_parts
-        hit = np.asarray(match.any(axis=2))
-        near_time = ~hit & np.asarray(time_ok.any(axis=2))
-        near_sim = ~hit & ~near_time & np.asarray(sim_ok.any(axis=2))
-        status = np.select(
-            [hit, near_time, near_sim],
-            [FRAME_HIT, FRAME_NEAR_TIME, FRAME_NEAR_SIMILARITY],
-            default=FRAME_FAR,
-        )
-        # The pair shown for each frame: the set it is judged on, then most similar (closest
-        # in time on ties); near_similarity: closest in time (most similar on ties).
-        pair_set = np.where(
-            hit[:, :, None],
-            match,
-            np.where(near_time[:, :, None], time_ok, np.where(near_sim[:, :, None], sim_ok, valid)),
-        )
-        by_cos = np.where(pair_set, cos_key, -np.inf)
-        best_cos = by_cos.max(axis=2, initial=-np.inf)
-        # Scored videos have >= 1 expert frame, so the expert axis is never empty.
-        idx_cos = np.argmin(np.where(pair_set & (by_cos == best_cos[:, :, None]), dt, np.inf), 2)
-        by_dt = np.where(pair_set, dt, np.inf)
-        best_dt = by_dt.min(axis=2, initial=np.inf)
-        idx_dt = np.argmax(np.where(pair_set & (by_dt == best_dt[:, :, None]), cos_key, -np.inf), 2)
-        idx = np.where(near_sim, idx_dt, idx_cos)
-        pick_dt = np.take_along_axis(dt, idx[:, :, None], axis=2)[:, :, 0]
-        if block.cosine is None:
-            pick_cos = np.full(pick_dt.shape, np.nan)
-        else:
-            pick_cos = np.take_along_axis(block.cosine, idx[:, :, None], axis=2)[:, :, 0]
-        pick_ets = np.take_along_axis(block.expert_ts, idx, axis=1)
+def _nearest_pair(
+    block: PairBlock,
+    has_hit: np.ndarray,
+    has_model: np.ndarray,
+    first_dt: np.ndarray,
+    first_cos: np.ndarray,
+    out: MatchColumns,
+) -> None:
+    """The nearest pair, for plots: for a hit the pair behind the first hit; for a miss, among
+    pairs close enough in time the most similar; else among similar-enough pairs the closest in
+    time; else the most similar pair overall. Also the smallest |dt| and largest cosine."""
+    valid, dt, time_ok, sim_ok = block.valid, block.dt, block.time_ok, block.sim_ok
+    any_time = np.asarray(time_ok.any(axis=(1, 2)))
+    any_sim = np.asarray(sim_ok.any(axis=(1, 2)))
+    by_cos_set = np.where(any_time[:, None, None], time_ok, valid)
+    use_dt_first = ~any_time & any_sim
+    flat = (len(block.rows), -1)
+    cos_key = np.where(by_cos_set, block.cos_key, -np.inf).reshape(flat)
+    dt_in_sim = np.where(sim_ok, dt, np.inf).reshape(flat)
+    dt_flat, cos_flat = dt.reshape(flat), block.cos_key.reshape(flat)
+    # Lexicographic choice: primary key, then the other one as tie-break.
+    pri_cos = cos_key.max(axis=1)
+    in_set = by_cos_set.reshape(flat)
+    tie_dt = np.where(in_set & (cos_key == pri_cos[:, None]), dt_flat, np.inf)
+    idx_cos_first = np.argmin(tie_dt, axis=1)
+    pri_dt = dt_in_sim.min(axis=1)
+    tie_cos = np.where(sim_ok.reshape(flat) & (dt_in_sim == pri_dt[:, None]), cos_flat, -np.inf)
+    idx_dt_first = np.argmax(tie_cos, axis=1)
+    nearest = np.where(use_dt_first, idx_dt_first, idx_cos_first)
+    sel = block.videos[has_model]
+    out.nearest_dt[sel] = np.where(has_hit, first_dt, _pick(dt_flat, nearest))[has_model]
+    out.min_dt[sel] = np.where(valid, dt, np.inf).min(axis=(1, 2))[has_model]
+    if block.cosine is not None:
+        near_cos = np.where(has_hit, first_cos, _pick(block.cosine.reshape(flat), nearest))
+        out.nearest_cosine[sel] = near_cos[has_model]
+        max_cos = block.cos_key.max(axis=(1, 2))
+        out.max_cosine[sel] = np.where(np.isfinite(max_cos), max_cos, np.nan)[has_model]
 
-        mv = block.model_valid
-        vids = videos[block.rows]
-        slot = np.broadcast_to(np.arange(mv.shape[1])[None, :], mv.shape)
-        m_index = model.start[vids][:, None] + slot
-        m_parts["pos"].append(np.broadcast_to(block.rows[:, None], mv.shape)[mv])
-        m_parts["video"].append(np.broadcast_to(vids[:, None], mv.shape)[mv])
-        m_parts["row"].append(model.rows[m_index[mv]])
-        m_parts["rank"].append(slot[mv] + 1)
-        m_parts["ts"].append(block.model_ts[mv])
-        m_parts["status"].append(status[mv])
-        m_parts["dt"].append(pick_dt[mv])
-        m_parts["cos"].append(pick_cos[mv])
-        m_parts["ets"].append(pick_ets[mv])
 
-        ev = block.expert_valid
-        e_slot = np.broadcast_to(np.arange(ev.shape[1])[None, :], ev.shape)
-        e_index = experts.start[vids][:, None] + e_slot
-        e_parts["pos"].append(np.broadcast_to(block.rows[:, None], ev.shape)[ev])
-        e_parts["video"].append(np.broadcast_to(vids[:, None], ev.shape)[ev])
-        e_parts["row"].append(experts.rows[e_index[ev]])
-        e_parts["ts"].append(block.expert_ts[ev])
-        e_parts["hit"].append(np.asarray(match.any(axis=1))[ev])
-
-    def result(self) -> FrameMatches:
-        """The collected frames, ordered by scored video, then rank / timestamp."""
-        videos, m_parts, e_parts = self.videos, self.m_parts, self.e_parts
-
-        def cat(parts: list[np.ndarray], dtype: type) -> np.ndarray:
-            return np.concatenate(parts).astype(dtype) if parts else np.zeros(0, dtype=dtype)
-
-        m_order = np.lexsort((cat(m_parts["rank"], np.int64), cat(m_parts["pos"], np.int64)))
-        e_order = np.lexsort((cat(e_parts["ts"], np.float64), cat(e_parts["pos"], np.int64)))
-        return FrameMatches(
-            videos=videos,
-            model_video=cat(m_parts["video"], np.int64)[m_order],
-            model_row=cat(m_parts["row"], np.int64)[m_order],
-            model_rank=cat(m_parts["rank"], np.int64)[m_order],
-            model_timestamp=cat(m_parts["ts"], np.float64)[m_order],
-            model_status=cat(m_parts["status"], np.int64)[m_order],
-            model_dt=cat(m_parts["dt"], np.float64)[m_order],
-            model_cosine=cat(m_parts["cos"], np.float64)[m_order],
-            model_expert_timestamp=cat(m_parts["ets"], np.float64)[m_order],
-            expert_video=cat(e_parts["video"], np.int64)[e_order],
-            expert_row=cat(e_parts["row"], np.int64)[e_order],
-            expert_timestamp=cat(e_parts["ts"], np.float64)[e_order],
-            expert_matched=cat(e_parts["hit"], bool)[e_order],
-        )
+def _sweep_rows(block: PairBlock, taus: np.ndarray, sweep_best: np.ndarray) -> None:
+    """Per tolerance: the running maximum over ranks of the best cosine within it."""
+    kp = block.model_valid.shape[1]
+    if not kp:
+        return
+    for i, tau in enumerate(taus):
+        best = np.where(block.valid & (block.dt <= tau), block.cos_key, -np.inf).max(axis=2)
+        running = np.maximum.accumulate(best, axis=1)
+        sweep_best[i, block.rows, :kp] = running
+        # Ranks past the video's last model frame keep the running maximum.
+        sweep_best[i, block.rows, kp:] = running[:, -1:]

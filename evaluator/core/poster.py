@@ -2,22 +2,34 @@
 
 See docs/metrics.md#the-match-rule, #poster-metrics and #the-threshold-sweep.
 
-`evaluate_poster` is the one function that turns validated frames into numbers. It does no I/O.
+One route from frames to numbers: `score_set` turns all rows of a set of videos into its
+`PosterPartial` (per video a `VideoOutcomes` entry, the sweep as hit counts), and
+`poster_result` assembles the metrics and the sweep from the per-video outcomes of every video.
+`evaluate_poster` is the two of them over one set; engines score many sets and merge their
+partials first (`evaluator.core.partials`). No I/O.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from evaluator.core.calibration import ExpertPool, centred, vector_rows
 from evaluator.core.candidates import candidate_window_s
-from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
-from evaluator.core.matching import VideoMatches, match_videos
-from evaluator.core.sweep_defaults import (
-    DEFAULT_SWEEP_MIN_COSINES,
+from evaluator.core.digest import video_digests
+from evaluator.core.frames import Frames, exact_duplicate_mask, group_for_matching
+from evaluator.core.matching import (
+    INT_COLUMN,
+    MATCH_FIELDS,
+    MatchColumns,
+    PairBlock,
+    VideoMatches,
+    column,
+    match_videos,
 )
+from evaluator.core.sweep_defaults import DEFAULT_SWEEP_MIN_COSINES
 
 
 @dataclass(frozen=True)
@@ -155,39 +167,17 @@ def sweep_hit_counts(
         (thetas, counts): thetas (n_theta,) (a single NaN when time-only), int64 counts of
         shape (n_tau, n_theta, K).
     """
+    thetas = sweep_thetas(min_cosines)
     if min_cosines is None:
-        thetas = np.array([np.nan])
         hit = (sweep_best > -np.inf)[:, None]
     else:
-        thetas = np.asarray(min_cosines, dtype=np.float64)
         hit = sweep_best[:, None, :, :] >= thetas[None, :, None, None]
     return thetas, hit.sum(axis=2, dtype=np.int64)
 
 
-def sweep_recall_from_counts(counts: np.ndarray, n_videos: int) -> np.ndarray:
-    """recall = counts / n_videos (the mean over videos of the hit indicator); NaN when none."""
-    if n_videos == 0:
-        return np.full(counts.shape, np.nan)
-    return counts / n_videos
-
-
-def sweep_recall(
-    sweep_best: np.ndarray, min_cosines: Sequence[float] | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Recall@k over the theta grid from the running best cosine per tau, video and rank.
-
-    recall = `sweep_hit_counts` / number of videos, so every grid value equals a full
-    evaluation's at that (tau, theta).
-
-    Args:
-        sweep_best: (n_tau, n_videos, K) from `match_videos`.
-        min_cosines: the theta grid, or None for time-only matching.
-
-    Returns:
-        (thetas, recall) with recall of shape (n_tau, n_theta, K).
-    """
-    thetas, counts = sweep_hit_counts(sweep_best, min_cosines)
-    return thetas, sweep_recall_from_counts(counts, sweep_best.shape[1])
+def sweep_thetas(min_cosines: Sequence[float] | None) -> np.ndarray:
+    """The sweep's theta grid as an array: a single NaN when matching is time-only."""
+    return np.array([np.nan]) if min_cosines is None else np.asarray(min_cosines, np.float64)
 
 
 def input_counts(
@@ -257,56 +247,235 @@ def poster_metrics(
     return metrics, curve
 
 
-def _scatter(values: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
-    """An (n,) array with ``values`` placed at ``rows`` (back to original row order)."""
-    out = np.zeros(n, dtype=values.dtype)
-    out[rows] = values
-    return out
+@dataclass(frozen=True)
+class VideoOutcomes(MatchColumns):
+    """Everything a video contributes to the result: one entry per video, in any order.
 
+    Its fields (with those of `evaluator.core.matching.MatchColumns`) are the one list of
+    per-video outcomes: partials of disjoint video sets merge by concatenating them. Every
+    count is after the core's rules (exact duplicate expert rows dropped, model frames of
+    videos without expert frames ignored, at most k_max model frames considered); the match
+    fields are 0 / NaN for a video that is not scored.
 
-def _group_frames(
-    experts: Frames, model: Frames, n_videos: int, expert_keep: np.ndarray, k_max: int
-) -> tuple[Grouped, Grouped, Grouped, np.ndarray]:
-    """Group kept expert rows by timestamp and the considered model frames by rank.
-
-    Returns:
-        (experts grouped, considered model frames grouped, all model frames grouped, mask over
-        the all-model order of frames past k_max of videos that have expert frames).
+    Attributes:
+        video_id: id per video (object array); distinct within an evaluation.
+        order_key: the video's canonical position: results list videos in this order (ties
+            by id), means are summed in it. The local engine uses the position of the video's
+            first row in "all expert rows, then all prediction rows" (file order over the part
+            files), which is exactly the order of an in-memory evaluation.
+        n_expert_frames: kept expert frames (after dropping exact duplicates).
+        n_expert_duplicates: exact duplicate expert rows dropped.
+        n_prediction_rows: prediction rows of the video (all of them).
+        n_model_frames: model frames considered (at most k_max; 0 when no expert frames).
+        n_model_frames_truncated: model frames past k_max (videos with expert frames only).
+        digest: (n, 2) uint64 `evaluator.core.digest.video_digests` of each eligible video's
+            kept expert rows (zeros for the others, and when not asked for).
     """
-    exp_grouped = group_by_video(experts, n_videos, experts.timestamp, np.flatnonzero(expert_keep))
-    has_experts = exp_grouped.count > 0
-    if model.rank is None:
-        raise ValueError("model frames need ranks")
-    all_model = group_by_video(model, n_videos, model.rank)
-    position = np.arange(len(all_model)) - all_model.start[all_model.video]
-    known = has_experts[all_model.video]
-    keep_model = known & (position < k_max)
-    truncated_rows = known & (position >= k_max)
-    mod_grouped = group_by_video(
-        model,
-        n_videos,
-        _scatter(position, all_model.rows, len(model)),
-        all_model.rows[keep_model],
-    )
-    return exp_grouped, mod_grouped, all_model, truncated_rows
+
+    video_id: np.ndarray = field(metadata=column(object, ""))
+    order_key: np.ndarray = field(metadata=INT_COLUMN)
+    n_expert_frames: np.ndarray = field(metadata=INT_COLUMN)
+    n_expert_duplicates: np.ndarray = field(metadata=INT_COLUMN)
+    n_prediction_rows: np.ndarray = field(metadata=INT_COLUMN)
+    n_model_frames: np.ndarray = field(metadata=INT_COLUMN)
+    n_model_frames_truncated: np.ndarray = field(metadata=INT_COLUMN)
+    digest: np.ndarray = field(metadata=column(np.uint64, 0, width=2))
 
 
-def evaluate_poster(
+@dataclass(frozen=True)
+class PosterPartial:
+    """Outcomes of a set of videos, all of whose rows were scored together.
+
+    Attributes:
+        videos: the per-video outcomes (codes of the set are positions in it).
+        embedding_dim: the vectors' length D, or None when matching is time-only.
+        sweep_hits: (n_tau, n_theta, K) int64: eligible videos of the set that hit within k
+            frames at (tau, theta) (`sweep_hit_counts`); None = no sweep.
+        pool: the eligible videos' `evaluator.core.calibration.ExpertPool` (codes: positions
+            in ``videos``), or None when matching is time-only or it was not asked for.
+    """
+
+    videos: VideoOutcomes
+    embedding_dim: int | None
+    sweep_hits: np.ndarray | None
+    pool: ExpertPool | None = None
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+
+def _matched_frames(
+    experts: Frames, model: Frames, settings: PosterSettings, center: np.ndarray | None
+) -> tuple[Frames, Frames]:
+    """The frames as the rule sees them: vectors centred, or dropped when time-only."""
+    if settings.min_cosine is None:
+        experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
+        return experts, Frames(model.video, model.timestamp, None, model.rank, None)
+    if experts.embedding is None or model.embedding is None:
+        raise ValueError("min_cosine is set, so both tables need embeddings")
+    if experts.embedding.shape[1] != model.embedding.shape[1]:
+        raise ValueError(
+            f"embedding lengths differ: experts {experts.embedding.shape[1]}, "
+            f"predictions {model.embedding.shape[1]}"
+        )
+    if center is not None:
+        experts = replace(experts, embedding=centred(experts.embedding, center))
+        model = replace(model, embedding=centred(model.embedding, center))
+    return experts, model
+
+
+def score_set(
     experts: Frames,
     model: Frames,
-    n_videos: int,
     settings: PosterSettings,
     *,
-    judge_frames: bool = False,
-) -> PosterResult:
-    """Score model frames against expert frames (docs/metrics.md#the-match-rule, #poster-metrics).
+    video_ids: np.ndarray,
+    order_key: np.ndarray | None = None,
+    center: np.ndarray | None = None,
+    identify: bool = True,
+    on_block: Callable[[PairBlock], None] | None = None,
+) -> PosterPartial:
+    """Score all rows of a set of videos (docs/metrics.md#the-match-rule): its partial.
 
     Steps: drop exact duplicate expert rows; a video with >= min_expert_frames expert frames is
     eligible; model frames of videos without expert frames are ignored and counted; model
     frames are taken in rank order and only the first k_max count; every pair of an eligible
     video is tested with the match rule.
 
-    Metrics over the N eligible videos, with K = k_max and r_v the rank of the first hit:
+    Args:
+        experts: expert frames (``rank`` unused); codes index ``video_ids``.
+        model: model frames with ``rank`` set.
+        settings: thresholds and cut-offs.
+        video_ids: id per video code (``0 .. len(video_ids) - 1``); all rows of each video
+            are in the frames.
+        order_key: canonical position per code (`VideoOutcomes.order_key`); default the code.
+        center: the mean subtracted from every vector before the cosine, or None. The digest
+            and the expert pool keep the vectors as given.
+        identify: also hash each eligible video's rows (`VideoOutcomes.digest`) and keep the
+            expert pool (with vectors).
+        on_block: handed every block of tested pairs (`evaluator.core.matching.match_videos`).
+
+    Returns:
+        The set's partial.
+
+    Raises:
+        ValueError: when embeddings are needed but missing, or have different lengths, or
+            model frames have no ranks.
+    """
+    n = int(video_ids.shape[0])
+    matched_experts, matched_model = _matched_frames(experts, model, settings, center)
+    if model.rank is None:
+        raise ValueError("model frames need ranks")
+    drop = exact_duplicate_mask(matched_experts)
+    exp_grouped, mod_grouped, all_model, truncated_rows = group_for_matching(
+        matched_experts, matched_model, n, ~drop, settings.k_max
+    )
+    eligible = exp_grouped.count >= settings.min_expert_frames
+    time_only = settings.min_cosine is None
+    matched = match_videos(
+        exp_grouped,
+        mod_grouped,
+        np.flatnonzero(eligible),
+        time_tolerance_s=settings.time_tolerance_s,
+        min_cosine=settings.min_cosine,
+        k_max=settings.k_max,
+        sweep_time_tolerances_s=settings.sweep_time_tolerances_s,
+        candidate_cosines=not time_only,
+        on_block=on_block,
+    )
+    sweep_hits = None
+    if matched.sweep_best is not None:
+        thetas = None if time_only else settings.sweep_min_cosines
+        sweep_hits = sweep_hit_counts(matched.sweep_best, thetas)[1]
+    vectors = None if time_only else experts.embedding
+    scored = ~drop & eligible[experts.video]
+    digest = np.zeros((n, 2), dtype=np.uint64)
+    pool = None
+    if identify:
+        kept_vectors = None if vectors is None else vectors[scored]
+        digest = video_digests(experts.video[scored], experts.timestamp[scored], kept_vectors, n)
+        if vectors is not None and matched.candidate_counts is not None:
+            in_pool = scored & vector_rows(vectors)
+            pool = ExpertPool(experts.video[in_pool], vectors[in_pool], matched.candidate_counts)
+    videos = VideoOutcomes(
+        **{name: getattr(matched.columns, name) for name in MATCH_FIELDS},
+        video_id=np.asarray(video_ids, dtype=object),
+        order_key=np.arange(n, dtype=np.int64) if order_key is None else order_key,
+        n_expert_frames=exp_grouped.count.astype(np.int64),
+        n_expert_duplicates=np.bincount(experts.video[drop], minlength=n).astype(np.int64),
+        n_prediction_rows=all_model.count.astype(np.int64),
+        n_model_frames=mod_grouped.count.astype(np.int64),
+        n_model_frames_truncated=np.bincount(all_model.video[truncated_rows], minlength=n),
+        digest=digest,
+    )
+    dim = None if vectors is None else int(vectors.shape[1])
+    return PosterPartial(videos, dim, sweep_hits, pool)
+
+
+def poster_result(
+    videos: VideoOutcomes, sweep_hits: np.ndarray | None, settings: PosterSettings
+) -> PosterResult:
+    """The metrics and the sweep of every video of an evaluation, from their outcomes.
+
+    The one place both are assembled: `evaluate_poster` and the engines' merged partials
+    (`evaluator.core.partials.finish`) come here.
+
+    Args:
+        videos: the outcomes of every video, in the canonical order (codes are positions;
+            means are summed in this order).
+        sweep_hits: the sweep's hit counts over the eligible videos, or None.
+        settings: the settings the videos were scored with.
+
+    Returns:
+        The result.
+    """
+    n_expert, n_model = videos.n_expert_frames, videos.n_model_frames
+    eligible = n_expert >= settings.min_expert_frames
+    scored = np.flatnonzero(eligible)
+    matches = VideoMatches(
+        videos=scored, **{name: getattr(videos, name)[scored] for name in MATCH_FIELDS}
+    )
+    counts = input_counts(
+        n_expert > 0,
+        eligible,
+        videos.n_prediction_rows > 0,
+        videos.n_model_frames_truncated,
+        videos.n_expert_duplicates,
+    )
+    metrics, curve = poster_metrics(settings, matches, n_expert[scored], n_model[scored], counts)
+    sweep = None
+    if sweep_hits is not None:
+        thetas = None if settings.min_cosine is None else settings.sweep_min_cosines
+        # recall = hits / eligible videos (the mean of the hit indicator); NaN when none.
+        recall = (
+            sweep_hits / scored.shape[0] if scored.shape[0] else np.full(sweep_hits.shape, np.nan)
+        )
+        sweep = SweepResult(
+            np.asarray(settings.sweep_time_tolerances_s, dtype=np.float64),
+            sweep_thetas(thetas),
+            recall,
+        )
+    return PosterResult(
+        settings=settings,
+        metrics=metrics,
+        recall_curve=curve,
+        n_videos=len(videos),
+        eligible=eligible,
+        n_expert_frames=n_expert,
+        n_model_frames=n_model,
+        n_model_frames_truncated=videos.n_model_frames_truncated,
+        matches=matches,
+        sweep=sweep,
+    )
+
+
+def evaluate_poster(
+    experts: Frames, model: Frames, n_videos: int, settings: PosterSettings
+) -> PosterResult:
+    """Score model frames against expert frames (docs/metrics.md#the-match-rule, #poster-metrics).
+
+    `score_set` over all videos, then `poster_result`: the route every engine takes, with one
+    set. Metrics over the N eligible videos, with K = k_max and r_v the rank of the first hit:
         recall_at_k = (1/N) sum_v [r_v <= k];  mrr_at_K = (1/N) sum_v 1/r_v (0 for a miss);
         precision_at_K = (1/N) sum_v matched model frames / considered model frames (0 when
         the video has none); expert_coverage_at_K = (1/N) sum_v matched expert frames /
@@ -317,8 +486,6 @@ def evaluate_poster(
         model: model frames with ``rank`` set.
         n_videos: number of video codes; codes index ``0 .. n_videos - 1``.
         settings: thresholds and cut-offs.
-        judge_frames: also judge every model frame on its own (`result.matches.frames`, the
-            report gallery's view), in the same pass over the pairs.
 
     Returns:
         A PosterResult.
@@ -326,66 +493,6 @@ def evaluate_poster(
     Raises:
         ValueError: when embeddings are needed but missing, or have different lengths.
     """
-    k_max = settings.k_max
-    if settings.min_cosine is not None:
-        if experts.embedding is None or model.embedding is None:
-            raise ValueError("min_cosine is set, so both tables need embeddings")
-        if experts.embedding.shape[1] != model.embedding.shape[1]:
-            raise ValueError(
-                f"embedding lengths differ: experts {experts.embedding.shape[1]}, "
-                f"predictions {model.embedding.shape[1]}"
-            )
-    else:
-        experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
-        model = Frames(model.video, model.timestamp, None, model.rank, None)
-    if model.rank is None:
-        raise ValueError("model frames need ranks")
-
-    drop = exact_duplicate_mask(experts)
-    exp_grouped, mod_grouped, all_model, truncated_rows = _group_frames(
-        experts, model, n_videos, ~drop, k_max
-    )
-    n_expert = exp_grouped.count
-    eligible = n_expert >= settings.min_expert_frames
-    has_experts = n_expert > 0
-    n_model = mod_grouped.count
-    n_truncated = np.bincount(all_model.video[truncated_rows], minlength=n_videos)
-    n_prediction_videos = all_model.count > 0
-
-    videos = np.flatnonzero(eligible)
-    taus = settings.sweep_time_tolerances_s
-    matches = match_videos(
-        exp_grouped,
-        mod_grouped,
-        videos,
-        time_tolerance_s=settings.time_tolerance_s,
-        min_cosine=settings.min_cosine,
-        k_max=k_max,
-        sweep_time_tolerances_s=taus,
-        judge_frames=judge_frames,
-        candidate_cosines=settings.min_cosine is not None,
-    )
-
-    counts = input_counts(has_experts, eligible, n_prediction_videos, n_truncated, drop)
-    metrics, curve = poster_metrics(settings, matches, n_expert[videos], n_model[videos], counts)
-
-    sweep = None
-    if matches.sweep_best is not None:
-        thetas, recall = sweep_recall(
-            matches.sweep_best,
-            None if settings.min_cosine is None else settings.sweep_min_cosines,
-        )
-        sweep = SweepResult(np.asarray(taus, dtype=np.float64), thetas, recall)
-
-    return PosterResult(
-        settings=settings,
-        metrics=metrics,
-        recall_curve=curve,
-        n_videos=n_videos,
-        eligible=eligible,
-        n_expert_frames=n_expert,
-        n_model_frames=n_model,
-        n_model_frames_truncated=n_truncated,
-        matches=matches,
-        sweep=sweep,
-    )
+    ids = np.arange(n_videos, dtype=np.int64)
+    partial = score_set(experts, model, settings, video_ids=ids, identify=False)
+    return poster_result(partial.videos, partial.sweep_hits, settings)

@@ -8,7 +8,7 @@ Two ways in, one result (`Scored`):
   ``mlflow.models.evaluate`` plugin, vectors computed by an image embedder).
 
 Both score through `evaluator.engines.units` and `evaluator.core.partials`, so their numbers
-are the same to the last bit.
+(and their galleries) are the same to the last bit.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 
 from evaluator.core.calibration import expert_mean, pool_sums
-from evaluator.core.partials import FinishedPoster, finish, merge_partials
+from evaluator.core.partials import FinishedPoster
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.streaming import StreamStats, stream_poster
-from evaluator.engines.units import score_inputs
+from evaluator.engines.units import finish_scored, score_inputs
 from evaluator.errors import InputError
 from evaluator.io.poster import LoadedTable, PosterInputs
 from evaluator.io.sources import Source
+from evaluator.report.gallery import GalleryFrames, cap_gallery
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,8 @@ class Scored:
         stats: how the work was cut into units (None when the tables were loaded whole).
         center: the mean subtracted from every vector before the cosine
             (``matching.center=experts``), or None.
+        gallery: the report gallery's frames (video codes of ``finished``), or None when the
+            frame view was not kept.
     """
 
     finished: FinishedPoster
@@ -79,6 +82,7 @@ class Scored:
     embedding_dim: int | None
     stats: StreamStats | None = None
     center: np.ndarray | None = None
+    gallery: GalleryFrames | None = None
 
 
 def _info(table: LoadedTable) -> TableInfo:
@@ -92,14 +96,22 @@ def _source_info(source: Source, columns: tuple[str, ...], rank_source: str = ""
     return TableInfo(source.label, str(source.label.resolve()), columns, rank_source)
 
 
-def _require_eligible(finished: FinishedPoster, settings: PosterSettings, experts: Path) -> None:
+def require_eligible(
+    finished: FinishedPoster, settings: PosterSettings, experts: Path | str, what: str = "file"
+) -> None:
+    """Refuse an evaluation in which no video has enough expert frames to be scored.
+
+    Raises:
+        InputError: naming the experts ``what`` (file or table) and the most frames any
+            video has.
+    """
     result = finished.result
     if result.metrics["n_videos_eligible"] == 0:
         most = int(result.n_expert_frames.max(initial=0))
         raise InputError(
             f"{experts}: no video has at least metrics.min_expert_frames="
             f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
-            f"there is nothing to score; lower metrics.min_expert_frames or check the file."
+            f"there is nothing to score; lower metrics.min_expert_frames or check the {what}."
         )
 
 
@@ -132,11 +144,16 @@ def score_poster(
     if center == "experts" and dim is not None:
         sums = pool_sums(inputs.experts, inputs.video_ids, settings.min_expert_frames)
         mean = expert_mean([sums], dim)
-    partial = score_inputs(inputs, settings, judge_frames=judge_frames, center=mean)
-    finished = finish(merge_partials([partial], max_gallery_videos=max_gallery_videos), settings)
-    _require_eligible(finished, settings, inputs.expert_table.path)
+    scored = score_inputs(inputs, settings, judge_frames=judge_frames, center=mean)
+    finished, gallery = finish_scored(cap_gallery(scored, max_gallery_videos), settings)
+    require_eligible(finished, settings, inputs.expert_table.path)
     return Scored(
-        finished, _info(inputs.expert_table), _info(inputs.prediction_table), dim, center=mean
+        finished,
+        _info(inputs.expert_table),
+        _info(inputs.prediction_table),
+        dim,
+        center=mean,
+        gallery=gallery,
     )
 
 
@@ -182,7 +199,7 @@ def stream_sources(
         center=center,
     )
     label = experts.files[0] if experts.is_single_file else experts.label
-    _require_eligible(streamed.finished, settings, label)
+    require_eligible(streamed.finished, settings, label)
     pred_schema = streamed.predictions.schema
     return Scored(
         streamed.finished,
@@ -195,4 +212,5 @@ def stream_sources(
         streamed.embedding_dim,
         streamed.stats,
         streamed.center,
+        streamed.gallery,
     )

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from evaluator.core.partials import FinishedPoster, finish
+from evaluator.core.partials import FinishedPoster
 from evaluator.core.poster import PosterSettings
+from evaluator.engines.local import require_eligible
 from evaluator.engines.spark_candidates import needed_frames
 from evaluator.engines.spark_embed import SparkEmbedding, check_frames, embed_table, image_root_of
 from evaluator.engines.spark_inputs import (
@@ -30,9 +31,11 @@ from evaluator.engines.spark_inputs import (
 )
 from evaluator.engines.spark_poster import score_on_spark
 from evaluator.engines.spark_session import job_error, spark_session
+from evaluator.engines.units import finish_scored
 from evaluator.errors import InputError
 from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable, episode_table
 from evaluator.io.episode_text import OPTIONAL_TEXT_COLUMNS
+from evaluator.report.gallery import GalleryFrames
 
 
 def session_args(engine: Any) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class SparkPosterRun:
         n_frames_not_embedded: distinct frames of the two tables that got no vector (they can
             change no number; None without an image embedder).
         embed_seconds: wall time of checking and embedding the frames.
+        gallery: the report gallery's frames (video codes of ``finished``), or None.
     """
 
     finished: FinishedPoster
@@ -94,6 +98,7 @@ class SparkPosterRun:
     embed_devices: tuple[str, ...] = ()
     n_frames_not_embedded: int | None = None
     embed_seconds: float = 0.0
+    gallery: GalleryFrames | None = None
 
 
 @dataclass(frozen=True)
@@ -192,14 +197,8 @@ def spark_score_poster(
             if isinstance(exc, InputError):  # already readable
                 raise
             raise job_error(exc, step) from None
-    finished = finish(merged, settings)
-    if finished.result.metrics["n_videos_eligible"] == 0:
-        most = int(finished.result.n_expert_frames.max(initial=0))
-        raise InputError(
-            f"{experts_source}: no video has at least metrics.min_expert_frames="
-            f"{settings.min_expert_frames} expert frames (the most any video has is {most}), so "
-            f"there is nothing to score; lower metrics.min_expert_frames or check the table."
-        )
+    finished, gallery = finish_scored(merged, settings)
+    require_eligible(finished, settings, experts_source, "table")
     return SparkPosterRun(
         finished,
         experts,
@@ -209,4 +208,5 @@ def spark_score_poster(
         tuple(sorted(devices)),
         n_left_out if counts else None,
         embed_seconds,
+        gallery,
     )

@@ -4,10 +4,10 @@ Every video is put in one of B buckets by a hash of its id; both tables are grou
 and cogrouped (``groupBy("_bucket").cogroup(...).applyInPandas``), so each call of the scoring
 function gets all expert and prediction rows of its videos and scores them with
 `evaluator.engines.units.score_unit` (the core, as ``engine=local`` runs it). What comes back to
-the driver is one `evaluator.core.partials.PosterPartial` per bucket: per-video outcomes, sweep
+the driver is one `evaluator.report.gallery.ScoredSet` per bucket: per-video outcomes, sweep
 hit counts, the gallery's frames; never the rows or their vectors. The driver merges them and
-`evaluator.core.partials.finish` computes every statistic in the canonical video order, so the
-numbers are those of ``engine=local`` to the last bit.
+`evaluator.engines.units.finish_scored` computes every statistic in the canonical video order,
+so the numbers are those of ``engine=local`` to the last bit.
 
 The canonical order is the order in which a single reader meets the videos: all expert rows,
 then all prediction rows, files by name, rows in file order. It is carried as the ``__order``
@@ -31,11 +31,12 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 
-from evaluator.core.partials import PosterPartial, empty_partial, merge_partials
+from evaluator.core.partials import empty_partial
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.spark_inputs import SparkPosterTable
 from evaluator.engines.spark_read import MAX_MAPPED_FILES
 from evaluator.engines.spark_session import is_connect, parallelism
+from evaluator.report.gallery import ScoredSet, merge_scored
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -133,7 +134,7 @@ def score_on_spark(
     judge_frames: bool,
     memory_budget_mb: int,
     max_gallery_videos: int | None = None,
-) -> PosterPartial:
+) -> ScoredSet:
     """Score every video on the executors and merge the partials on the driver.
 
     Args:
@@ -144,7 +145,8 @@ def score_on_spark(
         max_gallery_videos: gallery videos kept (None: all), as the local engine keeps them.
 
     Returns:
-        The merged partial of every video (`evaluator.core.partials.finish` completes it).
+        The merged partial of every video (`evaluator.engines.units.finish_scored` completes
+        it).
 
     Raises:
         Exception: what the Spark job raised (`evaluator.engines.spark_session.job_error`
@@ -171,22 +173,22 @@ def score_on_spark(
     return merge_arriving(
         (pickle.loads(row["payload"]) for row in rows),
         max_gallery_videos=max_gallery_videos,
-        empty=lambda: empty_partial(settings, experts.dim),
+        empty=lambda: ScoredSet(empty_partial(settings, experts.dim)),
     )
 
 
 def merge_arriving(
-    partials: Iterator[PosterPartial],
+    partials: Iterator[ScoredSet],
     *,
     max_gallery_videos: int | None,
-    empty: Callable[[], PosterPartial],
+    empty: Callable[[], ScoredSet],
     batch: int = MERGE_BATCH,
-) -> PosterPartial:
+) -> ScoredSet:
     """Merge partials as they arrive: every ``batch`` of them becomes one (its gallery capped).
 
     The driver holds at most ``batch`` bucket partials besides the merged ones, not every
     bucket's partial and then their merge. Capping commutes with merging
-    (`evaluator.core.partials.cap_gallery`), so the result equals one merge of all of them.
+    (`evaluator.report.gallery.cap_gallery`), so the result equals one merge of all of them.
 
     Args:
         partials: the buckets' partials, in any order.
@@ -194,14 +196,14 @@ def merge_arriving(
         empty: the partial of no video (when nothing arrives).
         batch: partials merged at a time.
     """
-    merged: list[PosterPartial] = []
-    pending: list[PosterPartial] = []
+    merged: list[ScoredSet] = []
+    pending: list[ScoredSet] = []
     for partial in partials:
         pending.append(partial)
         if len(pending) >= batch:
-            merged.append(merge_partials(pending, max_gallery_videos=max_gallery_videos))
+            merged.append(merge_scored(pending, max_gallery_videos=max_gallery_videos))
             pending = []
     merged += pending
     if not merged:
         return empty()
-    return merge_partials(merged, max_gallery_videos=max_gallery_videos)
+    return merge_scored(merged, max_gallery_videos=max_gallery_videos)

@@ -5,7 +5,7 @@ Both tables are read in batches (only the needed columns). When both fit
 hash-partitioned by video id into temporary buckets on local disk (``engine.temp_dir``), and
 each bucket is one work unit: all rows of its videos, from every part file. Each unit is
 scored by `evaluator.engines.units.score_unit` and only its `PosterPartial` (per-video
-outcomes) is kept; `merge_partials` and `finish` give exactly the result of an in-memory
+outcomes) is kept; `merge_scored` and `finish_scored` give exactly the result of an in-memory
 evaluation of everything.
 
 Units are cut for speed, not to fill the budget: about `UNIT_TARGET_BYTES` of working set
@@ -22,23 +22,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from evaluator.core.calibration import VectorSums, expert_mean
-from evaluator.core.partials import (
-    FinishedPoster,
-    PosterPartial,
-    finish,
-    merge_partials,
-    prune_galleries,
-)
+from evaluator.core.partials import FinishedPoster
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.memory import release_free_memory, use_system_allocator
-from evaluator.engines.units import score_unit, unit_pool_sums
+from evaluator.engines.units import finish_scored, score_unit, unit_pool_sums
 from evaluator.errors import InputError
 from evaluator.io.partition import (
     BATCH_ROWS,
@@ -58,6 +52,7 @@ from evaluator.io.partition import (
 )
 from evaluator.io.sources import Source
 from evaluator.lifecycle import checkpoint
+from evaluator.report.gallery import GalleryFrames, ScoredSet, merge_scored, prune_galleries
 
 MAX_SPLIT_DEPTH = 4
 IN_MEMORY_FACTOR = 1.25
@@ -91,6 +86,7 @@ class StreamedPoster:
         embedding_dim: the vectors' length D (None when time-only).
         stats: the units.
         center: the mean subtracted before the cosine (``matching.center=experts``), or None.
+        gallery: the report gallery's frames (video codes of ``finished``), or None.
     """
 
     finished: FinishedPoster
@@ -99,6 +95,7 @@ class StreamedPoster:
     embedding_dim: int | None
     stats: StreamStats
     center: np.ndarray | None = None
+    gallery: GalleryFrames | None = None
 
 
 class _Dims:
@@ -167,79 +164,123 @@ def stream_poster(
     total_rows = exp.n_rows + pred.n_rows
     data_bytes = sum(p.n_rows * (p.row_bytes - SCALAR_ROW_BYTES) for p in (exp, pred))
     unit_bytes = min(total_rows, unit_target) * max(exp.row_bytes, pred.row_bytes)
-    dims = _Dims()
-    unit_rows: list[int] = []
-    partials: list[PosterPartial] = []
-    mean: np.ndarray | None = None
-
-    def center_of(expert_units: Iterator[pa.Table]) -> np.ndarray | None:
-        if center != "experts" or not need:
-            return None
-        sums: list[VectorSums] = []
-        for e in expert_units:
-            sums.append(unit_pool_sums(e, settings, label=str(_label(exp))))
-            del e
-        release_free_memory()
-        return expert_mean(sums, dims.dim or (sums[0].sums.shape[1] if sums else 0))
-
-    def score(e: pa.Table, p: pa.Table) -> None:
-        checkpoint()  # Ctrl-C / SIGTERM stop here, between two units
-        error = duplicate_rank_error(pred, p)
-        if error is not None:
-            raise error
-        unit_rows.append(e.num_rows + p.num_rows)
-        if on_unit is not None:
-            on_unit(unit_rows[-1], len(unit_rows))
-        partial = score_unit(
-            e,
-            p,
-            settings,
-            judge_frames=judge_frames,
-            experts_label=str(_label(exp)),
-            predictions_label=str(_label(pred)),
-            center=mean,
-        )
-        partials.append(partial)
-        # Only the first max_gallery_videos of all units can be shown: keep no other frames.
-        partials[:] = prune_galleries(partials, max_gallery_videos)
-        release_free_memory()
-
     n_buckets = n_buckets_for(total_rows, unit_target) if total_rows > unit_target else 1
     # Held whole, the tables take about 1.25x their Arrow data (batches, row columns, malloc).
     spilled = int(IN_MEMORY_FACTOR * data_bytes) + unit_bytes > budget_bytes
-    if not spilled:
+    units = _UnitScorer(
+        settings, exp, pred, judge_frames, max_gallery_videos, on_unit, center == "experts"
+    )
+    read = _Reader(exp, pred, need, batch_rows, temp_dir, max_rows)
+    if spilled:
+        read.spilled(units, n_buckets)
+    else:
+        read.in_memory(units, n_buckets)
+    merged = merge_scored(units.scored, max_gallery_videos=max_gallery_videos)
+    units.scored.clear()
+    release_free_memory()
+    finished, gallery = finish_scored(merged, settings)
+    stats = StreamStats(tuple(units.unit_rows), max_rows, spilled, n_buckets)
+    dim = read.dims.dim if need else None
+    return StreamedPoster(finished, exp, pred, dim, stats, units.mean, gallery)
+
+
+class _UnitScorer:
+    """Scores the units one after the other and keeps their partials (galleries pruned)."""
+
+    def __init__(
+        self,
+        settings: PosterSettings,
+        exp: TablePlan,
+        pred: TablePlan,
+        judge_frames: bool,
+        max_gallery_videos: int | None,
+        on_unit: Callable[[int, int], None] | None,
+        centre: bool,
+    ) -> None:
+        self.settings, self.exp, self.pred = settings, exp, pred
+        self.judge_frames, self.max_gallery_videos = judge_frames, max_gallery_videos
+        self.on_unit = on_unit
+        self.centre = centre and settings.min_cosine is not None
+        self.mean: np.ndarray | None = None
+        self.unit_rows: list[int] = []
+        self.scored: list[ScoredSet] = []
+
+    def find_center(self, expert_units: Iterator[pa.Table], dim: int | None) -> None:
+        """``matching.center=experts``: the expert pool's mean over every unit's experts."""
+        if not self.centre:
+            return
+        sums: list[VectorSums] = []
+        for e in expert_units:
+            sums.append(unit_pool_sums(e, self.settings, label=str(_label(self.exp))))
+            del e
+        release_free_memory()
+        self.mean = expert_mean(sums, dim or (sums[0].sums.shape[1] if sums else 0))
+
+    def score(self, e: pa.Table, p: pa.Table) -> None:
+        """Score one unit and keep its partial."""
+        checkpoint()  # Ctrl-C / SIGTERM stop here, between two units
+        error = duplicate_rank_error(self.pred, p)
+        if error is not None:
+            raise error
+        self.unit_rows.append(e.num_rows + p.num_rows)
+        if self.on_unit is not None:
+            self.on_unit(self.unit_rows[-1], len(self.unit_rows))
+        unit = score_unit(
+            e,
+            p,
+            self.settings,
+            judge_frames=self.judge_frames,
+            experts_label=str(_label(self.exp)),
+            predictions_label=str(_label(self.pred)),
+            center=self.mean,
+        )
+        self.scored.append(unit)
+        # Only the first max_gallery_videos of all units can be shown: keep no other frames.
+        self.scored[:] = prune_galleries(self.scored, self.max_gallery_videos)
+        release_free_memory()
+
+
+@dataclass
+class _Reader:
+    """Reads both tables into units: held in memory when they fit, else through buckets."""
+
+    exp: TablePlan
+    pred: TablePlan
+    need: bool
+    batch_rows: int
+    temp_dir: str | Path | None
+    max_rows: int
+    dims: _Dims = field(default_factory=lambda: _Dims())
+
+    def in_memory(self, units: _UnitScorer, n_buckets: int) -> None:
+        """Read both tables whole, then score them as one unit or in in-memory buckets."""
         tables = [
-            _read_whole(plan, offset, need, dims, batch_rows) for plan, offset in _sides(exp, pred)
+            _read_whole(plan, offset, self.need, self.dims, self.batch_rows)
+            for plan, offset in _sides(self.exp, self.pred)
         ]
         release_free_memory()  # the decoder's scratch
-        mean = center_of(iter(tables[:1]))
+        units.find_center(iter(tables[:1]), self.dims.dim)
         if n_buckets == 1:
-            score(*tables)
-        else:
-            in_memory = MemoryBuckets(
-                dict(zip(("experts", "predictions"), tables, strict=True)), n_buckets
-            )
-            del tables
-            for e, p in _units(in_memory, max_rows, temp_dir, depth=1):
-                score(e, p)
-                del e, p
-            del in_memory
-    else:
-        with TempBuckets(temp_dir, n_buckets) as buckets:
-            for plan, offset in _sides(exp, pred):
-                _partition(buckets, plan, offset, need, dims, batch_rows)
+            units.score(*tables)
+            return
+        in_memory = MemoryBuckets(
+            dict(zip(("experts", "predictions"), tables, strict=True)), n_buckets
+        )
+        del tables
+        for e, p in _units(in_memory, self.max_rows, self.temp_dir, depth=1):
+            units.score(e, p)
+            del e, p
+
+    def spilled(self, units: _UnitScorer, n_buckets: int) -> None:
+        """Partition both tables into temporary buckets on disk and score bucket by bucket."""
+        with TempBuckets(self.temp_dir, n_buckets) as buckets:
+            for plan, offset in _sides(self.exp, self.pred):
+                _partition(buckets, plan, offset, self.need, self.dims, self.batch_rows)
             buckets.finish_writing()
-            mean = center_of(buckets.read(b, "experts") for b in range(buckets.n))
-            for e, p in _units(buckets, max_rows, temp_dir, depth=1):
-                score(e, p)
+            units.find_center((buckets.read(b, "experts") for b in range(buckets.n)), self.dims.dim)
+            for e, p in _units(buckets, self.max_rows, self.temp_dir, depth=1):
+                units.score(e, p)
                 del e, p
-    merged = merge_partials(partials, max_gallery_videos=max_gallery_videos)
-    partials.clear()
-    release_free_memory()
-    stats = StreamStats(tuple(unit_rows), max_rows, spilled, n_buckets)
-    return StreamedPoster(
-        finish(merged, settings), exp, pred, dims.dim if need else None, stats, mean
-    )
 
 
 def _sides(exp: TablePlan, pred: TablePlan) -> tuple[tuple[TablePlan, int], ...]:

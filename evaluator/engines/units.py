@@ -2,27 +2,34 @@
 
 This is the function every engine runs per unit: the local streaming engine on each in-memory
 or on-disk bucket, the Spark engine inside ``applyInPandas`` (one call per group of videos).
-Partials of disjoint video sets merge with `evaluator.core.partials.merge_partials`, and
-`evaluator.core.partials.finish` turns the merge into the full result, equal to an in-memory
-evaluation of all videos.
+It scores with `evaluator.core.poster.score_set` and keeps the report gallery's frames beside
+the partial (`evaluator.report.gallery.ScoredSet`). Scored sets of disjoint videos merge with
+`evaluator.report.gallery.merge_scored`, and `finish_scored` turns the merge into the full
+result, equal to an in-memory evaluation of all videos.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from evaluator.core.calibration import ExpertPool, VectorSums, centred, pool_sums, vector_rows
-from evaluator.core.digest import video_digests
-from evaluator.core.frames import Frames, exact_duplicate_mask
-from evaluator.core.partials import PosterPartial, partial_from_result
-from evaluator.core.poster import PosterSettings, evaluate_poster
+from evaluator.core.calibration import VectorSums, pool_sums
+from evaluator.core.frames import Frames
+from evaluator.core.partials import FinishedPoster, canonical_order, finish
+from evaluator.core.poster import PosterSettings, score_set
 from evaluator.errors import InputError
 from evaluator.io.partition import ORDER_COLUMN, ROW_COLUMN
 from evaluator.io.poster import LoadedTable, PosterInputs, load_table, row_key
+from evaluator.report.gallery import (
+    FrameJudge,
+    GalleryFrames,
+    ScoredSet,
+    finished_gallery,
+    judged_gallery,
+)
 
 # Optional int64 columns of a unit's tables (not data; removed before validation):
 # ORDER_COLUMN ("__order"): the row's position in "all expert rows, then all prediction rows"
@@ -62,7 +69,7 @@ def score_unit(
     experts_label: str = "experts",
     predictions_label: str = "predictions",
     center: np.ndarray | None = None,
-) -> PosterPartial:
+) -> ScoredSet:
     """Score one unit: every expert and prediction row of a set of videos.
 
     The unit must hold ALL rows of each of its videos (from both tables); rows of one video
@@ -89,7 +96,7 @@ def score_unit(
             (``matching.center=experts``; `evaluator.core.calibration.centred`), or None.
 
     Returns:
-        The unit's partial.
+        The unit's partial (with its gallery frames when ``judge_frames``).
 
     Raises:
         InputError: a bad value in the unit's rows, or embeddings of different lengths.
@@ -197,13 +204,13 @@ def score_frames(
     expert_image: np.ndarray | None = None,
     model_image: np.ndarray | None = None,
     center: np.ndarray | None = None,
-) -> PosterPartial:
+) -> ScoredSet:
     """The partial of validated frames (codes index ``video_ids``; all rows of each video).
 
     Args:
         experts / model: the frames (model frames ranked).
         video_ids: str id per code.
-        order_key: canonical position per code (`PosterPartial.order_key`).
+        order_key: canonical position per code (`VideoOutcomes.order_key`).
         settings: the checked settings.
         judge_frames: keep the frame-by-frame view (the report's gallery).
         expert_rows / model_rows: row id per input row for the gallery (default: position).
@@ -212,43 +219,38 @@ def score_frames(
             and the expert pool keep the vectors as read.
 
     Returns:
-        The partial.
+        The partial, with the gallery's frames when ``judge_frames``.
     """
-    n = int(video_ids.shape[0])
-    matched_experts, matched_model = experts, model
-    if center is not None and experts.embedding is not None and model.embedding is not None:
-        matched_experts = replace(experts, embedding=centred(experts.embedding, center))
-        matched_model = replace(model, embedding=centred(model.embedding, center))
-    result = evaluate_poster(matched_experts, matched_model, n, settings, judge_frames=judge_frames)
-    keep = ~exact_duplicate_mask(matched_experts)  # the rows the evaluation kept
-    dim = None if settings.min_cosine is None or experts.embedding is None else experts.embedding
-    scored = keep & result.eligible[experts.video]
-    pool = None
-    if dim is not None:
-        in_pool = scored & vector_rows(dim)
-        counts = result.matches.candidate_counts
-        assert counts is not None
-        pool = ExpertPool(experts.video[in_pool], dim[in_pool], counts)
-    digest = video_digests(
-        experts.video[scored],
-        experts.timestamp[scored],
-        None if dim is None else dim[scored],
-        n,
+    judge = FrameJudge() if judge_frames else None
+    partial = score_set(
+        experts,
+        model,
+        settings,
+        video_ids=video_ids,
+        order_key=order_key,
+        center=center,
+        on_block=None if judge is None else judge.add,
     )
-    return partial_from_result(
-        result,
-        video_ids,
-        order_key,
-        np.bincount(model.video, minlength=n),
-        np.bincount(experts.video[~keep], minlength=n),
-        digest,
-        None if dim is None else int(dim.shape[1]),
+    if judge is None:
+        return ScoredSet(partial)
+    scored = np.flatnonzero(partial.videos.n_expert_frames >= settings.min_expert_frames)
+    gallery = judged_gallery(
+        judge,
+        scored,
         expert_rows=expert_rows,
         model_rows=model_rows,
         expert_image=expert_image,
         model_image=model_image,
-        pool=pool,
     )
+    return ScoredSet(partial, gallery)
+
+
+def finish_scored(
+    scored: ScoredSet, settings: PosterSettings
+) -> tuple[FinishedPoster, GalleryFrames | None]:
+    """The full result of a merged `ScoredSet` and its gallery in the canonical video order."""
+    order = canonical_order(scored.partial.videos)
+    return finish(scored.partial, settings, order), finished_gallery(scored, order)
 
 
 def score_inputs(
@@ -257,7 +259,7 @@ def score_inputs(
     *,
     judge_frames: bool,
     center: np.ndarray | None = None,
-) -> PosterPartial:
+) -> ScoredSet:
     """The partial of tables loaded whole (`evaluator.io.poster.load_poster_inputs`).
 
     Their codes are already in the canonical order (first appearance, experts first);

@@ -26,8 +26,8 @@ import pandas as pd
 
 from evaluator import __version__
 from evaluator.core.bootstrap import BootstrapResult
-from evaluator.core.matching import FRAME_STATUSES, MISS_REASONS, FrameMatches
-from evaluator.core.partials import FinishedPoster, gallery_order
+from evaluator.core.matching import MISS_REASONS
+from evaluator.core.partials import FinishedPoster
 from evaluator.core.poster import PosterSettings, SweepResult
 from evaluator.io.outputs import Writer
 from evaluator.io.thumbnails import (
@@ -36,6 +36,7 @@ from evaluator.io.thumbnails import (
     thumbnail_data_uri,
     video_thumbnails,
 )
+from evaluator.report.gallery import FRAME_STATUSES, FrameMatches, GalleryFrames, gallery_order
 from evaluator.report.html_template import TEMPLATE
 from evaluator.report.slices import gallery_slice_filter, slices_section
 
@@ -72,11 +73,11 @@ class DrawnPoster:
     expert_image: np.ndarray | None = None
 
 
-def drawn_poster(finished: FinishedPoster) -> DrawnPoster:
-    """The part of ``finished`` the plots and the report read (`DrawnPoster`)."""
+def drawn_poster(finished: FinishedPoster, gallery: GalleryFrames | None) -> DrawnPoster:
+    """The part of ``finished`` and its ``gallery`` the plots and the report read."""
     result = finished.result
     m = result.matches
-    fm = m.frames
+    fm = None if gallery is None else gallery.frames
     shown = np.zeros(0, dtype=np.int64) if fm is None else fm.videos
     at = np.searchsorted(m.videos, shown)
     return DrawnPoster(
@@ -91,8 +92,8 @@ def drawn_poster(finished: FinishedPoster) -> DrawnPoster:
         gallery_ids=np.asarray(finished.video_ids[shown]).astype(str),
         gallery_first_hit=m.first_hit_rank[at],
         gallery_miss_reason=m.miss_reason[at],
-        model_image=finished.model_image,
-        expert_image=finished.expert_image,
+        model_image=None if gallery is None else gallery.model_image,
+        expert_image=None if gallery is None else gallery.expert_image,
     )
 
 

@@ -285,7 +285,7 @@ def visuals_of(
     root = cfg.data.image_root
     ri = ReportInputs(
         title=label,
-        drawn=drawn_poster(scored.finished),
+        drawn=drawn_poster(scored.finished, scored.gallery),
         summary=summary,
         intervals=intervals,
         expert_root=Path(str(root)) if root is not None else scored.experts.folder,

@@ -70,4 +70,6 @@ def spark_scored(cfg: DictConfig, settings: PosterSettings, table_embedder: Any)
         if run.embed_devices:
             table_embedder.embedder.params["embedder.device"] = ",".join(run.embed_devices)
     dim = run.experts.dim if settings.min_cosine is not None else None
-    return Scored(run.finished, _info(run.experts), _info(run.predictions), dim)
+    return Scored(
+        run.finished, _info(run.experts), _info(run.predictions), dim, gallery=run.gallery
+    )

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from evaluator.core.candidates import candidate_window_s, frames_to_embed
 from evaluator.core.frames import Frames, exact_duplicate_mask
-from evaluator.core.poster import PosterResult, PosterSettings, evaluate_poster
+from evaluator.core.poster import PosterResult, PosterSettings
+from evaluator.report.gallery import FrameMatches
+from tests.core.test_poster import judged
 
 
 def random_case(rng: np.random.Generator, n_videos: int = 10, dim: int = 3):
@@ -58,7 +60,9 @@ def random_case(rng: np.random.Generator, n_videos: int = 10, dim: int = 3):
     return experts, model, content, n_videos + 2
 
 
-def assert_same_result(a: PosterResult, b: PosterResult) -> None:
+def assert_same_result(
+    a: PosterResult, b: PosterResult, a_frames: FrameMatches, b_frames: FrameMatches
+) -> None:
     assert a.metrics.keys() == b.metrics.keys()
     for k in a.metrics:
         np.testing.assert_equal(a.metrics[k], b.metrics[k], err_msg=k)
@@ -68,8 +72,8 @@ def assert_same_result(a: PosterResult, b: PosterResult) -> None:
         if f.name != "frames":
             va, vb = getattr(a.matches, f.name), getattr(b.matches, f.name)
             np.testing.assert_equal(va, vb, err_msg=f.name)
-    for f in dataclasses.fields(a.matches.frames):
-        va, vb = getattr(a.matches.frames, f.name), getattr(b.matches.frames, f.name)
+    for f in dataclasses.fields(a_frames):
+        va, vb = getattr(a_frames, f.name), getattr(b_frames, f.name)
         np.testing.assert_equal(va, vb, err_msg=f.name)
     assert (a.sweep is None) == (b.sweep is None)
     if a.sweep is not None:
@@ -98,9 +102,9 @@ def check_filter(rng: np.random.Generator, s: PosterSettings) -> None:
     model_left_out = dataclasses.replace(
         model, embedding=np.where(need.model[:, None], model.embedding, 0.0).astype(np.float32)
     )
-    full = evaluate_poster(experts, model, n_videos, s, judge_frames=True)
-    filtered = evaluate_poster(left_out, model_left_out, n_videos, s, judge_frames=True)
-    assert_same_result(full, filtered)
+    full = judged(experts, model, n_videos, s)
+    filtered = judged(left_out, model_left_out, n_videos, s)
+    assert_same_result(full[0], filtered[0], full[1], filtered[1])
 
 
 SWEEPS = [(), (0.0, 1.0, 2.5, 6.0)]

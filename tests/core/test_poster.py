@@ -10,9 +10,21 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from evaluator.core.frames import Frames, exact_duplicate_mask, ranks_from_scores
-from evaluator.core.matching import MATCH_FLOAT_FIELDS, MISS_REASONS, FrameMatches, match_videos
-from evaluator.core.poster import PosterResult, PosterSettings, _group_frames, evaluate_poster
+from evaluator.core.frames import (
+    Frames,
+    exact_duplicate_mask,
+    group_for_matching,
+    ranks_from_scores,
+)
+from evaluator.core.matching import MATCH_FLOAT_FIELDS, MISS_REASONS, match_videos
+from evaluator.core.poster import (
+    PosterResult,
+    PosterSettings,
+    evaluate_poster,
+    poster_result,
+    score_set,
+)
+from evaluator.report.gallery import FrameJudge, FrameMatches
 from tests.reference.poster import reference_evaluate
 
 
@@ -372,26 +384,40 @@ def test_bad_settings_are_refused(kwargs, message) -> None:
         PosterSettings(**kwargs)
 
 
+def judged(
+    experts: Frames, model: Frames, n_videos: int, s: PosterSettings
+) -> tuple[PosterResult, FrameMatches]:
+    """`evaluate_poster`, with the gallery's frame view judged in the same pass over the pairs
+    (the engines' route: `score_set` hands every block of pairs to a `FrameJudge`)."""
+    judge = FrameJudge()
+    ids = np.arange(n_videos)
+    partial = score_set(experts, model, s, video_ids=ids, identify=False, on_block=judge.add)
+    result = poster_result(partial.videos, partial.sweep_hits, s)
+    return result, judge.result(result.matches.videos)
+
+
 def frame_matches_of(experts: Frames, model: Frames, result: PosterResult) -> FrameMatches:
     """Every considered model frame and every expert frame of the scored videos, judged in a
-    second pass over the core's grouping and match rule (what judge_frames=True does in one)."""
+    second pass over the core's grouping and match rule (what `judged` does in one)."""
     s = result.settings
     keep = ~exact_duplicate_mask(experts)
     if s.min_cosine is None:
         experts = Frames(experts.video, experts.timestamp, None, None, experts.row_key)
         model = Frames(model.video, model.timestamp, None, model.rank, None)
-    exp_grouped, mod_grouped, _, _ = _group_frames(experts, model, result.n_videos, keep, s.k_max)
-    frames = match_videos(
+    exp_grouped, mod_grouped, _, _ = group_for_matching(
+        experts, model, result.n_videos, keep, s.k_max
+    )
+    judge = FrameJudge()
+    match_videos(
         exp_grouped,
         mod_grouped,
         result.matches.videos,
         time_tolerance_s=s.time_tolerance_s,
         min_cosine=s.min_cosine,
         k_max=s.k_max,
-        judge_frames=True,
-    ).frames
-    assert frames is not None
-    return frames
+        on_block=judge.add,
+    )
+    return judge.result(result.matches.videos)
 
 
 def test_frames_judged_in_the_same_pass_equal_a_separate_pass() -> None:
@@ -399,16 +425,15 @@ def test_frames_judged_in_the_same_pass_equal_a_separate_pass() -> None:
     experts, predictions = random_set(rng, n_videos=30)
     ex, mo, ids = build(experts, predictions)
     s = PosterSettings(min_expert_frames=2, sweep_time_tolerances_s=(1.0,))
-    together = evaluate_poster(ex, mo, len(ids), s, judge_frames=True)
+    together, frames = judged(ex, mo, len(ids), s)
     alone = evaluate_poster(ex, mo, len(ids), s)
-    assert alone.matches.frames is None and together.matches.frames is not None
+    # The frame view is the gallery's (evaluator.report.gallery), never part of the core result.
+    assert not hasattr(alone.matches, "frames") and frames is not None
     separate = frame_matches_of(ex, mo, alone)
     for name in separate.__dataclass_fields__:
-        np.testing.assert_array_equal(
-            getattr(together.matches.frames, name), getattr(separate, name), err_msg=name
-        )
+        np.testing.assert_array_equal(getattr(frames, name), getattr(separate, name), err_msg=name)
     # The frame view agrees with the video view: a video's first hit is its first "hit" frame.
-    fm = together.matches.frames
+    fm = frames
     first = {}
     for v, rank, status in zip(fm.model_video, fm.model_rank, fm.model_status, strict=True):
         if status == 0 and v not in first:

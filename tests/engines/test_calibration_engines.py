@@ -127,6 +127,7 @@ def test_streamed_equals_in_memory_with_calibration(
             return  # no eligible video: refused (the streaming tests check the same refusal)
         streamed = _streamed(root / "s", exp, pred, SETTINGS, center, budget_mb)
     assert_same(whole.finished, streamed.finished, "finished")
+    assert_same(whole.gallery, streamed.gallery, "gallery")
     assert_same(whole.center, streamed.center, "center")
     options = SimilarityOptions(center=center, max_pairs=25, seed=seed)
     a, b = calibration_of(whole, options), calibration_of(streamed, options)

@@ -8,7 +8,6 @@ import importlib.util
 import numpy as np
 import pytest
 
-from evaluator.core.partials import merge_partials
 from evaluator.engines.spark_poster import merge_arriving
 from evaluator.engines.spark_session import (
     CLASSIC_CONF,
@@ -20,6 +19,7 @@ from evaluator.engines.spark_session import (
 )
 from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
+from evaluator.report.gallery import merge_scored
 from tests.engines.streamkit import SETTINGS, arrow_table, assert_same, random_tables
 
 
@@ -142,7 +142,7 @@ def test_partials_merged_as_they_arrive_equal_one_merge(cap: int | None) -> None
         )
         for group in np.array_split(experts.video_id.unique(), 11)
     ]
-    once = merge_partials(parts, max_gallery_videos=cap)
+    once = merge_scored(parts, max_gallery_videos=cap)
     for batch in (1, 2, 5, 64):
         arriving = merge_arriving(
             iter(parts), max_gallery_videos=cap, empty=lambda: parts[0], batch=batch

@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.bootstrap import bootstrap_mean_ci
-from evaluator.core.partials import merge_partials, prune_galleries
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.engines.streaming import StreamedPoster, stream_poster
@@ -30,6 +29,7 @@ from evaluator.errors import InputError
 from evaluator.io.partition import plan_table
 from evaluator.io.poster import load_poster_inputs
 from evaluator.io.sources import resolve_source
+from evaluator.report.gallery import merge_scored, prune_galleries
 from evaluator.report.tables import match_table
 from tests.engines.streamkit import (
     SETTINGS,
@@ -74,6 +74,7 @@ def _streamed(
 def assert_same_evaluation(a: Scored, b: Scored) -> None:
     """Numbers, sweep, gallery, digest, match table and bootstrap intervals all equal."""
     assert_same(a.finished, b.finished, "finished")
+    assert_same(a.gallery, b.gallery, "gallery")  # the gallery left the core result
     assert a.embedding_dim == b.embedding_dim
     assert_same(
         match_table(a.finished.result, a.finished.video_ids),
@@ -167,6 +168,7 @@ def test_many_units_and_none_larger_than_the_budget(tmp_path: Path) -> None:
     # Every row of a video is in one unit: the number of videos matches the in-memory count.
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
+    assert_same(whole.gallery, streamed.gallery, "gallery")
 
 
 def _with_big_video(root: Path, n_videos: int, repeat: int) -> tuple[pa.Table, pa.Table, int]:
@@ -196,6 +198,7 @@ def test_one_video_larger_than_the_budget_is_one_unit(tmp_path: Path) -> None:
     assert len(over) == 1 and over[0] >= big
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
+    assert_same(whole.gallery, streamed.gallery, "gallery")
 
 
 def test_a_video_split_over_parts_is_scored_once(tmp_path: Path) -> None:
@@ -256,6 +259,7 @@ def test_streaming_time_only_matching_ignores_embeddings(tmp_path: Path) -> None
     whole = score_poster(inputs, s, judge_frames=False)
     assert streamed.stats.spilled and len(streamed.stats.unit_rows) > 1
     assert_same(whole.finished, streamed.finished, "finished")
+    assert_same(whole.gallery, streamed.gallery, "gallery")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -278,6 +282,7 @@ def test_units_cut_in_memory_equal_one_unit(tmp_path: Path, seed: int) -> None:
     assert not list(tmp_path.glob("video-eval-*"))  # nothing went to disk
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
+    assert_same(whole.gallery, streamed.gallery, "gallery")
 
 
 def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> None:
@@ -307,6 +312,7 @@ def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> No
     assert not list(tmp_path.glob("video-eval-*"))
     whole = _in_memory(exp, pred, tmp_path, None, judge=False)
     assert_same(whole.finished, streamed.finished, "finished")
+    assert_same(whole.gallery, streamed.gallery, "gallery")
 
 
 @pytest.mark.parametrize("cap", [0, 1, 4, 25, None])
@@ -328,7 +334,7 @@ def test_pruned_galleries_merge_into_the_same_gallery(cap: int | None) -> None:
         kept = sum(q.gallery.frames.videos.shape[0] for q in pruned if q.gallery is not None)
         assert cap is None or kept <= cap
     assert_same(
-        merge_partials(units, max_gallery_videos=cap),
-        merge_partials(pruned, max_gallery_videos=cap),
+        merge_scored(units, max_gallery_videos=cap),
+        merge_scored(pruned, max_gallery_videos=cap),
         "merged",
     )

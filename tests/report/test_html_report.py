@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from evaluator.core.frames import exact_duplicate_mask
-from evaluator.core.matching import FRAME_STATUSES
 from evaluator.demo.images import render_frame
+from evaluator.report.gallery import FRAME_STATUSES
 from evaluator.report.html import gallery_videos
 from evaluator.tasks.poster import run_poster
 from tests.conftest import compose_config
@@ -77,7 +77,9 @@ def test_frame_verdicts_follow_the_rule_pair_by_pair(outcome, demo_files) -> Non
 
     inputs = load_poster_inputs(demo_files["experts"], demo_files["baseline"], need_embeddings=True)
     result = outcome.result
-    fm = result.matches.frames  # judged while scoring (report.html is on)
+    assert outcome.scored is not None
+    gallery = outcome.scored.gallery  # judged while scoring (report.html is on)
+    fm = None if gallery is None else gallery.frames
     assert fm is not None
     tau, theta = result.settings.time_tolerance_s, result.settings.min_cosine
     exp, mod = inputs.experts, inputs.model
