@@ -67,14 +67,12 @@ class PerVideo:
         )
 
     @classmethod
-    def blank(cls, n: int, **given: np.ndarray) -> Self:
-        """``n`` entries: the ``given`` arrays, every other field its fill value."""
-        values = dict(given)
+    def blank(cls, n: int) -> Self:
+        """``n`` entries, every field its fill value (videos that are not scored)."""
+        values = {}
         for f in fields(cls):
-            if f.name not in values:
-                width = f.metadata["width"]
-                shape = (n, width) if width else n
-                values[f.name] = np.full(shape, f.metadata["fill"], dtype=f.metadata["dtype"])
+            shape = (n, f.metadata["width"]) if f.metadata["width"] else n
+            values[f.name] = np.full(shape, f.metadata["fill"], dtype=f.metadata["dtype"])
         return cls(**values)
 
 

@@ -149,9 +149,7 @@ def recall_from_first_hit(first_hit_rank: np.ndarray, k_max: int) -> np.ndarray:
     return np.cumsum(counts) / n
 
 
-def sweep_hit_counts(
-    sweep_best: np.ndarray, min_cosines: Sequence[float] | None
-) -> tuple[np.ndarray, np.ndarray]:
+def sweep_hit_counts(sweep_best: np.ndarray, min_cosines: Sequence[float] | None) -> np.ndarray:
     """Per (tau, theta, k): how many videos hit within k frames (the mergeable sweep).
 
     A video hits within k frames at (tau, theta) iff the running maximum, over the first k
@@ -164,15 +162,14 @@ def sweep_hit_counts(
         min_cosines: the theta grid, or None for time-only matching.
 
     Returns:
-        (thetas, counts): thetas (n_theta,) (a single NaN when time-only), int64 counts of
-        shape (n_tau, n_theta, K).
+        int64 counts of shape (n_tau, n_theta, K) (`sweep_thetas` of ``min_cosines``).
     """
-    thetas = sweep_thetas(min_cosines)
     if min_cosines is None:
         hit = (sweep_best > -np.inf)[:, None]
     else:
+        thetas = sweep_thetas(min_cosines)
         hit = sweep_best[:, None, :, :] >= thetas[None, :, None, None]
-    return thetas, hit.sum(axis=2, dtype=np.int64)
+    return hit.sum(axis=2, dtype=np.int64)
 
 
 def sweep_thetas(min_cosines: Sequence[float] | None) -> np.ndarray:
@@ -386,7 +383,7 @@ def score_set(
     sweep_hits = None
     if matched.sweep_best is not None:
         thetas = None if time_only else settings.sweep_min_cosines
-        sweep_hits = sweep_hit_counts(matched.sweep_best, thetas)[1]
+        sweep_hits = sweep_hit_counts(matched.sweep_best, thetas)
     vectors = None if time_only else experts.embedding
     scored = ~drop & eligible[experts.video]
     digest = np.zeros((n, 2), dtype=np.uint64)
@@ -447,25 +444,13 @@ def poster_result(
     if sweep_hits is not None:
         thetas = None if settings.min_cosine is None else settings.sweep_min_cosines
         # recall = hits / eligible videos (the mean of the hit indicator); NaN when none.
-        recall = (
-            sweep_hits / scored.shape[0] if scored.shape[0] else np.full(sweep_hits.shape, np.nan)
-        )
-        sweep = SweepResult(
-            np.asarray(settings.sweep_time_tolerances_s, dtype=np.float64),
-            sweep_thetas(thetas),
-            recall,
-        )
+        n = scored.shape[0]
+        recall = sweep_hits / n if n else np.full(sweep_hits.shape, np.nan)
+        taus = np.asarray(settings.sweep_time_tolerances_s, dtype=np.float64)
+        sweep = SweepResult(taus, sweep_thetas(thetas), recall)
+    n_videos, truncated = len(videos), videos.n_model_frames_truncated
     return PosterResult(
-        settings=settings,
-        metrics=metrics,
-        recall_curve=curve,
-        n_videos=len(videos),
-        eligible=eligible,
-        n_expert_frames=n_expert,
-        n_model_frames=n_model,
-        n_model_frames_truncated=videos.n_model_frames_truncated,
-        matches=matches,
-        sweep=sweep,
+        settings, metrics, curve, n_videos, eligible, n_expert, n_model, truncated, matches, sweep
     )
 
 

@@ -25,10 +25,10 @@ from evaluator.io.partition import ORDER_COLUMN, ROW_COLUMN
 from evaluator.io.poster import LoadedTable, PosterInputs, load_table, row_key
 from evaluator.report.gallery import (
     FrameJudge,
+    FrameSources,
     GalleryFrames,
     ScoredSet,
     finished_gallery,
-    judged_gallery,
 )
 
 # Optional int64 columns of a unit's tables (not data; removed before validation):
@@ -135,11 +135,11 @@ def score_unit(
         np.asarray(uniques, dtype=object),
         _first(codes, positions, uniques.shape[0]),
         settings,
-        judge_frames=judge_frames,
-        expert_rows=exp.row,
-        model_rows=pred.row,
-        expert_image=_images(exp.table) if judge_frames else None,
-        model_image=_images(pred.table) if judge_frames else None,
+        gallery=(
+            FrameSources(exp.row, pred.row, _images(exp.table), _images(pred.table))
+            if judge_frames
+            else None
+        ),
         center=center,
     )
 
@@ -198,11 +198,7 @@ def score_frames(
     order_key: np.ndarray,
     settings: PosterSettings,
     *,
-    judge_frames: bool = False,
-    expert_rows: np.ndarray | None = None,
-    model_rows: np.ndarray | None = None,
-    expert_image: np.ndarray | None = None,
-    model_image: np.ndarray | None = None,
+    gallery: FrameSources | None = None,
     center: np.ndarray | None = None,
 ) -> ScoredSet:
     """The partial of validated frames (codes index ``video_ids``; all rows of each video).
@@ -212,16 +208,15 @@ def score_frames(
         video_ids: str id per code.
         order_key: canonical position per code (`VideoOutcomes.order_key`).
         settings: the checked settings.
-        judge_frames: keep the frame-by-frame view (the report's gallery).
-        expert_rows / model_rows: row id per input row for the gallery (default: position).
-        expert_image / model_image: image path per input row, or None.
+        gallery: keep the frame-by-frame view (the report's gallery), reporting these row ids
+            and images; None keeps none.
         center: the mean subtracted from every vector before the cosine, or None. The digest
             and the expert pool keep the vectors as read.
 
     Returns:
-        The partial, with the gallery's frames when ``judge_frames``.
+        The partial, with the gallery's frames when asked for.
     """
-    judge = FrameJudge() if judge_frames else None
+    judge = None if gallery is None else FrameJudge(gallery)
     partial = score_set(
         experts,
         model,
@@ -234,15 +229,7 @@ def score_frames(
     if judge is None:
         return ScoredSet(partial)
     scored = np.flatnonzero(partial.videos.n_expert_frames >= settings.min_expert_frames)
-    gallery = judged_gallery(
-        judge,
-        scored,
-        expert_rows=expert_rows,
-        model_rows=model_rows,
-        expert_image=expert_image,
-        model_image=model_image,
-    )
-    return ScoredSet(partial, gallery)
+    return ScoredSet(partial, judge.gallery(scored))
 
 
 def finish_scored(
@@ -271,8 +258,13 @@ def score_inputs(
         inputs.video_ids,
         np.arange(inputs.n_videos, dtype=np.int64),
         settings,
-        judge_frames=judge_frames,
-        expert_image=_images(inputs.expert_table) if judge_frames else None,
-        model_image=_images(inputs.prediction_table) if judge_frames else None,
+        gallery=(
+            FrameSources(
+                expert_image=_images(inputs.expert_table),
+                model_image=_images(inputs.prediction_table),
+            )
+            if judge_frames
+            else None
+        ),
         center=center,
     )

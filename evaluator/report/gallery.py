@@ -74,10 +74,27 @@ _MODEL = tuple(f.name for f in fields(FrameMatches) if f.name.startswith("model_
 _EXPERT = tuple(f.name for f in fields(FrameMatches) if f.name.startswith("expert_"))
 
 
+@dataclass(frozen=True)
+class FrameSources:
+    """What the gallery reports for each input row of a scored set.
+
+    Attributes:
+        expert_rows / model_rows: the row id of each input row (None: its position in the
+            set's table).
+        expert_image / model_image: the image path of each input row, or None.
+    """
+
+    expert_rows: np.ndarray | None = None
+    model_rows: np.ndarray | None = None
+    expert_image: np.ndarray | None = None
+    model_image: np.ndarray | None = None
+
+
 class FrameJudge:
     """Judges every model frame block by block (`add` is ``score_set``'s ``on_block``)."""
 
-    def __init__(self) -> None:
+    def __init__(self, sources: FrameSources | None = None) -> None:
+        self.sources = FrameSources() if sources is None else sources
         self.m_parts: dict[str, list[np.ndarray]] = {
             k: [] for k in ("pos", "video", "row", "rank", "ts", "status", "dt", "cos", "ets")
         }
@@ -169,6 +186,21 @@ class FrameJudge:
             expert_matched=cat(e_parts["hit"], bool)[e_order],
         )
 
+    def gallery(self, scored_videos: np.ndarray) -> GalleryFrames:
+        """The set's gallery: `result` with the row ids and images of `FrameSources`."""
+        f, src = self.result(scored_videos), self.sources
+        return GalleryFrames(
+            replace(
+                f,
+                model_row=f.model_row if src.model_rows is None else src.model_rows[f.model_row],
+                expert_row=(
+                    f.expert_row if src.expert_rows is None else src.expert_rows[f.expert_row]
+                ),
+            ),
+            None if src.model_image is None else src.model_image[f.model_row],
+            None if src.expert_image is None else src.expert_image[f.expert_row],
+        )
+
 
 @dataclass(frozen=True)
 class GalleryFrames:
@@ -187,36 +219,6 @@ class GalleryFrames:
     frames: FrameMatches
     model_image: np.ndarray | None = None
     expert_image: np.ndarray | None = None
-
-
-def judged_gallery(
-    judge: FrameJudge,
-    scored_videos: np.ndarray,
-    *,
-    expert_rows: np.ndarray | None = None,
-    model_rows: np.ndarray | None = None,
-    expert_image: np.ndarray | None = None,
-    model_image: np.ndarray | None = None,
-) -> GalleryFrames:
-    """The gallery of one scored set, from the judge it was scored with.
-
-    Args:
-        judge: the `FrameJudge` handed to ``score_set`` as ``on_block``.
-        scored_videos: codes of the set's scored (eligible) videos.
-        expert_rows / model_rows: row id to report for each input row of the set (default:
-            its position in the set's table).
-        expert_image / model_image: image path per input row of the set, or None.
-    """
-    f = judge.result(scored_videos)
-    return GalleryFrames(
-        replace(
-            f,
-            model_row=f.model_row if model_rows is None else model_rows[f.model_row],
-            expert_row=f.expert_row if expert_rows is None else expert_rows[f.expert_row],
-        ),
-        None if model_image is None else model_image[f.model_row],
-        None if expert_image is None else expert_image[f.expert_row],
-    )
 
 
 def gallery_order(
