@@ -195,19 +195,19 @@ class _UnitScorer:
         judge_frames: bool,
         max_gallery_videos: int | None,
         on_unit: Callable[[int, int], None] | None,
-        centre: bool,
+        center_on_experts: bool,
     ) -> None:
         self.settings, self.exp, self.pred = settings, exp, pred
         self.judge_frames, self.max_gallery_videos = judge_frames, max_gallery_videos
         self.on_unit = on_unit
-        self.centre = centre and settings.min_cosine is not None
+        self.center_on_experts = center_on_experts and settings.min_cosine is not None
         self.mean: np.ndarray | None = None
         self.unit_rows: list[int] = []
         self.scored: list[ScoredSet] = []
 
     def find_center(self, expert_units: Iterator[pa.Table], dim: int | None) -> None:
         """``matching.center=experts``: the expert pool's mean over every unit's experts."""
-        if not self.centre:
+        if not self.center_on_experts:
             return
         sums: list[VectorSums] = []
         for e in expert_units:
@@ -250,7 +250,7 @@ class _Reader:
     batch_rows: int
     temp_dir: str | Path | None
     max_rows: int
-    dims: _Dims = field(default_factory=lambda: _Dims())
+    dims: _Dims = field(default_factory=_Dims)
 
     def in_memory(self, units: _UnitScorer, n_buckets: int) -> None:
         """Read both tables whole, then score them as one unit or in in-memory buckets."""

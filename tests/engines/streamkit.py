@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluator.core.poster import PosterSettings
+from evaluator.engines.units import score_unit
+from evaluator.report.gallery import ScoredSet
 
 # Time tolerance 3 s and min cosine 0.5 (the defaults) with a sweep around both.
 SETTINGS = PosterSettings(
@@ -167,3 +169,17 @@ def assert_same(a: Any, b: Any, where: str = "") -> None:
         assert np.isnan(b), where
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def scored_units(seed: int, n_videos: int, n_units: int) -> list[ScoredSet]:
+    """`random_tables` scored as ``n_units`` units of disjoint videos, gallery frames kept."""
+    experts, preds = random_tables(seed, n_videos, images=False)
+    return [
+        score_unit(
+            arrow_table(experts[experts.video_id.isin(group)]),
+            arrow_table(preds[preds.video_id.isin(group)]),
+            SETTINGS,
+            judge_frames=True,
+        )
+        for group in np.array_split(experts.video_id.unique(), n_units)
+    ]
