@@ -360,7 +360,7 @@ def _compare_main(cfg: DictConfig) -> None:
     def body() -> tuple[str | None, int]:
         check_compare_config(cfg)
         probe("video-eval-compare", str(cfg.mlflow.tracking_uri))
-        from evaluator.decisions.compare import format_compare_summary, run_compare
+        from evaluator.decisions.compare_command import format_compare_summary, run_compare
 
         outcome = run_compare(cfg, output_dir)
         return (format_compare_summary(outcome) if cfg.print_summary else None), 0
@@ -379,7 +379,7 @@ def _promote_main(cfg: DictConfig) -> None:
     def body() -> tuple[str | None, int]:
         check_promote_config(cfg)
         probe("video-eval-promote", str(cfg.mlflow.tracking_uri))
-        from evaluator.decisions.promote import format_promote_summary, run_promote
+        from evaluator.decisions.promote_command import format_promote_summary, run_promote
 
         outcome = run_promote(cfg, output_dir)
         text = format_promote_summary(outcome, cfg) if cfg.print_summary else None
@@ -401,7 +401,7 @@ def _register_main(cfg: DictConfig) -> None:
 
     def body() -> tuple[str | None, int]:
         probe("video-eval-register", str(cfg.mlflow.tracking_uri), cfg)
-        from evaluator.integrations.registration import format_registered, run_register
+        from evaluator.integrations.register_command import format_registered, run_register
 
         done = run_register(cfg)
         text = format_registered(done, str(cfg.mlflow.tracking_uri))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluator.core.comparison import PairedDelta, change_labels, diff_order
-from evaluator.decisions.comparison import (
+from evaluator.core.paired_stats import PairedDelta, change_labels, diff_order
+from evaluator.decisions.paired_runs import (
     EPISODE_METRIC,
     Comparison,
     ComparisonRequest,

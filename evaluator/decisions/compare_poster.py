@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from evaluator.core.bootstrap import bootstrap_mean_ci
-from evaluator.core.comparison import change_labels, diff_order, poster_video_values, sweep_delta
-from evaluator.decisions.comparison import (
+from evaluator.core.paired_stats import change_labels, diff_order, poster_video_values, sweep_delta
+from evaluator.decisions.paired_runs import (
     Comparison,
     ComparisonRequest,
     aligned_videos,

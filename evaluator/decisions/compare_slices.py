@@ -22,7 +22,7 @@ import pandas as pd
 from evaluator.core.multiplicity import ADJUSTMENTS, adjust_p_values
 from evaluator.core.slice_tests import SliceGate, slice_gate, slice_paired
 from evaluator.core.slices import MISSING, slice_metric_keys
-from evaluator.decisions.comparison import Comparison, read_run_parquet
+from evaluator.decisions.paired_runs import Comparison, read_run_parquet
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_parquet
 from evaluator.report.slices import plot_forest

@@ -1,7 +1,9 @@
-"""What a comparison is: the paired numbers of two evaluations, and the checks before them.
+"""Two evaluation runs as a pair: whether they are comparable, their aligned per-video tables,
+and the `Comparison` that holds every paired number of the two.
 
-Shared by the poster and episode comparisons (`compare_poster`, `compare_episode`), the record
-(`recording`) and the ``video-eval-compare`` / ``video-eval-promote`` commands.
+Shared by the per-task comparisons (`compare_poster`, `compare_episode`, `compare_slices`), the
+record (`compare_record`) and the ``video-eval-compare`` / ``video-eval-promote`` commands.
+Reads the runs' artifacts from MLflow through `evaluator.tracking.registry`.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
-from evaluator.core.comparison import PairedDelta, SweepDelta, align_videos, paired_delta
+from evaluator.core.paired_stats import PairedDelta, SweepDelta, align_videos, paired_delta
 from evaluator.errors import InputError
 from evaluator.report.plots import Curve
 from evaluator.tracking.registry import EvaluationRun, artifact_names, download_artifact

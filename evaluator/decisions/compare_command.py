@@ -1,9 +1,10 @@
 """``video-eval-compare``: two REFs -> runs -> aligned videos -> numbers -> comparison run.
 
-`prepare_comparison` reads both evaluation runs back from MLflow, refuses incomparable pairs,
-aligns the per-video results by video id and computes every number (`compare_poster`,
-`compare_episode`, on top of core.comparison); `recording.record_comparison` writes the result
-files and records the comparison run. The promotion (`evaluator.decisions.promote`) reuses both.
+`prepare_comparison` reads both evaluation runs back from MLflow, refuses incomparable pairs
+(`evaluator.decisions.paired_runs`), aligns the per-video results by video id and computes
+every number per task (`compare_poster`, `compare_episode`, `compare_slices`, on top of
+`evaluator.core.paired_stats`); `compare_record.record_comparison` writes the result files and
+records the comparison run. ``video-eval-promote`` (`promote_command`) reuses both.
 """
 
 from __future__ import annotations
@@ -20,20 +21,20 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluator.decisions.compare_episode import prepare_episode
 from evaluator.decisions.compare_poster import prepare_poster
+from evaluator.decisions.compare_record import headline_rows, record_comparison
 from evaluator.decisions.compare_slices import (
     SliceTestSettings,
     compare_slices,
     format_slices,
     slice_test_settings,
 )
-from evaluator.decisions.comparison import (
+from evaluator.decisions.paired_runs import (
     BootstrapSettings,
     Comparison,
     ComparisonRequest,
     bootstrap_settings,
     check_comparable,
 )
-from evaluator.decisions.recording import headline_rows, record_comparison
 from evaluator.errors import InputError
 from evaluator.tracking.mlflow_run import RecordedRun
 from evaluator.tracking.registry import EvaluationRun, resolve_evaluation

@@ -1,12 +1,13 @@
-"""Gate a registered model version's promotion on paired evidence: ``video-eval-promote``.
+"""``video-eval-promote``: gate a registered model version's promotion on paired evidence.
 
 The candidate is version ``model.version`` of ``model.name``; the champion is the version the
 ``champion`` alias points to. Both resolve to their latest finished evaluation runs (run tags
 ``model.name`` / ``model.version``), which are compared exactly as ``video-eval-compare`` does
-(`evaluator.decisions.compare`), and the rule of `evaluator.core.comparison.decide_promotion` is
-applied to the paired one-sided lower bound. Without a champion the candidate's own metrics
-are checked against ``promote.floors``. The decision is always recorded (on the comparison run
-and as tags of the candidate version); aliases move only with ``promote.apply=true``.
+(`evaluator.decisions.compare_command`), and the rule of
+`evaluator.core.promotion_decision.decide_promotion` is applied to the paired one-sided lower
+bound. Without a champion the candidate's own metrics are checked against ``promote.floors``.
+The decision is always recorded (on the comparison run and as tags of the candidate version,
+`promote_record`); aliases move only with ``promote.apply=true``.
 """
 
 from __future__ import annotations
@@ -19,18 +20,18 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator import __version__
-from evaluator.core.promotion import PromotionDecision, decide_promotion
-from evaluator.decisions.compare import format_comparison, prepare_comparison
-from evaluator.decisions.comparison import Comparison, bootstrap_settings
-from evaluator.decisions.gate import (
+from evaluator.core.promotion_decision import PromotionDecision, decide_promotion
+from evaluator.decisions.compare_command import format_comparison, prepare_comparison
+from evaluator.decisions.compare_record import model_ref, record_comparison
+from evaluator.decisions.paired_runs import Comparison, bootstrap_settings
+from evaluator.decisions.promote_config import PromotionRule, promotion_rule
+from evaluator.decisions.promote_record import (
     DECISION_FILE,
     decision_document,
     exit_code,
     history_sentence,
     move_aliases,
 )
-from evaluator.decisions.promotion_rule import PromotionRule, promotion_rule
-from evaluator.decisions.recording import model_ref, record_comparison
 from evaluator.errors import InputError
 from evaluator.io.outputs import write_all, write_json, write_text
 from evaluator.tracking.mlflow_run import (
