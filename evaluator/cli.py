@@ -57,8 +57,8 @@ from evaluator.engines import keep_spark_out  # noqa: E402
 from evaluator.errors import InputError, ServiceError, TrackingError  # noqa: E402
 from evaluator.io.output_paths import checked_output_folder, claim_output_dir  # noqa: E402
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure  # noqa: E402
-from evaluator.tracking.preflight import check_names, check_store  # noqa: E402
-from evaluator.tracking.reachability import bound_http_retries, ui_hint  # noqa: E402
+from evaluator.tracking.preflight import bound_http_retries, check_names, check_store  # noqa: E402
+from evaluator.tracking.reachability import ui_hint  # noqa: E402
 
 if TYPE_CHECKING:
     from evaluator.tasks.episode import EpisodeOutcome
