@@ -335,53 +335,22 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
         )
     decision = _decide(rule, comparison, candidate)
     tags = _promotion_tags(rule, decision, name, version, champion)
-
     if comparison is not None:
-        summary, files, run = record_comparison(
-            comparison,
+        summary, files, run = _record_with_champion(
+            cfg,
             output_dir,
-            tracking_uri=uri,
-            experiment=cfg.mlflow.experiment,
-            run_name=cfg.run_name or f"promote {name} v{version} vs champion v{champion}",
-            artifact_location=cfg.mlflow.artifact_location,
-            plots=bool(cfg.plots),
-            log_table=bool(cfg.mlflow.log_table),
-            extra_tags=tags,
-            extra_metrics=_decision_metrics(rule, decision, comparison),
-            extra_params=_promotion_params(rule),
-            extra_summary=_decision_summary(rule, decision, champion),
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+            rule,
+            decision,
+            comparison,
+            tags,
+            champion=champion,
+            default_name=f"promote {name} v{version} vs champion v{champion}",
         )
     else:
         summary, files, run = _record_without_champion(
             cfg, output_dir, uri, rule, decision, candidate, tags
         )
-
-    set_version_tags(
-        uri,
-        name,
-        version,
-        {
-            "promotion.decision": tags["promotion.decision"],
-            "promotion.reason": decision.reason,
-            "promotion.evidence_run": run.run_id,
-            "promotion.champion_version": champion or "none",
-            "promotion.mode": tags["promotion.mode"],
-        },
-    )
-    sentence = history_sentence(
-        version=version,
-        champion_version=champion,
-        decision=decision,
-        dry_run=not rule.apply,
-        run_id=run.run_id,
-    )
-    append_version_description(uri, name, version, sentence)
-    moved: dict[str, str] = {}
-    if rule.apply and decision.promote:
-        moved = move_aliases(
-            uri, name, version, champion, (rule.champion_alias, rule.previous_alias), run.run_id
-        )
+    sentence, moved = _record_in_registry(uri, name, version, champion, rule, decision, tags, run)
     document = decision_document(
         name=name,
         version=version,
@@ -416,6 +385,79 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
         run,
         document,
     )
+
+
+def _record_with_champion(
+    cfg: DictConfig,
+    output_dir: Path,
+    rule: PromotionRule,
+    decision: PromotionDecision,
+    comparison: Comparison,
+    tags: Mapping[str, str],
+    *,
+    champion: str | None,
+    default_name: str,
+) -> tuple[dict[str, Any], list[Path], RecordedRun]:
+    """The evidence run: the comparison with the champion, with the decision on it."""
+    return record_comparison(
+        comparison,
+        output_dir,
+        tracking_uri=str(cfg.mlflow.tracking_uri),
+        experiment=cfg.mlflow.experiment,
+        run_name=cfg.run_name or default_name,
+        artifact_location=cfg.mlflow.artifact_location,
+        plots=bool(cfg.plots),
+        log_table=bool(cfg.mlflow.log_table),
+        extra_tags=tags,
+        extra_metrics=_decision_metrics(rule, decision, comparison),
+        extra_params=_promotion_params(rule),
+        extra_summary=_decision_summary(rule, decision, champion),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+    )
+
+
+def _record_in_registry(
+    uri: str,
+    name: str,
+    version: str,
+    champion: str | None,
+    rule: PromotionRule,
+    decision: PromotionDecision,
+    tags: Mapping[str, str],
+    run: RecordedRun,
+) -> tuple[str, dict[str, str]]:
+    """Tag the candidate version, add the decision's sentence to its description and, for an
+    applied promote decision, move the aliases.
+
+    Returns:
+        The sentence, and alias -> the version it now points to (empty when nothing moved).
+    """
+    set_version_tags(
+        uri,
+        name,
+        version,
+        {
+            "promotion.decision": tags["promotion.decision"],
+            "promotion.reason": decision.reason,
+            "promotion.evidence_run": run.run_id,
+            "promotion.champion_version": champion or "none",
+            "promotion.mode": tags["promotion.mode"],
+        },
+    )
+    sentence = history_sentence(
+        version=version,
+        champion_version=champion,
+        decision=decision,
+        dry_run=not rule.apply,
+        run_id=run.run_id,
+    )
+    append_version_description(uri, name, version, sentence)
+    moved: dict[str, str] = {}
+    if rule.apply and decision.promote:
+        moved = move_aliases(
+            uri, name, version, champion, (rule.champion_alias, rule.previous_alias), run.run_id
+        )
+    return sentence, moved
 
 
 def format_promote_summary(outcome: PromoteOutcome, cfg: DictConfig) -> str:

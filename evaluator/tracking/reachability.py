@@ -16,6 +16,8 @@ from urllib.parse import urlparse
 from evaluator.errors import TrackingError
 
 PROBE_TIMEOUT_S = 3.0
+
+
 def sqlite_path(uri: str) -> Path | None:
     """The database file of a ``sqlite:///`` URI (relative to the working directory), or None."""
     if not uri.startswith("sqlite:///"):
