@@ -36,7 +36,8 @@ from evaluator.decisions.paired_runs import (
     check_comparable,
 )
 from evaluator.errors import InputError
-from evaluator.tracking.mlflow_run import RecordedRun
+from evaluator.tracking.reachability import ui_hint
+from evaluator.tracking.records import RecordedRun
 from evaluator.tracking.registry import EvaluationRun, resolve_evaluation
 
 
@@ -182,8 +183,6 @@ def format_comparison(c: Comparison) -> list[str]:
 
 def format_compare_summary(outcome: CompareOutcome) -> str:
     """The printed summary of ``video-eval-compare``."""
-    from evaluator.tracking.mlflow_run import ui_hint
-
     run = outcome.run
     lines = [f"video-eval-compare: {outcome.comparison.task}"]
     lines += format_comparison(outcome.comparison)

@@ -34,14 +34,9 @@ from evaluator.decisions.promote_record import (
 )
 from evaluator.errors import InputError
 from evaluator.io.outputs import write_all, write_json, write_text
-from evaluator.tracking.mlflow_run import (
-    RecordedRun,
-    RunRecord,
-    artifact_list,
-    log_artifact,
-    record_run,
-    ui_hint,
-)
+from evaluator.tracking.mlflow_run import log_artifact, record_run
+from evaluator.tracking.reachability import ui_hint
+from evaluator.tracking.records import RecordedRun, RunRecord, artifact_list
 from evaluator.tracking.registry import (
     EvaluationRun,
     alias_version,
