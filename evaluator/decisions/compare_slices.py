@@ -180,11 +180,10 @@ def compare_slices(
 def _both_have_slices(
     c: Comparison, tracking_uri: str, settings: SliceTestSettings
 ) -> tuple[bool, list[str]]:
-    """Whether both runs recorded slices (and so are compared per slice), with warnings.
+    """Whether both runs recorded slices, with a warning when one run's slices are left out.
 
     Raises:
-        InputError: slices required and recorded by neither run; recorded by one run only
-            and ``settings.one_side_ok`` does not let that through.
+        InputError: required and recorded by neither, or by one only (not ``one_side_ok``).
     """
     cand, base = c.candidate, c.baseline
     have = {
@@ -217,7 +216,7 @@ def _both_have_slices(
 
 
 def _common_columns(ct: pd.DataFrame, bt: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """The slice columns both runs have, in the candidate's order, and a warning for the rest.
+    """The slice columns both runs have (candidate's order), and a warning for the rest.
 
     Raises:
         InputError: the two runs have no slice column in common.
@@ -242,8 +241,8 @@ def _common_columns(ct: pd.DataFrame, bt: pd.DataFrame) -> tuple[list[str], list
 def _slice_codes(
     ct: pd.DataFrame, bt: pd.DataFrame, ids: np.ndarray, col: str, *, allow_mismatch: bool
 ) -> tuple[np.ndarray, list[str], list[str]]:
-    """Each compared video's slice of ``col`` (a code into the slice values used), the values,
-    and a warning when the runs disagree and ``allow_mismatch`` uses the candidate's slices.
+    """Each compared video's slice of ``col`` (a code into the values used), the values, and
+    a warning where the runs disagree.
 
     Raises:
         InputError: the runs put a compared video in different slices (no ``allow_mismatch``).
@@ -275,8 +274,8 @@ def _slice_codes(
 def _slice_metric_values(
     c: Comparison, settings: SliceTestSettings
 ) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
-    """The metric tested per slice, both runs' per-video values of it where both are finite,
-    and the mask of those videos among the compared ones.
+    """The metric tested per slice, both runs' values of it where both are finite, and the
+    mask of those videos.
 
     Raises:
         InputError: the metric is not one of the compared metrics.
@@ -304,11 +303,7 @@ def _paired(
     metric: str,
     c: Comparison,
 ) -> SlicePaired:
-    """`slice_paired` of one slice column with the comparison's bootstrap settings.
-
-    Raises:
-        InputError: the metric is not 0/1 per video.
-    """
+    """`slice_paired` of one slice column (InputError: the metric is not 0/1 per video)."""
     boot = c.bootstrap
     try:
         return slice_paired(

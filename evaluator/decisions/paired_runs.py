@@ -324,17 +324,9 @@ def paired_comparison(
     sweep_note: str = "",
     settings: dict[str, str] | None = None,
 ) -> Comparison:
-    """The `Comparison` of the request's two runs over the aligned videos.
-
-    Args:
-        req: the request (runs, bootstrap settings, alpha).
-        align: the aligned videos.
-        warnings: the request's warnings and those found while aligning.
-        values: the per-video values (candidate, baseline), one column per name.
-        paired: their paired deltas.
-        task / k_max / names / headline / change_metric / video_diff / curves / sweep /
-            sweep_note / settings: as the attributes of `Comparison`.
-    """
+    """The `Comparison` of the request's runs over the aligned videos: ``values`` are the
+    per-video values (candidate, baseline) behind ``paired``; the keywords are as the
+    attributes of `Comparison`."""
     return Comparison(
         candidate=req.candidate,
         baseline=req.baseline,

@@ -107,17 +107,10 @@ def open_experiment(
     tracking_uri: str, experiment: str, artifact_location: str | None
 ) -> tuple[MlflowClient, str]:
     """A client of the store (a new sqlite store is created under its lock) and the id of
-    ``experiment`` in it, created when missing.
-
-    Args:
-        tracking_uri: the store.
-        experiment: the experiment name.
-        artifact_location: the artifact root of a new experiment (None = see
-            `default_artifact_location`).
+    ``experiment`` (created with ``artifact_location``, None = `default_artifact_location`).
 
     Raises:
-        Whatever MLflow or the network raises (`TRACKING_FAILURES`): the caller says what it
-        was doing.
+        `TRACKING_FAILURES`, unwrapped: the caller says what it was doing.
     """
     open_store(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)

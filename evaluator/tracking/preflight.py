@@ -46,7 +46,6 @@ from evaluator.tracking.reachability import PROBE_TIMEOUT_S, probe_tracking_uri,
 
 # Schemes MLflow 3 records in. sqlite and http(s) are checked here; the other databases and
 # Databricks are left to MLflow (their reachability needs their drivers and credentials).
-CHECKED_SCHEMES = ("sqlite", "http", "https")
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
 SQLITE_HEADER = b"SQLite format 3\x00"
