@@ -85,12 +85,9 @@ def prepare_episode(req: ComparisonRequest) -> Comparison:
         align,
         warnings,
         (c_vals, b_vals),
-        paired,
         task="episode",
-        k_max=0,
         names=names,
-        headline=names,
-        change_metric=EPISODE_METRIC,
+        paired=paired,
         video_diff=video_diff,
         sweep_note=note,
     )

@@ -21,7 +21,6 @@ from evaluator.decisions.paired_runs import (
     ComparisonRequest,
     aligned_videos,
     paired_comparison,
-    paired_deltas,
     poster_settings,
     read_run_parquet,
 )
@@ -85,17 +84,15 @@ def prepare_poster(req: ComparisonRequest) -> Comparison:
     report_ks = sorted({k for k in (1, 5, k_max) if k <= k_max})
     headline = [f"recall_at_{k}" for k in report_ks]
     headline += [m for m in req.extra_metrics if m not in headline]
-    paired = paired_deltas(c_vals, b_vals, boot, req.one_sided_alpha)
     sweep, note = _sweep(req, k_max)
     return paired_comparison(
         req,
         align,
         warnings,
         (c_vals, b_vals),
-        paired,
         task="poster",
-        k_max=k_max,
         names=names,
+        k_max=k_max,
         headline=headline,
         change_metric=f"recall_at_{k_max}",
         video_diff=_video_diff(ct, bt, align.video_ids, k_max, report_ks),

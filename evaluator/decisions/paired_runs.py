@@ -311,22 +311,27 @@ def paired_comparison(
     align: Alignment,
     warnings: Sequence[str],
     values: tuple[np.ndarray, np.ndarray],
-    paired: PairedDelta,
     *,
     task: str,
-    k_max: int,
     names: Sequence[str],
-    headline: Sequence[str],
-    change_metric: str,
     video_diff: pd.DataFrame,
+    paired: PairedDelta | None = None,
+    k_max: int = 0,
+    headline: Sequence[str] | None = None,
+    change_metric: str | None = None,
     curves: Sequence[Curve] = (),
     sweep: SweepDelta | None = None,
     sweep_note: str = "",
     settings: dict[str, str] | None = None,
 ) -> Comparison:
-    """The `Comparison` of the request's runs over the aligned videos: ``values`` are the
-    per-video values (candidate, baseline) behind ``paired``; the keywords are as the
-    attributes of `Comparison`."""
+    """The `Comparison` of the request's runs over the aligned videos.
+
+    ``values`` are the per-video values (candidate, baseline), one column per name; ``paired``
+    defaults to their paired deltas, ``headline`` to ``names``, ``change_metric`` to the first
+    name. The other keywords are as the attributes of `Comparison`.
+    """
+    if paired is None:
+        paired = paired_deltas(values[0], values[1], req.bootstrap, req.one_sided_alpha)
     return Comparison(
         candidate=req.candidate,
         baseline=req.baseline,
@@ -334,8 +339,8 @@ def paired_comparison(
         k_max=k_max,
         names=tuple(names),
         paired=paired,
-        headline=tuple(headline),
-        change_metric=change_metric,
+        headline=tuple(names if headline is None else headline),
+        change_metric=names[0] if change_metric is None else change_metric,
         video_diff=video_diff,
         curves=tuple(curves),
         sweep=sweep,
