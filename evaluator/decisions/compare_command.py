@@ -34,6 +34,7 @@ from evaluator.decisions.paired_runs import (
     ComparisonRequest,
     bootstrap_settings,
     check_comparable,
+    required_value,
 )
 from evaluator.errors import InputError
 from evaluator.tracking.reachability import ui_hint
@@ -109,13 +110,6 @@ class CompareOutcome:
     run: RecordedRun
 
 
-def _required(cfg: DictConfig, key: str, example: str) -> str:
-    value = OmegaConf.select(cfg, key)
-    if value is None or not str(value).strip():
-        raise InputError(f"config: {key} is required: pass {key}=REF (for example {example}).")
-    return str(value).strip()
-
-
 def run_compare(cfg: DictConfig, output_dir: Path) -> CompareOutcome:
     """``video-eval-compare candidate=REF baseline=REF``: compare and record.
 
@@ -123,8 +117,14 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> CompareOutcome:
         InputError: a missing or unknown REF, incomparable runs, a bad config value.
         TrackingError: MLflow failed.
     """
-    candidate = _required(cfg, "candidate", "models:/poster-ranker/2 or a run id")
-    baseline = _required(cfg, "baseline", "models:/poster-ranker@champion or a run id")
+    candidate = required_value(
+        cfg, "candidate", "pass candidate=REF (for example models:/poster-ranker/2 or a run id)"
+    )
+    baseline = required_value(
+        cfg,
+        "baseline",
+        "pass baseline=REF (for example models:/poster-ranker@champion or a run id)",
+    )
     uri = str(cfg.mlflow.tracking_uri)
     c = prepare_comparison(
         uri,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from evaluator.core.paired_stats import (
     Alignment,
@@ -64,6 +64,14 @@ def bootstrap_settings(cfg: DictConfig) -> BootstrapSettings:
     if seed < 0:
         raise InputError(f"config: bootstrap.seed must be >= 0, got {seed}.")
     return BootstrapSettings(n, conf, seed)
+
+
+def required_value(cfg: DictConfig, key: str, usage: str) -> str:
+    """The stripped value of config ``key`` (InputError naming ``usage`` when it is unset)."""
+    value = OmegaConf.select(cfg, key)
+    if value is None or not str(value).strip():
+        raise InputError(f"config: {key} is required: {usage}.")
+    return str(value).strip()
 
 
 @dataclass(frozen=True, eq=False)

@@ -23,7 +23,7 @@ from evaluator import __version__
 from evaluator.core.promotion_decision import PromotionDecision, decide_promotion
 from evaluator.decisions.compare_command import format_comparison, prepare_comparison
 from evaluator.decisions.compare_record import model_ref, record_comparison
-from evaluator.decisions.paired_runs import Comparison, bootstrap_settings
+from evaluator.decisions.paired_runs import Comparison, bootstrap_settings, required_value
 from evaluator.decisions.promote_config import PromotionRule, promotion_rule
 from evaluator.decisions.promote_record import (
     DECISION_FILE,
@@ -88,15 +88,6 @@ class PromoteOutcome:
     def exit_code(self) -> int:
         """What ``video-eval-promote`` exits with: 0 promote (applied or dry run), 1 reject."""
         return exit_code(self.decision)
-
-
-def _required(cfg: DictConfig, key: str) -> str:
-    value = OmegaConf.select(cfg, key)
-    if value is None or not str(value).strip():
-        raise InputError(
-            f"config: {key} is required: video-eval-promote model.name=NAME model.version=V."
-        )
-    return str(value).strip()
 
 
 def _decide(
@@ -306,8 +297,9 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
             evaluations, a metric without per-video values, a bad config value.
         TrackingError: MLflow failed.
     """
-    name = _required(cfg, "model.name")
-    version = _required(cfg, "model.version")
+    usage = "video-eval-promote model.name=NAME model.version=V"
+    name = required_value(cfg, "model.name", usage)
+    version = required_value(cfg, "model.version", usage)
     rule = promotion_rule(cfg)
     boot = bootstrap_settings(cfg)
     uri = str(cfg.mlflow.tracking_uri)
