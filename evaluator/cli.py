@@ -57,8 +57,8 @@ from evaluator.engines import keep_spark_out  # noqa: E402
 from evaluator.errors import InputError, ServiceError, TrackingError  # noqa: E402
 from evaluator.io.output_paths import checked_output_folder, claim_output_dir  # noqa: E402
 from evaluator.tasks.multirun import PARENT_ENV, report_job_failure  # noqa: E402
-from evaluator.tracking.preflight import check_names, check_store  # noqa: E402
-from evaluator.tracking.reachability import bound_http_retries, ui_hint  # noqa: E402
+from evaluator.tracking.preflight import bound_http_retries, check_names, check_store  # noqa: E402
+from evaluator.tracking.reachability import ui_hint  # noqa: E402
 
 if TYPE_CHECKING:
     from evaluator.tasks.episode import EpisodeOutcome
@@ -360,7 +360,7 @@ def _compare_main(cfg: DictConfig) -> None:
     def body() -> tuple[str | None, int]:
         check_compare_config(cfg)
         probe("video-eval-compare", str(cfg.mlflow.tracking_uri))
-        from evaluator.decisions.compare import format_compare_summary, run_compare
+        from evaluator.decisions.compare_command import format_compare_summary, run_compare
 
         outcome = run_compare(cfg, output_dir)
         return (format_compare_summary(outcome) if cfg.print_summary else None), 0
@@ -379,7 +379,7 @@ def _promote_main(cfg: DictConfig) -> None:
     def body() -> tuple[str | None, int]:
         check_promote_config(cfg)
         probe("video-eval-promote", str(cfg.mlflow.tracking_uri))
-        from evaluator.decisions.promote import format_promote_summary, run_promote
+        from evaluator.decisions.promote_command import format_promote_summary, run_promote
 
         outcome = run_promote(cfg, output_dir)
         text = format_promote_summary(outcome, cfg) if cfg.print_summary else None
@@ -401,7 +401,7 @@ def _register_main(cfg: DictConfig) -> None:
 
     def body() -> tuple[str | None, int]:
         probe("video-eval-register", str(cfg.mlflow.tracking_uri), cfg)
-        from evaluator.integrations.registration import format_registered, run_register
+        from evaluator.integrations.register_command import format_registered, run_register
 
         done = run_register(cfg)
         text = format_registered(done, str(cfg.mlflow.tracking_uri))

@@ -14,7 +14,7 @@ import os
 import sys
 
 from evaluator.errors import InputError, TrackingError
-from evaluator.integrations.registration import register_poster_versions
+from evaluator.integrations.register_command import register_poster_versions
 
 
 def main() -> None:

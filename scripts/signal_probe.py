@@ -136,7 +136,7 @@ def _prepare_gate(setup: Setup, candidate: Path) -> None:
         if done.returncode != 0:
             sys.exit(f"signal_probe: preparing the store failed:\n{done.stderr[-3000:]}")
     code = (
-        "from evaluator.integrations.registration import register_poster_versions\n"
+        "from evaluator.integrations.register_command import register_poster_versions\n"
         f"register_poster_versions({uri!r}, {MODEL!r}, ['1', '2'], champion='1')\n"
     )
     done = subprocess.run([_python(), "-c", code], capture_output=True, text=True)

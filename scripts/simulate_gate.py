@@ -30,8 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from evaluator.core.comparison import paired_delta
-from evaluator.core.promotion import decide_promotion
+from evaluator.core.paired_stats import paired_delta
+from evaluator.core.promotion_decision import decide_promotion
 from evaluator.core.slice_tests import slice_gate, slice_paired
 
 # Trials per paired_delta call: the trials are the columns of one matrix and share the

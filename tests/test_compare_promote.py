@@ -19,12 +19,12 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy.stats import binomtest
 
-from evaluator.core.comparison import paired_delta
-from evaluator.decisions.compare import run_compare
-from evaluator.decisions.promote import run_promote
+from evaluator.core.paired_stats import paired_delta
+from evaluator.decisions.compare_command import run_compare
+from evaluator.decisions.promote_command import run_promote
 from evaluator.demo.episode_data import make_episode_demo
 from evaluator.errors import InputError
-from evaluator.integrations.registration import register_poster_versions
+from evaluator.integrations.register_command import register_poster_versions
 from evaluator.tasks.poster import run_poster
 from evaluator.tracking.mlflow_run import _tracking_uri
 from tests.conftest import artifact_paths, compose_config, episode_demo_runs

@@ -12,8 +12,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 from scipy.stats import binomtest
 
-from evaluator.decisions.compare import prepare_comparison, run_compare
-from evaluator.decisions.promote import run_promote
+from evaluator.decisions.compare_command import prepare_comparison, run_compare
+from evaluator.decisions.promote_command import run_promote
 from evaluator.demo.episode_data import make_episode_demo
 from evaluator.errors import InputError
 from tests.conftest import artifact_paths, compose_config, episode_demo_runs

@@ -125,3 +125,55 @@ def test_a_refused_write_is_a_tracking_error(tmp_path: Path) -> None:
             record=RunRecord(metrics={"m": 1.0}, artifacts=[(missing, None)]),
             artifact_location=(tmp_path / "art").as_uri(),
         )
+
+
+# A bug injected into a real process: while drawing the plots (before the run exists), and
+# while logging the run's tables (pandas' JSON writer inside the MLflow run).
+BUGS = {
+    "drawing": ("matplotlib.figure", "Figure", "savefig", "a matplotlib error while drawing"),
+    "logging": ("pandas", "DataFrame", "to_json", "a pandas error while logging"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", sorted(BUGS))
+def test_a_bug_in_a_real_run_exits_4_with_its_traceback(
+    demo_files, tmp_path: Path, where: str
+) -> None:
+    """A bug (not MLflow, not the network) exits 4 with the traceback, never 3 with a "record
+    it later" hint; a run it interrupts ends FAILED, none is left RUNNING."""
+    import subprocess
+    import sys
+
+    module, cls, method, message = BUGS[where]
+    db = tmp_path / "mlflow.db"
+    code = (
+        f"import sys, {module}\n"
+        "def broken(self, *args, **kwargs):\n"
+        f"    raise ValueError({message!r})\n"
+        f"{module}.{cls}.{method} = broken\n"
+        "from evaluator.cli import main\n"
+        f"sys.argv = ['video-eval', 'data.experts={demo_files['experts']}', "
+        f"'data.predictions={demo_files['baseline']}', 'mlflow.tracking_uri=sqlite:///{db}', "
+        f"'hydra.run.dir={tmp_path / 'out'}']\n"
+        "main()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 4, proc.stderr[-3000:]
+    assert "internal error" in proc.stderr and "Traceback" in proc.stderr
+    assert f"ValueError: {message}" in proc.stderr
+    assert "video-eval-record" not in proc.stderr
+    runs = []
+    if db.exists():
+        client = MlflowClient(tracking_uri=f"sqlite:///{db}")
+        runs = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    assert all(r.info.status == "FAILED" for r in runs)
+    assert len(runs) == (1 if where == "logging" else 0)

@@ -20,9 +20,9 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from evaluator.decisions.promote import run_promote
+from evaluator.decisions.promote_command import run_promote
 from evaluator.errors import InputError
-from evaluator.integrations.registration import register_poster_versions
+from evaluator.integrations.register_command import register_poster_versions
 from evaluator.tasks.poster import run_poster
 from evaluator.tracking.logged_models import EXTERNAL_TAG
 from tests.conftest import REPO, compose_config
@@ -373,7 +373,7 @@ def test_exit_codes_of_the_commands(store, tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "import sys, evaluator.decisions.promote as p\n"
+            "import sys, evaluator.decisions.promote_command as p\n"
             "def broken(cfg, out):\n    raise RuntimeError('boom')\n"
             "p.run_promote = broken\n"
             "from evaluator.cli import promote_main\n"

@@ -236,7 +236,7 @@ def test_mlflow_tracebacks_are_not_printed_above_our_message() -> None:
     commands report the error in one paragraph, so that traceback is dropped."""
     code = (
         "import logging, sys\n"
-        "from evaluator.tracking.reachability import bound_http_retries\n"
+        "from evaluator.tracking.preflight import bound_http_retries\n"
         "bound_http_retries()\n"
         "logging.basicConfig(stream=sys.stderr)\n"
         "log = logging.getLogger('mlflow.store.db.utils')\n"

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from evaluator.decisions.compare import run_compare
-from evaluator.decisions.promote import run_promote
+from evaluator.decisions.compare_command import run_compare
+from evaluator.decisions.promote_command import run_promote
 from evaluator.demo.episode_data import make_episode_demo
 from evaluator.demo.poster_data import make_demo_set
 from evaluator.errors import InputError
-from evaluator.integrations.registration import register_poster_versions
+from evaluator.integrations.register_command import register_poster_versions
 from evaluator.tasks.poster import run_poster
 from tests.conftest import EPISODE_DEMO_VERSIONS, compose_config, episode_demo_runs, run_cli
 

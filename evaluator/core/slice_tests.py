@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator.core.bootstrap import check_confidence
-from evaluator.core.comparison import log_half_binomial_cdf, paired_delta
 from evaluator.core.multiplicity import adjust_p_values
+from evaluator.core.paired_stats import log_half_binomial_cdf, paired_delta
 from evaluator.core.slices import group_bounds
 
 __all__ = ["SliceGate", "SlicePaired", "mcnemar_regression_p", "slice_gate", "slice_paired"]

@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from evaluator.core.comparison import PairedDelta, change_labels, diff_order
-from evaluator.decisions.comparison import (
+from evaluator.core.paired_stats import PairedDelta, change_labels, diff_order
+from evaluator.decisions.paired_runs import (
     EPISODE_METRIC,
     Comparison,
     ComparisonRequest,
     aligned_videos,
+    paired_comparison,
     paired_deltas,
     read_run_parquet,
 )
@@ -79,27 +80,16 @@ def prepare_episode(req: ComparisonRequest) -> Comparison:
         video_diff["candidate_text_exact_match"] = pd.array(_nullable(text[0]), dtype="boolean")
         video_diff["baseline_text_exact_match"] = pd.array(_nullable(text[1]), dtype="boolean")
     video_diff = video_diff.iloc[diff_order(change, align.video_ids)].reset_index(drop=True)
-    return Comparison(
-        candidate=cand,
-        baseline=base,
+    return paired_comparison(
+        req,
+        align,
+        warnings,
+        (c_vals, b_vals),
         task="episode",
-        k_max=0,
         names=names,
         paired=paired,
-        headline=names,
-        change_metric=EPISODE_METRIC,
         video_diff=video_diff,
-        curves=(),
-        sweep=None,
         sweep_note=note,
-        n_only_candidate=align.n_only_candidate,
-        n_only_baseline=align.n_only_baseline,
-        warnings=tuple(warnings),
-        bootstrap=boot,
-        one_sided_alpha=alpha,
-        video_ids=align.video_ids,
-        cand_values=c_vals,
-        base_values=b_vals,
     )
 
 

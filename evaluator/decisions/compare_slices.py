@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from evaluator.core.multiplicity import ADJUSTMENTS, adjust_p_values
-from evaluator.core.slice_tests import SliceGate, slice_gate, slice_paired
+from evaluator.core.slice_tests import SliceGate, SlicePaired, slice_gate, slice_paired
 from evaluator.core.slices import MISSING, slice_metric_keys
-from evaluator.decisions.comparison import Comparison, read_run_parquet
+from evaluator.decisions.paired_runs import Comparison, SliceComparison, read_run_parquet
 from evaluator.errors import InputError
 from evaluator.io.outputs import Writer, write_parquet
 from evaluator.report.slices import plot_forest
@@ -100,23 +100,6 @@ def slice_test_settings(
     )
 
 
-@dataclass(frozen=True, eq=False)
-class SliceComparison:
-    """The per-slice comparison of two evaluations.
-
-    Attributes:
-        metric: the 0/1 metric compared.
-        table: ``slice_comparison.parquet``, one row per (column, value).
-        gate: the gate's verdict (adjusted p-values, significant regressions).
-        columns: the slice columns compared.
-    """
-
-    metric: str
-    table: pd.DataFrame
-    gate: SliceGate
-    columns: tuple[str, ...]
-
-
 def _labels(frame: pd.DataFrame, ids: np.ndarray, column: str) -> pd.Series:
     index = pd.Index(frame["video_id"].astype(str))
     rows = index.get_indexer(pd.Index(np.asarray(ids).astype(str)))
@@ -167,11 +150,48 @@ def compare_slices(
     """
     if settings.enabled is False or c.video_ids is None or c.cand_values is None:
         return None, []
+    compared, warnings = _both_have_slices(c, tracking_uri, settings)
+    if not compared:
+        return None, warnings
+    ct = read_run_parquet(tracking_uri, c.candidate, SLICE_VIDEOS, tmp, ["video_id"])
+    bt = read_run_parquet(tracking_uri, c.baseline, SLICE_VIDEOS, tmp, ["video_id"])
+    columns, warnings = _common_columns(ct, bt)
+    ids = np.asarray(c.video_ids).astype(str)
+    codes, values = [], []
+    for col in columns:
+        code, vals, disagree = _slice_codes(ct, bt, ids, col, allow_mismatch=allow_mismatch)
+        codes.append(code)
+        values.append(vals)
+        warnings += disagree
+    metric, cand_v, base_v, keep = _slice_metric_values(c, settings)
+    codes = [code[keep] for code in codes]
+    keys = _keys(tracking_uri, c.candidate, tmp)
+    parts = [
+        _slice_rows(metric, col, vals, keys, _paired(cand_v, base_v, code, vals, metric, c))
+        for col, code, vals in zip(columns, codes, values, strict=True)
+    ]
+    table = pd.concat(parts, ignore_index=True)
+    gate = _gate(
+        table, metric, settings, settings.min_videos or _recorded_min_videos(c.candidate), c
+    )
+    return SliceComparison(metric, table, gate, tuple(columns)), warnings
+
+
+def _both_have_slices(
+    c: Comparison, tracking_uri: str, settings: SliceTestSettings
+) -> tuple[bool, list[str]]:
+    """Whether both runs recorded slices, with a warning when one run's slices are left out.
+
+    Raises:
+        InputError: required and recorded by neither, or by one only (not ``one_side_ok``).
+    """
     cand, base = c.candidate, c.baseline
     have = {
         "candidate": _has_slices(tracking_uri, cand),
         "baseline": _has_slices(tracking_uri, base),
     }
+    if all(have.values()):
+        return True, []
     if not any(have.values()):
         if settings.enabled:
             raise InputError(
@@ -179,66 +199,87 @@ def compare_slices(
                 f"neither the candidate ({cand.label}, run {cand.run_id}) nor the baseline "
                 f"({base.label}, run {base.run_id}) was evaluated with data.slices=PATH."
             )
-        return None, []
-    if not all(have.values()):
-        with_, without = (
-            ("candidate", "baseline") if have["candidate"] else ("baseline", "candidate")
-        )
-        runs = {"candidate": cand, "baseline": base}
-        text = (
-            f"the {with_} ({runs[with_].label}, run {runs[with_].run_id}) was evaluated with "
-            f"slices (data.slices) but the {without} ({runs[without].label}, run "
-            f"{runs[without].run_id}) was not, so its slices cannot be compared"
-        )
-        if settings.one_side_ok and not settings.enabled:
-            return None, [f"{text}; compared without slices"]
-        raise InputError(
-            f"{text}: evaluate the {without} again with the same data.slices file, or pass "
-            f"{settings.off_hint} to compare without slices."
-        )
-    ct = read_run_parquet(tracking_uri, cand, SLICE_VIDEOS, tmp, ["video_id"])
-    bt = read_run_parquet(tracking_uri, base, SLICE_VIDEOS, tmp, ["video_id"])
+        return False, []
+    with_, without = ("candidate", "baseline") if have["candidate"] else ("baseline", "candidate")
+    runs = {"candidate": cand, "baseline": base}
+    text = (
+        f"the {with_} ({runs[with_].label}, run {runs[with_].run_id}) was evaluated with "
+        f"slices (data.slices) but the {without} ({runs[without].label}, run "
+        f"{runs[without].run_id}) was not, so its slices cannot be compared"
+    )
+    if settings.one_side_ok and not settings.enabled:
+        return False, [f"{text}; compared without slices"]
+    raise InputError(
+        f"{text}: evaluate the {without} again with the same data.slices file, or pass "
+        f"{settings.off_hint} to compare without slices."
+    )
+
+
+def _common_columns(ct: pd.DataFrame, bt: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The slice columns both runs have (candidate's order), and a warning for the rest.
+
+    Raises:
+        InputError: the two runs have no slice column in common.
+    """
     c_cols = [col for col in ct.columns if col != "video_id"]
     b_cols = [col for col in bt.columns if col != "video_id"]
     columns = [col for col in c_cols if col in b_cols]
-    warnings = []
     if not columns:
         raise InputError(
             f"the candidate's slice columns {c_cols} and the baseline's {b_cols} have none in "
             f"common: evaluate both with the same data.slices file and slices.columns."
         )
+    warnings = []
     if columns != c_cols or columns != b_cols:
         warnings.append(
             f"slice columns only in the candidate {sorted(set(c_cols) - set(columns))} and only "
             f"in the baseline {sorted(set(b_cols) - set(columns))} are not compared"
         )
-    ids = np.asarray(c.video_ids).astype(str)
-    codes, values = [], []
-    for col in columns:
-        cl, bl = _labels(ct, ids, col), _labels(bt, ids, col)
-        differ = (cl != bl).to_numpy(bool)
-        if differ.any():
-            rows = np.flatnonzero(differ)
-            examples = ", ".join(f"{ids[i]} ({cl.iloc[i]!r} vs {bl.iloc[i]!r})" for i in rows[:5])
-            text = (
-                f"the candidate and the baseline put {rows.size} compared video(s) in different "
-                f"slices of column {col!r}, e.g. {examples}"
-            )
-            if not allow_mismatch:
-                raise InputError(
-                    f"{text}: evaluate both with the same data.slices file (and slices.bins), "
-                    f"or pass allow_mismatch=true to use the candidate's slices."
-                )
-            warnings.append(f"{text}; the candidate's slices are used")
-        order = [v for v in _categories(ct, col) if v != MISSING] + [MISSING]
-        cat = pd.Categorical(
-            cl, categories=list(dict.fromkeys(order + sorted(set(cl) - set(order))))
+    return columns, warnings
+
+
+def _slice_codes(
+    ct: pd.DataFrame, bt: pd.DataFrame, ids: np.ndarray, col: str, *, allow_mismatch: bool
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """Each compared video's slice of ``col`` (a code into the values used), the values, and
+    a warning where the runs disagree.
+
+    Raises:
+        InputError: the runs put a compared video in different slices (no ``allow_mismatch``).
+    """
+    cl, bl = _labels(ct, ids, col), _labels(bt, ids, col)
+    differ = (cl != bl).to_numpy(bool)
+    warnings = []
+    if differ.any():
+        rows = np.flatnonzero(differ)
+        examples = ", ".join(f"{ids[i]} ({cl.iloc[i]!r} vs {bl.iloc[i]!r})" for i in rows[:5])
+        text = (
+            f"the candidate and the baseline put {rows.size} compared video(s) in different "
+            f"slices of column {col!r}, e.g. {examples}"
         )
-        used = np.flatnonzero(np.bincount(cat.codes, minlength=len(cat.categories)) > 0)
-        remap = np.full(len(cat.categories), -1)
-        remap[used] = np.arange(used.size)
-        codes.append(remap[cat.codes])
-        values.append([str(cat.categories[i]) for i in used])
+        if not allow_mismatch:
+            raise InputError(
+                f"{text}: evaluate both with the same data.slices file (and slices.bins), "
+                f"or pass allow_mismatch=true to use the candidate's slices."
+            )
+        warnings.append(f"{text}; the candidate's slices are used")
+    order = [v for v in _categories(ct, col) if v != MISSING] + [MISSING]
+    cat = pd.Categorical(cl, categories=list(dict.fromkeys(order + sorted(set(cl) - set(order)))))
+    used = np.flatnonzero(np.bincount(cat.codes, minlength=len(cat.categories)) > 0)
+    remap = np.full(len(cat.categories), -1)
+    remap[used] = np.arange(used.size)
+    return remap[cat.codes], [str(cat.categories[i]) for i in used], warnings
+
+
+def _slice_metric_values(
+    c: Comparison, settings: SliceTestSettings
+) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """The metric tested per slice, both runs' values of it where both are finite, and the
+    mask of those videos.
+
+    Raises:
+        InputError: the metric is not one of the compared metrics.
+    """
     metric = settings.metric or (
         f"recall_at_{c.k_max}" if c.task == "poster" else "episode_accuracy"
     )
@@ -251,49 +292,64 @@ def compare_slices(
     cand_v, base_v = c.cand_values[:, j], c.base_values[:, j]  # type: ignore[index]
     # text_exact_match is NaN for a video without a transcription: test the transcribed ones.
     keep = np.isfinite(cand_v) & np.isfinite(base_v)
-    if not keep.all():
-        cand_v, base_v, codes = cand_v[keep], base_v[keep], [code[keep] for code in codes]
+    return metric, cand_v[keep], base_v[keep], keep
+
+
+def _paired(
+    cand_v: np.ndarray,
+    base_v: np.ndarray,
+    code: np.ndarray,
+    vals: list[str],
+    metric: str,
+    c: Comparison,
+) -> SlicePaired:
+    """`slice_paired` of one slice column (InputError: the metric is not 0/1 per video)."""
     boot = c.bootstrap
-    keys = _keys(tracking_uri, cand, tmp)
-    parts = []
-    for col, code, vals in zip(columns, codes, values, strict=True):
-        try:
-            p = slice_paired(
-                cand_v,
-                base_v,
-                code,
-                len(vals),
-                n_resamples=boot.n_resamples,
-                confidence=boot.confidence,
-                seed=boot.seed,
-            )
-        except ValueError as exc:
-            raise InputError(f"config: slice metric {metric!r}: {exc}.") from None
-        fallback = slice_metric_keys(col, vals)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "slice_column": pd.Series([col] * len(vals), dtype="string"),
-                    "slice_value": pd.Series(vals, dtype="string"),
-                    "metric_key": pd.Series(
-                        [keys.get((col, v), f) for v, f in zip(vals, fallback, strict=True)],
-                        dtype="string",
-                    ),
-                    "n_videos": p.n_videos,
-                    f"candidate_{metric}": p.cand_mean,
-                    f"baseline_{metric}": p.base_mean,
-                    f"delta_{metric}": p.delta,
-                    f"delta_{metric}_ci_low": p.ci_low,
-                    f"delta_{metric}_ci_high": p.ci_high,
-                    "n_gained": p.n_gained,
-                    "n_lost": p.n_lost,
-                    "mcnemar_p": p.mcnemar_p,
-                    "p_regression": p.p_regression,
-                }
-            )
+    try:
+        return slice_paired(
+            cand_v,
+            base_v,
+            code,
+            len(vals),
+            n_resamples=boot.n_resamples,
+            confidence=boot.confidence,
+            seed=boot.seed,
         )
-    table = pd.concat(parts, ignore_index=True)
-    min_videos = settings.min_videos or _recorded_min_videos(cand)
+    except ValueError as exc:
+        raise InputError(f"config: slice metric {metric!r}: {exc}.") from None
+
+
+def _slice_rows(
+    metric: str, col: str, vals: list[str], keys: dict[tuple[str, str], str], p: SlicePaired
+) -> pd.DataFrame:
+    """The rows of ``slice_comparison.parquet`` of one slice column."""
+    fallback = slice_metric_keys(col, vals)
+    return pd.DataFrame(
+        {
+            "slice_column": pd.Series([col] * len(vals), dtype="string"),
+            "slice_value": pd.Series(vals, dtype="string"),
+            "metric_key": pd.Series(
+                [keys.get((col, v), f) for v, f in zip(vals, fallback, strict=True)],
+                dtype="string",
+            ),
+            "n_videos": p.n_videos,
+            f"candidate_{metric}": p.cand_mean,
+            f"baseline_{metric}": p.base_mean,
+            f"delta_{metric}": p.delta,
+            f"delta_{metric}_ci_low": p.ci_low,
+            f"delta_{metric}_ci_high": p.ci_high,
+            "n_gained": p.n_gained,
+            "n_lost": p.n_lost,
+            "mcnemar_p": p.mcnemar_p,
+            "p_regression": p.p_regression,
+        }
+    )
+
+
+def _gate(
+    table: pd.DataFrame, metric: str, settings: SliceTestSettings, min_videos: int, c: Comparison
+) -> SliceGate:
+    """The slice gate over ``table``; its verdict columns are added to ``table`` in place."""
     labels = (table["slice_column"] + "=" + table["slice_value"]).to_numpy(dtype=object)
     gate = slice_gate(
         metric,
@@ -306,7 +362,7 @@ def compare_slices(
         min_videos=min_videos,
         alpha=settings.alpha,
         adjust=settings.adjust,
-        confidence=boot.confidence,
+        confidence=c.bootstrap.confidence,
     )
     table.insert(4, "gated", gate.gated)
     table["mcnemar_p_adjusted"] = adjust_p_values(
@@ -314,7 +370,7 @@ def compare_slices(
     )
     table["p_regression_adjusted"] = gate.p_adjusted
     table["significant_regression"] = gate.significant
-    return SliceComparison(metric, table, gate, tuple(columns)), warnings
+    return gate
 
 
 def _recorded_min_videos(run: EvaluationRun) -> int:

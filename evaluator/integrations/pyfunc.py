@@ -5,7 +5,7 @@
 the ranked frames of those videos (``video_id``, ``timestamp``, ``rank`` or ``score``,
 ``embedding`` or ``image``), read from the file logged with the model. It lets a team evaluate a
 model whose frames were computed offline through the same ``mlflow.models.evaluate`` call they
-use for live models.
+use for live models. `log_ranked_frames_model` logs it into MLflow's active run.
 """
 
 from __future__ import annotations

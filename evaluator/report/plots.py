@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-from evaluator.core.comparison import SweepDelta
 from evaluator.core.matching import HIT, NO_PREDICTIONS
+from evaluator.core.paired_stats import SweepDelta
 from evaluator.core.poster import SweepResult
 
 DPI = 110

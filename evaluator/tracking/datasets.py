@@ -1,4 +1,8 @@
-"""Evaluation sets as MLflow dataset inputs: source, digest and schema, never the rows."""
+"""Evaluation sets as MLflow dataset inputs: source, digest and schema, never the rows.
+
+`FileDataset` imports no MLflow (it is part of a saved ``record.json``); the functions that
+build MLflow's dataset objects import MLflow when called and never contact a store.
+"""
 
 from __future__ import annotations
 

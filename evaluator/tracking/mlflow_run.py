@@ -1,8 +1,11 @@
 """MLflow runs: create one, log a `RunRecord` into it in batched calls, end it.
 
-This module and its neighbours in `evaluator.tracking` (the registry, datasets, tables,
-logged models, parent runs, record-later) are the code that talks to MLflow; the record types
-themselves (`evaluator.tracking.records`) import no MLflow.
+This module talks to MLflow: it creates, logs into and ends runs, and `log_record` is the one
+function that logs a `RunRecord`, both into a run just created (`record_run`) and into a run
+cut off earlier that ``video-eval-record`` completes (`evaluator.tracking.record_later`). Its
+neighbours in `evaluator.tracking` talk to MLflow too (the registry, datasets, tables, logged
+models, parent runs, record-later, and `preflight.open_store`); the record types
+(`evaluator.tracking.records`) and `reachability` import no MLflow.
 
 A run is created only after the inputs are validated and the numbers computed, and it always
 ends: FINISHED when everything was recorded, FAILED (with the error text in the tag
@@ -27,10 +30,12 @@ from typing import Any
 
 import mlflow
 import requests
-from mlflow.entities import Metric, Param, Run, RunTag
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, Run, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
 
+from evaluator import __version__
 from evaluator.errors import TrackingError
 from evaluator.lifecycle import checkpoint
 from evaluator.tracking.datasets import FileDataset
@@ -48,6 +53,7 @@ from evaluator.tracking.records import (
     MAX_PARAMS_TAGS_PER_BATCH,
     Destination,
     RecordedRun,
+    RunDataset,
     RunRecord,
     artifact_list,
     chunks,
@@ -95,6 +101,30 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
         if exp is None:
             raise
         return exp.experiment_id
+
+
+def open_experiment(
+    tracking_uri: str, experiment: str, artifact_location: str | None
+) -> tuple[MlflowClient, str]:
+    """A client of the store (a new sqlite store is created under its lock) and the id of
+    ``experiment`` (created with ``artifact_location``, None = `default_artifact_location`).
+
+    Raises:
+        `TRACKING_FAILURES`, unwrapped: the caller says what it was doing.
+    """
+    open_store(tracking_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    location = artifact_location or default_artifact_location(tracking_uri)
+    return client, get_or_create_experiment(client, experiment, location)
+
+
+def mark_failed(client: MlflowClient, run_id: str, error: str) -> None:
+    """End a run FAILED with ``error`` in its tag ``evaluator.error`` (best effort: the store
+    may be gone, and then ``video-eval-record`` completes the run later)."""
+    with contextlib.suppress(Exception):
+        client.set_tag(run_id, "evaluator.error", error[:5000])
+    with contextlib.suppress(Exception):
+        client.set_terminated(run_id, "FAILED")
 
 
 @contextlib.contextmanager
@@ -145,11 +175,7 @@ def record_run(
     """
     checkpoint()
     try:
-        open_store(tracking_uri)  # a new sqlite store is created under its lock
-        client = MlflowClient(tracking_uri=tracking_uri)
-        exp_id = get_or_create_experiment(
-            client, experiment, artifact_location or default_artifact_location(tracking_uri)
-        )
+        client, exp_id = open_experiment(tracking_uri, experiment, artifact_location)
         tags = dict(record.tags)
         if parent_run_id:
             tags["mlflow.parentRunId"] = parent_run_id
@@ -174,11 +200,7 @@ def ended(client: MlflowClient, run_id: str, tracking_uri: str) -> Iterator[None
         checkpoint()  # a stop requested during the last call: the run is not complete
         client.set_terminated(run_id, "FINISHED")
     except BaseException as exc:
-        # The store may be gone: then `video-eval-record` completes the run later.
-        with contextlib.suppress(Exception):
-            client.set_tag(run_id, "evaluator.error", f"{type(exc).__name__}: {exc}"[:5000])
-        with contextlib.suppress(Exception):
-            client.set_terminated(run_id, "FAILED")
+        mark_failed(client, run_id, f"{type(exc).__name__}: {exc}")
         if isinstance(exc, TRACKING_FAILURES) and not isinstance(exc, TrackingError):
             raise TrackingError(
                 f"MLflow run {run_id} at {tracking_uri} could not be completed and was marked "
@@ -220,8 +242,8 @@ def log_record(
     if record.logged_model is not None and experiment_id is not None:
         link["model_id"] = _evaluation_model(client, experiment_id, run_id, record, existing)
         if record.dataset is not None:
-            link["dataset_name"] = record.dataset.name  # type: ignore[attr-defined]
-            link["dataset_digest"] = record.dataset.digest[:32]  # type: ignore[attr-defined]
+            link["dataset_name"] = record.dataset.name
+            link["dataset_digest"] = record.dataset.digest[:32]
     params = [
         Param(k, str(v)[:MAX_PARAM_LENGTH])
         for k, v in record.params.items()
@@ -294,20 +316,17 @@ def _evaluation_model(
     return str(model.model_id)
 
 
-def _has_dataset(existing: Run | None, dataset: object) -> bool:
+def _has_dataset(existing: Run | None, dataset: RunDataset) -> bool:
     if existing is None or existing.inputs is None or not isinstance(dataset, FileDataset):
         return False
     logged = {d.dataset.digest for d in existing.inputs.dataset_inputs}
     return dataset.digest[:32] in logged
 
 
-def log_dataset(client: MlflowClient, run_id: str, dataset: object) -> None:
+def log_dataset(client: MlflowClient, run_id: str, dataset: RunDataset) -> None:
     """Record an MLflow dataset as the run's evaluation input (metadata only, no rows)."""
-    from mlflow.entities import DatasetInput, InputTag
-
-    if isinstance(dataset, FileDataset):
-        dataset = dataset.to_mlflow()
-    entity = dataset._to_mlflow_entity()  # type: ignore[attr-defined]
+    mlflow_dataset: Any = dataset.to_mlflow() if isinstance(dataset, FileDataset) else dataset
+    entity = mlflow_dataset._to_mlflow_entity()
     client.log_inputs(
         run_id,
         datasets=[DatasetInput(entity, tags=[InputTag("mlflow.data.context", "evaluation")])],
@@ -355,7 +374,7 @@ def record_into_run(tracking_uri: str, run_id: str, record: RunRecord) -> None:
         ) from exc
 
 
-def run_name_for(cfg: Any, fallback_path: str | None) -> str:
+def run_name_for(cfg: DictConfig, fallback_path: str | None) -> str:
     """``run_name``, else ``<model.name>-v<model.version>`` or ``<model.name>``, else the
     stem of ``fallback_path`` (the evaluated file)."""
     if cfg.run_name:
@@ -365,13 +384,11 @@ def run_name_for(cfg: Any, fallback_path: str | None) -> str:
     return Path(str(fallback_path)).stem
 
 
-def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> dict[str, str]:
+def evaluation_tags(task: str, digest: str, dataset_name: str, model: DictConfig) -> dict[str, str]:
     """The tags of every evaluation run: task, version, dataset, model.
 
     See docs/mlflow.md#one-poster-evaluation.
     """
-    from evaluator import __version__
-
     tags = {
         "evaluator.task": task,
         "evaluator.version": __version__,
@@ -386,7 +403,7 @@ def evaluation_tags(task: str, digest: str, dataset_name: str, model: Any) -> di
 
 
 def record_evaluation(
-    cfg: Any,
+    cfg: DictConfig,
     run_name: str,
     record: RunRecord,
     parent_run_id: str | None = None,

@@ -1,4 +1,8 @@
-"""Parent runs that group a multirun's evaluations, and reading their children back."""
+"""Parent runs that group a multirun's evaluations, and reading their children back.
+
+This module talks to MLflow: it creates the parent run, reads its children and logs the
+multirun's comparison into the parent with `evaluator.tracking.mlflow_run.log_record`.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from mlflow.tracking import MlflowClient
 
 from evaluator.errors import TrackingError
 from evaluator.tracking.mlflow_run import (
+    TRACKING_FAILURES,
     RunRecord,
-    default_artifact_location,
-    get_or_create_experiment,
     log_record,
+    mark_failed,
+    open_experiment,
 )
 
 
@@ -37,13 +42,10 @@ def start_parent_run(
     artifact_location: str | None = None,
 ) -> tuple[str, str]:
     """Create the parent run (left RUNNING until `finish_parent_run`); returns (run id, exp id)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
     try:
-        exp_id = get_or_create_experiment(
-            client, experiment, artifact_location or default_artifact_location(tracking_uri)
-        )
+        client, exp_id = open_experiment(tracking_uri, experiment, artifact_location)
         run = client.create_run(exp_id, run_name=run_name, tags=tags)
-    except Exception as exc:
+    except TRACKING_FAILURES as exc:
         raise TrackingError(f"cannot start the parent MLflow run at {tracking_uri}: {exc}") from exc
     return run.info.run_id, exp_id
 
@@ -84,22 +86,21 @@ def finish_parent_run(tracking_uri: str, run_id: str, record: RunRecord, *, fail
     """Log the comparison on the parent run and end it (FAILED when ``failed``).
 
     Raises:
-        TrackingError: the store refused a write; the parent is marked FAILED.
+        TrackingError: the store refused a write; the parent is marked FAILED. Any other
+            exception (a bug, a stop request) also marks it FAILED and propagates unchanged.
     """
     client = MlflowClient(tracking_uri=tracking_uri)
     try:
         log_record(client, run_id, record)
         client.set_terminated(run_id, "FAILED" if failed else "FINISHED")
-    except Exception as exc:
+    except BaseException as exc:
         with contextlib.suppress(Exception):
             client.set_terminated(run_id, "FAILED")
-        raise TrackingError(f"could not complete the parent run {run_id}: {exc}") from exc
+        if isinstance(exc, TRACKING_FAILURES):
+            raise TrackingError(f"could not complete the parent run {run_id}: {exc}") from exc
+        raise
 
 
 def fail_parent_run(tracking_uri: str, run_id: str, message: str) -> None:
     """End a parent run FAILED with the error text (best effort)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    with contextlib.suppress(Exception):
-        client.set_tag(run_id, "evaluator.error", message[:5000])
-    with contextlib.suppress(Exception):
-        client.set_terminated(run_id, "FAILED")
+    mark_failed(MlflowClient(tracking_uri=tracking_uri), run_id, message)

@@ -17,7 +17,12 @@ against a new store would otherwise both run MLflow's table migrations, and one 
 fails half-way (``table _alembic_tmp_tags already exists``), leaving the store broken. The
 lock file stays (removing a lock file races with a process about to take it).
 
-Like `evaluator.tracking.reachability`, `check_store` imports no MLflow.
+`bound_http_retries` bounds MLflow's HTTP retries and quiets its tracebacks before a command
+records anything.
+
+MLflow: like `evaluator.tracking.reachability`, `check_store` imports no MLflow (a bad URI is
+refused before MLflow loads); `open_store` opens the store through MLflow's client and
+`check_names` applies MLflow's own name rules, both importing MLflow when called.
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ from evaluator.tracking.reachability import PROBE_TIMEOUT_S, probe_tracking_uri,
 
 # Schemes MLflow 3 records in. sqlite and http(s) are checked here; the other databases and
 # Databricks are left to MLflow (their reachability needs their drivers and credentials).
-CHECKED_SCHEMES = ("sqlite", "http", "https")
 DATABASE_SCHEMES = ("postgresql", "mysql", "mssql")
 OTHER_SCHEMES = ("databricks", "databricks-uc", "uc")
 SQLITE_HEADER = b"SQLite format 3\x00"
@@ -287,3 +291,21 @@ def quiet_mlflow_tracebacks() -> None:
         logger = logging.getLogger(name)
         if _no_traceback not in logger.filters:
             logger.addFilter(_no_traceback)
+
+
+# MLflow's own HTTP retry schedule, bounded: a server lost in the middle of recording fails the
+# recording within seconds instead of four minutes. The user's settings win.
+HTTP_RETRY_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # an integer in MLflow 3.17
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+}
+
+
+def bound_http_retries() -> None:
+    """Set MLflow's HTTP retry settings to the bounded defaults unless the user set them,
+    and drop the tracebacks MLflow logs above errors the commands report themselves
+    (`quiet_mlflow_tracebacks`)."""
+    for name, value in HTTP_RETRY_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+    quiet_mlflow_tracebacks()

@@ -7,7 +7,6 @@ inputs are read. This module imports no MLflow: the command-line edge calls it f
 
 from __future__ import annotations
 
-import os
 import time
 import urllib.error
 import urllib.request
@@ -17,24 +16,6 @@ from urllib.parse import urlparse
 from evaluator.errors import TrackingError
 
 PROBE_TIMEOUT_S = 3.0
-# MLflow's own HTTP retry schedule, bounded: a server lost in the middle of recording fails the
-# recording within seconds instead of four minutes. The user's settings win.
-HTTP_RETRY_DEFAULTS = {
-    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
-    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",  # an integer in MLflow 3.17
-    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
-}
-
-
-def bound_http_retries() -> None:
-    """Set MLflow's HTTP retry settings to the bounded defaults unless the user set them,
-    and drop the tracebacks MLflow logs above errors the commands report themselves
-    (`evaluator.tracking.preflight.quiet_mlflow_tracebacks`)."""
-    from evaluator.tracking.preflight import quiet_mlflow_tracebacks
-
-    for name, value in HTTP_RETRY_DEFAULTS.items():
-        os.environ.setdefault(name, value)
-    quiet_mlflow_tracebacks()
 
 
 def sqlite_path(uri: str) -> Path | None:

@@ -5,7 +5,8 @@ written by another version. Before anything is read from it, `validate_record_fi
 its whole shape (every field, its type and the types inside it) and its containment: every
 file it names (artifacts and tables) must resolve to a file inside the output folder, so a
 record can never upload a file from elsewhere (``../../etc/hostname``). A refusal names the
-file and the field; the command exits with status 2.
+file and the field; the command exits with status 2. No store is contacted: MLflow is loaded
+only for its own name rules (`evaluator.tracking.preflight.check_names`).
 """
 
 from __future__ import annotations

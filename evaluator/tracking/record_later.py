@@ -11,6 +11,9 @@ idempotent:
   the process was stopped): that run is completed in place; what it already holds is kept and
   only what is missing is added; it ends FINISHED;
 - a FINISHED run with the id: nothing is done.
+
+This module talks to MLflow: a new run is recorded by `evaluator.tracking.mlflow_run.record_run`
+and a cut-off one completed by the same `log_record` a live run uses.
 """
 
 from __future__ import annotations
@@ -20,19 +23,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pandas as pd
-from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError, TrackingError
 from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.mlflow_run import (
     TRACKING_FAILURES,
-    default_artifact_location,
     ended,
-    get_or_create_experiment,
     log_record,
+    open_experiment,
     record_run,
 )
-from evaluator.tracking.preflight import open_store
 from evaluator.tracking.record_file import validate_record_file
 from evaluator.tracking.records import (
     MANIFEST_FORMAT,
@@ -42,25 +42,7 @@ from evaluator.tracking.records import (
     LoggedModelSpec,
     RecordedRun,
     RunRecord,
-    record_later_hint,
-    save_record,
-    table_files_of,
-    with_record_id,
 )
-
-# Re-exported: the record types and the manifest's writer live in `evaluator.tracking.records`.
-__all__ = [
-    "MANIFEST_NAME",
-    "Destination",
-    "RecordOutcome",
-    "SavedRecord",
-    "load_saved_record",
-    "record_later_hint",
-    "record_saved",
-    "save_record",
-    "table_files_of",
-    "with_record_id",
-]
 
 
 @dataclass(frozen=True)
@@ -181,11 +163,7 @@ def record_saved(
     )
     uri = dest.tracking_uri
     try:
-        open_store(uri)  # a new sqlite store is created under its lock
-        client = MlflowClient(tracking_uri=uri)
-        exp_id = get_or_create_experiment(
-            client, dest.experiment, dest.artifact_location or default_artifact_location(uri)
-        )
+        client, exp_id = open_experiment(uri, dest.experiment, dest.artifact_location)
         found = client.search_runs(
             [exp_id], filter_string=f"tags.`{RECORD_ID_TAG}` = '{saved.record_id}'"
         )

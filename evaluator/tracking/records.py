@@ -6,9 +6,9 @@ MLflow run is created (`save_record`), so ``video-eval-record OUTPUT_DIR``
 (`evaluator.tracking.record_later`) can record the same run later. The run carries the
 record id as the tag ``evaluator.record_id``, which makes recording it again idempotent.
 
-MLflow's limits on one ``log_batch`` call are here too (`chunks` cuts lists to them). The
-code that talks to MLflow is `evaluator.tracking.mlflow_run` (runs) and its neighbours in
-`evaluator.tracking` (registry, datasets, tables, logged models, parent runs).
+MLflow's limits on one ``log_batch`` call are here too (`chunks` cuts lists to them). This
+module imports no MLflow (nor do the modules it imports): `evaluator.tracking.mlflow_run`
+logs a record into a run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import pandas as pd
 
@@ -39,6 +39,21 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     """``items`` in consecutive slices of at most ``size`` (MLflow's batch limits)."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
+
+
+class RunDataset(Protocol):
+    """A run's input dataset: a `FileDataset`, or an MLflow dataset (the
+    ``mlflow.models.evaluate`` plugin) logged as it is."""
+
+    @property
+    def name(self) -> str:
+        """The dataset's name."""
+        ...
+
+    @property
+    def digest(self) -> str:
+        """The dataset's digest (its first 32 characters identify it in MLflow)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ class RunRecord:
     stepped: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    dataset: object | None = None
+    dataset: RunDataset | None = None
     logged_model: LoggedModelSpec | None = None
 
 

@@ -1,4 +1,5 @@
-"""Reading evaluations back from MLflow and the model registry: references, artifacts, aliases.
+"""Reading evaluations back from MLflow and the model registry: references, artifacts, aliases;
+and the registry writes of the commands (version tags, descriptions, aliases).
 
 A reference (REF) names one evaluation run:
 

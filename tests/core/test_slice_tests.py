@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from evaluator.core.comparison import paired_delta
-from evaluator.core.promotion import decide_promotion
+from evaluator.core.paired_stats import paired_delta
+from evaluator.core.promotion_decision import decide_promotion
 from evaluator.core.slice_tests import mcnemar_regression_p, slice_gate, slice_paired
 from tests.conftest import load_script
 

@@ -1,4 +1,4 @@
-"""Paired comparison of two models on the same videos (the promotion rule is in `promotion`).
+"""Paired comparison of two models on the same videos (the promotion rule: `promotion_decision`).
 
 The candidate and the champion are scored on the same videos, so their per-video results are
 paired: the bootstrap resamples videos jointly (one set of counts for both models) and the

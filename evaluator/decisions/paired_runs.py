@@ -1,7 +1,9 @@
-"""What a comparison is: the paired numbers of two evaluations, and the checks before them.
+"""Two evaluation runs as a pair: whether they are comparable, their aligned per-video tables,
+and the `Comparison` that holds every paired number of the two.
 
-Shared by the poster and episode comparisons (`compare_poster`, `compare_episode`), the record
-(`recording`) and the ``video-eval-compare`` / ``video-eval-promote`` commands.
+Shared by the per-task comparisons (`compare_poster`, `compare_episode`, `compare_slices`), the
+record (`compare_record`) and the ``video-eval-compare`` / ``video-eval-promote`` commands.
+Reads the runs' artifacts from MLflow through `evaluator.tracking.registry`.
 """
 
 from __future__ import annotations
@@ -9,13 +11,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from evaluator.core.comparison import PairedDelta, SweepDelta, align_videos, paired_delta
+from evaluator.core.paired_stats import (
+    Alignment,
+    PairedDelta,
+    SweepDelta,
+    align_videos,
+    paired_delta,
+)
+from evaluator.core.slice_tests import SliceGate
 from evaluator.errors import InputError
 from evaluator.report.plots import Curve
 from evaluator.tracking.registry import EvaluationRun, artifact_names, download_artifact
@@ -58,6 +66,31 @@ def bootstrap_settings(cfg: DictConfig) -> BootstrapSettings:
     return BootstrapSettings(n, conf, seed)
 
 
+def required_value(cfg: DictConfig, key: str, usage: str) -> str:
+    """The stripped value of config ``key`` (InputError naming ``usage`` when it is unset)."""
+    value = OmegaConf.select(cfg, key)
+    if value is None or not str(value).strip():
+        raise InputError(f"config: {key} is required: {usage}.")
+    return str(value).strip()
+
+
+@dataclass(frozen=True, eq=False)
+class SliceComparison:
+    """The per-slice comparison of two evaluations.
+
+    Attributes:
+        metric: the 0/1 metric compared.
+        table: ``slice_comparison.parquet``, one row per (column, value).
+        gate: the gate's verdict (adjusted p-values, significant regressions).
+        columns: the slice columns compared.
+    """
+
+    metric: str
+    table: pd.DataFrame
+    gate: SliceGate
+    columns: tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """Every number of one comparison, before anything is written.
@@ -82,7 +115,7 @@ class Comparison:
         settings: the evaluations' matching settings (poster).
         video_ids: the compared videos, in the order of ``cand_values`` / ``base_values``.
         cand_values / base_values: per-video values (n, len(names)) behind ``paired``.
-        slices: the per-slice comparison (`compare_slices.SliceComparison`), or None.
+        slices: the per-slice comparison (`compare_slices.compare_slices`), or None.
     """
 
     candidate: EvaluationRun
@@ -106,7 +139,7 @@ class Comparison:
     video_ids: np.ndarray | None = None
     cand_values: np.ndarray | None = None
     base_values: np.ndarray | None = None
-    slices: Any = None
+    slices: SliceComparison | None = None
 
     def index(self, metric: str) -> int:
         """Column of ``metric`` in ``paired``."""
@@ -248,8 +281,13 @@ def paired_deltas(
 
 
 def aligned_videos(
-    ct: pd.DataFrame, bt: pd.DataFrame, cand: Any, base: Any, warnings: list[str], what: str
-) -> tuple[pd.DataFrame, pd.DataFrame, Any, list[str]]:
+    ct: pd.DataFrame,
+    bt: pd.DataFrame,
+    cand: EvaluationRun,
+    base: EvaluationRun,
+    warnings: list[str],
+    what: str,
+) -> tuple[pd.DataFrame, pd.DataFrame, Alignment, list[str]]:
     """Both per-video tables restricted to their common videos, in the same order.
 
     Raises:
@@ -273,4 +311,55 @@ def no_common_videos(cand: EvaluationRun, base: EvaluationRun) -> InputError:
     return InputError(
         f"the candidate ({cand.label}, run {cand.run_id}) and the baseline ({base.label}, run "
         f"{base.run_id}) have no scored video in common, so there is nothing to compare."
+    )
+
+
+def paired_comparison(
+    req: ComparisonRequest,
+    align: Alignment,
+    warnings: Sequence[str],
+    values: tuple[np.ndarray, np.ndarray],
+    *,
+    task: str,
+    names: Sequence[str],
+    video_diff: pd.DataFrame,
+    paired: PairedDelta | None = None,
+    k_max: int = 0,
+    headline: Sequence[str] | None = None,
+    change_metric: str | None = None,
+    curves: Sequence[Curve] = (),
+    sweep: SweepDelta | None = None,
+    sweep_note: str = "",
+    settings: dict[str, str] | None = None,
+) -> Comparison:
+    """The `Comparison` of the request's runs over the aligned videos.
+
+    ``values`` are the per-video values (candidate, baseline), one column per name; ``paired``
+    defaults to their paired deltas, ``headline`` to ``names``, ``change_metric`` to the first
+    name. The other keywords are as the attributes of `Comparison`.
+    """
+    if paired is None:
+        paired = paired_deltas(values[0], values[1], req.bootstrap, req.one_sided_alpha)
+    return Comparison(
+        candidate=req.candidate,
+        baseline=req.baseline,
+        task=task,
+        k_max=k_max,
+        names=tuple(names),
+        paired=paired,
+        headline=tuple(names if headline is None else headline),
+        change_metric=names[0] if change_metric is None else change_metric,
+        video_diff=video_diff,
+        curves=tuple(curves),
+        sweep=sweep,
+        sweep_note=sweep_note,
+        n_only_candidate=align.n_only_candidate,
+        n_only_baseline=align.n_only_baseline,
+        warnings=tuple(warnings),
+        bootstrap=req.bootstrap,
+        one_sided_alpha=req.one_sided_alpha,
+        settings=dict(settings or {}),
+        video_ids=align.video_ids,
+        cand_values=values[0],
+        base_values=values[1],
     )

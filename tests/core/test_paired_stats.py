@@ -10,8 +10,8 @@ import pytest
 from scipy.stats import binomtest
 
 from evaluator.core.bootstrap import resample_counts
-from evaluator.core.comparison import mcnemar_exact, paired_delta
-from evaluator.core.promotion import decide_promotion
+from evaluator.core.paired_stats import mcnemar_exact, paired_delta
+from evaluator.core.promotion_decision import decide_promotion
 from tests.conftest import load_script
 
 # ----------------------------------------------------------------------------- McNemar
@@ -311,8 +311,8 @@ def test_a_ten_point_gain_is_promoted() -> None:
 def test_docstring_examples() -> None:
     import doctest
 
-    import evaluator.core.comparison as comparison
-    import evaluator.core.promotion as promotion
+    import evaluator.core.paired_stats as comparison
+    import evaluator.core.promotion_decision as promotion
 
     for module in (comparison, promotion):
         assert doctest.testmod(module).failed == 0
@@ -322,7 +322,7 @@ def test_docstring_examples() -> None:
 
 
 def test_align_videos_pairs_rows_by_id() -> None:
-    from evaluator.core.comparison import align_videos
+    from evaluator.core.paired_stats import align_videos
 
     a = align_videos(np.array(["7", "007", "x"]), np.array(["x", "7", "y"]))
     assert a.video_ids.tolist() == ["7", "x"]
@@ -333,7 +333,7 @@ def test_align_videos_pairs_rows_by_id() -> None:
 
 
 def test_poster_video_values_mean_is_the_metric() -> None:
-    from evaluator.core.comparison import poster_video_values
+    from evaluator.core.paired_stats import poster_video_values
 
     rng = np.random.default_rng(0)
     rank = rng.integers(0, 11, 500)
@@ -349,7 +349,7 @@ def test_poster_video_values_mean_is_the_metric() -> None:
 
 
 def test_change_labels_and_order() -> None:
-    from evaluator.core.comparison import change_labels, diff_order
+    from evaluator.core.paired_stats import change_labels, diff_order
 
     c = np.array([1, 0, 1, 0, 1], dtype=bool)
     b = np.array([0, 1, 1, 0, 0], dtype=bool)
@@ -360,7 +360,7 @@ def test_change_labels_and_order() -> None:
 
 
 def test_sweep_delta_uses_the_common_grid() -> None:
-    from evaluator.core.comparison import sweep_delta
+    from evaluator.core.paired_stats import sweep_delta
 
     c = np.arange(6, dtype=float).reshape(2, 3) / 10
     b = np.full((3, 2), 0.2)

@@ -1,9 +1,10 @@
 """``video-eval-compare``: two REFs -> runs -> aligned videos -> numbers -> comparison run.
 
-`prepare_comparison` reads both evaluation runs back from MLflow, refuses incomparable pairs,
-aligns the per-video results by video id and computes every number (`compare_poster`,
-`compare_episode`, on top of core.comparison); `recording.record_comparison` writes the result
-files and records the comparison run. The promotion (`evaluator.decisions.promote`) reuses both.
+`prepare_comparison` reads both evaluation runs back from MLflow, refuses incomparable pairs
+(`evaluator.decisions.paired_runs`), aligns the per-video results by video id and computes
+every number per task (`compare_poster`, `compare_episode`, `compare_slices`, on top of
+`evaluator.core.paired_stats`); `compare_record.record_comparison` writes the result files and
+records the comparison run. ``video-eval-promote`` (`promote_command`) reuses both.
 """
 
 from __future__ import annotations
@@ -20,22 +21,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from evaluator.decisions.compare_episode import prepare_episode
 from evaluator.decisions.compare_poster import prepare_poster
+from evaluator.decisions.compare_record import headline_rows, record_comparison
 from evaluator.decisions.compare_slices import (
     SliceTestSettings,
     compare_slices,
     format_slices,
     slice_test_settings,
 )
-from evaluator.decisions.comparison import (
+from evaluator.decisions.paired_runs import (
     BootstrapSettings,
     Comparison,
     ComparisonRequest,
     bootstrap_settings,
     check_comparable,
+    required_value,
 )
-from evaluator.decisions.recording import headline_rows, record_comparison
 from evaluator.errors import InputError
-from evaluator.tracking.mlflow_run import RecordedRun
+from evaluator.tracking.reachability import ui_hint
+from evaluator.tracking.records import RecordedRun
 from evaluator.tracking.registry import EvaluationRun, resolve_evaluation
 
 
@@ -107,13 +110,6 @@ class CompareOutcome:
     run: RecordedRun
 
 
-def _required(cfg: DictConfig, key: str, example: str) -> str:
-    value = OmegaConf.select(cfg, key)
-    if value is None or not str(value).strip():
-        raise InputError(f"config: {key} is required: pass {key}=REF (for example {example}).")
-    return str(value).strip()
-
-
 def run_compare(cfg: DictConfig, output_dir: Path) -> CompareOutcome:
     """``video-eval-compare candidate=REF baseline=REF``: compare and record.
 
@@ -121,8 +117,14 @@ def run_compare(cfg: DictConfig, output_dir: Path) -> CompareOutcome:
         InputError: a missing or unknown REF, incomparable runs, a bad config value.
         TrackingError: MLflow failed.
     """
-    candidate = _required(cfg, "candidate", "models:/poster-ranker/2 or a run id")
-    baseline = _required(cfg, "baseline", "models:/poster-ranker@champion or a run id")
+    candidate = required_value(
+        cfg, "candidate", "pass candidate=REF (for example models:/poster-ranker/2 or a run id)"
+    )
+    baseline = required_value(
+        cfg,
+        "baseline",
+        "pass baseline=REF (for example models:/poster-ranker@champion or a run id)",
+    )
     uri = str(cfg.mlflow.tracking_uri)
     c = prepare_comparison(
         uri,
@@ -181,8 +183,6 @@ def format_comparison(c: Comparison) -> list[str]:
 
 def format_compare_summary(outcome: CompareOutcome) -> str:
     """The printed summary of ``video-eval-compare``."""
-    from evaluator.tracking.mlflow_run import ui_hint
-
     run = outcome.run
     lines = [f"video-eval-compare: {outcome.comparison.task}"]
     lines += format_comparison(outcome.comparison)

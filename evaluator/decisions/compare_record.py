@@ -11,17 +11,18 @@ import numpy as np
 import pandas as pd
 
 from evaluator import __version__
-from evaluator.core.comparison import SweepDelta
+from evaluator.core.paired_stats import SweepDelta
 from evaluator.decisions.compare_slices import (
     slice_files,
     slice_metrics,
     slice_params,
     slice_summary,
 )
-from evaluator.decisions.comparison import Comparison, count_name, mcnemar_name
+from evaluator.decisions.paired_runs import Comparison, count_name, mcnemar_name
 from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
 from evaluator.report.plots import plot_delta_curve, plot_recall_curves, plot_sweep_delta
-from evaluator.tracking.mlflow_run import RecordedRun, RunRecord, artifact_list, record_run
+from evaluator.tracking.mlflow_run import record_run
+from evaluator.tracking.records import RecordedRun, RunRecord, artifact_list
 from evaluator.tracking.registry import EvaluationRun, experiment_name
 
 

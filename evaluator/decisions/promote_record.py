@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from evaluator import __version__
-from evaluator.core.promotion import PromotionDecision
-from evaluator.decisions.comparison import Comparison
+from evaluator.core.promotion_decision import PromotionDecision
+from evaluator.decisions.paired_runs import Comparison
 from evaluator.tracking.mlflow_run import set_tags
 from evaluator.tracking.registry import EvaluationRun, append_version_description, set_alias
 
@@ -123,7 +123,7 @@ def decision_document(
         champion_version: the champion's version before the decision, or None (no champion).
         champion_alias / previous_alias: the aliases the decision moves.
         comparison: the paired comparison with the champion, or None without a champion.
-        decision: the decision of `evaluator.core.promotion.decide_promotion`.
+        decision: the decision of `evaluator.core.promotion_decision.decide_promotion`.
         rule: the rule's settings (metric, alpha, min_delta, guardrails, floors).
         run_id / experiment_id / tracking_uri: the evidence run.
         dry_run: whether ``promote.apply`` was false.
@@ -207,7 +207,7 @@ def history_sentence(
     """One sentence with the decision and its numbers, for the model version's description.
 
     Example:
-        >>> from evaluator.core.promotion import decide_promotion
+        >>> from evaluator.core.promotion_decision import decide_promotion
         >>> d = decide_promotion("recall_at_10", has_champion=True, delta=0.11, lower_bound=0.05)
         >>> history_sentence(version="2", champion_version="1", decision=d, dry_run=True,
         ...                  run_id="abc")[11:]

@@ -1,6 +1,6 @@
 """The promotion rule: promote a candidate only on paired evidence (or floors without a champion).
 
-`decide_promotion` takes the paired deltas and one-sided lower bounds of `comparison` and
+`decide_promotion` takes the paired deltas and one-sided lower bounds of `paired_stats` and
 returns a decision with every check it made, so the reason can be stated in one sentence.
 """
 

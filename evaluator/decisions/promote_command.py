@@ -1,12 +1,13 @@
-"""Gate a registered model version's promotion on paired evidence: ``video-eval-promote``.
+"""``video-eval-promote``: gate a registered model version's promotion on paired evidence.
 
 The candidate is version ``model.version`` of ``model.name``; the champion is the version the
 ``champion`` alias points to. Both resolve to their latest finished evaluation runs (run tags
 ``model.name`` / ``model.version``), which are compared exactly as ``video-eval-compare`` does
-(`evaluator.decisions.compare`), and the rule of `evaluator.core.comparison.decide_promotion` is
-applied to the paired one-sided lower bound. Without a champion the candidate's own metrics
-are checked against ``promote.floors``. The decision is always recorded (on the comparison run
-and as tags of the candidate version); aliases move only with ``promote.apply=true``.
+(`evaluator.decisions.compare_command`), and the rule of
+`evaluator.core.promotion_decision.decide_promotion` is applied to the paired one-sided lower
+bound. Without a champion the candidate's own metrics are checked against ``promote.floors``.
+The decision is always recorded (on the comparison run and as tags of the candidate version,
+`promote_record`); aliases move only with ``promote.apply=true``.
 """
 
 from __future__ import annotations
@@ -19,28 +20,23 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from evaluator import __version__
-from evaluator.core.promotion import PromotionDecision, decide_promotion
-from evaluator.decisions.compare import format_comparison, prepare_comparison
-from evaluator.decisions.comparison import Comparison, bootstrap_settings
-from evaluator.decisions.gate import (
+from evaluator.core.promotion_decision import PromotionDecision, decide_promotion
+from evaluator.decisions.compare_command import format_comparison, prepare_comparison
+from evaluator.decisions.compare_record import model_ref, record_comparison
+from evaluator.decisions.paired_runs import Comparison, bootstrap_settings, required_value
+from evaluator.decisions.promote_config import PromotionRule, promotion_rule
+from evaluator.decisions.promote_record import (
     DECISION_FILE,
     decision_document,
     exit_code,
     history_sentence,
     move_aliases,
 )
-from evaluator.decisions.promotion_rule import PromotionRule, promotion_rule
-from evaluator.decisions.recording import model_ref, record_comparison
 from evaluator.errors import InputError
 from evaluator.io.outputs import write_all, write_json, write_text
-from evaluator.tracking.mlflow_run import (
-    RecordedRun,
-    RunRecord,
-    artifact_list,
-    log_artifact,
-    record_run,
-    ui_hint,
-)
+from evaluator.tracking.mlflow_run import log_artifact, record_run
+from evaluator.tracking.reachability import ui_hint
+from evaluator.tracking.records import RecordedRun, RunRecord, artifact_list
 from evaluator.tracking.registry import (
     EvaluationRun,
     alias_version,
@@ -92,15 +88,6 @@ class PromoteOutcome:
     def exit_code(self) -> int:
         """What ``video-eval-promote`` exits with: 0 promote (applied or dry run), 1 reject."""
         return exit_code(self.decision)
-
-
-def _required(cfg: DictConfig, key: str) -> str:
-    value = OmegaConf.select(cfg, key)
-    if value is None or not str(value).strip():
-        raise InputError(
-            f"config: {key} is required: video-eval-promote model.name=NAME model.version=V."
-        )
-    return str(value).strip()
 
 
 def _decide(
@@ -310,8 +297,9 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
             evaluations, a metric without per-video values, a bad config value.
         TrackingError: MLflow failed.
     """
-    name = _required(cfg, "model.name")
-    version = _required(cfg, "model.version")
+    usage = "video-eval-promote model.name=NAME model.version=V"
+    name = required_value(cfg, "model.name", usage)
+    version = required_value(cfg, "model.version", usage)
     rule = promotion_rule(cfg)
     boot = bootstrap_settings(cfg)
     uri = str(cfg.mlflow.tracking_uri)
@@ -334,53 +322,22 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
         )
     decision = _decide(rule, comparison, candidate)
     tags = _promotion_tags(rule, decision, name, version, champion)
-
     if comparison is not None:
-        summary, files, run = record_comparison(
-            comparison,
+        summary, files, run = _record_with_champion(
+            cfg,
             output_dir,
-            tracking_uri=uri,
-            experiment=cfg.mlflow.experiment,
-            run_name=cfg.run_name or f"promote {name} v{version} vs champion v{champion}",
-            artifact_location=cfg.mlflow.artifact_location,
-            plots=bool(cfg.plots),
-            log_table=bool(cfg.mlflow.log_table),
-            extra_tags=tags,
-            extra_metrics=_decision_metrics(rule, decision, comparison),
-            extra_params=_promotion_params(rule),
-            extra_summary=_decision_summary(rule, decision, champion),
-            config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+            rule,
+            decision,
+            comparison,
+            tags,
+            champion=champion,
+            default_name=f"promote {name} v{version} vs champion v{champion}",
         )
     else:
         summary, files, run = _record_without_champion(
             cfg, output_dir, uri, rule, decision, candidate, tags
         )
-
-    set_version_tags(
-        uri,
-        name,
-        version,
-        {
-            "promotion.decision": tags["promotion.decision"],
-            "promotion.reason": decision.reason,
-            "promotion.evidence_run": run.run_id,
-            "promotion.champion_version": champion or "none",
-            "promotion.mode": tags["promotion.mode"],
-        },
-    )
-    sentence = history_sentence(
-        version=version,
-        champion_version=champion,
-        decision=decision,
-        dry_run=not rule.apply,
-        run_id=run.run_id,
-    )
-    append_version_description(uri, name, version, sentence)
-    moved: dict[str, str] = {}
-    if rule.apply and decision.promote:
-        moved = move_aliases(
-            uri, name, version, champion, (rule.champion_alias, rule.previous_alias), run.run_id
-        )
+    sentence, moved = _record_in_registry(uri, name, version, champion, rule, decision, tags, run)
     document = decision_document(
         name=name,
         version=version,
@@ -415,6 +372,79 @@ def run_promote(cfg: DictConfig, output_dir: Path) -> PromoteOutcome:
         run,
         document,
     )
+
+
+def _record_with_champion(
+    cfg: DictConfig,
+    output_dir: Path,
+    rule: PromotionRule,
+    decision: PromotionDecision,
+    comparison: Comparison,
+    tags: Mapping[str, str],
+    *,
+    champion: str | None,
+    default_name: str,
+) -> tuple[dict[str, Any], list[Path], RecordedRun]:
+    """The evidence run: the comparison with the champion, with the decision on it."""
+    return record_comparison(
+        comparison,
+        output_dir,
+        tracking_uri=str(cfg.mlflow.tracking_uri),
+        experiment=cfg.mlflow.experiment,
+        run_name=cfg.run_name or default_name,
+        artifact_location=cfg.mlflow.artifact_location,
+        plots=bool(cfg.plots),
+        log_table=bool(cfg.mlflow.log_table),
+        extra_tags=tags,
+        extra_metrics=_decision_metrics(rule, decision, comparison),
+        extra_params=_promotion_params(rule),
+        extra_summary=_decision_summary(rule, decision, champion),
+        config_yaml=OmegaConf.to_yaml(cfg, resolve=True),
+    )
+
+
+def _record_in_registry(
+    uri: str,
+    name: str,
+    version: str,
+    champion: str | None,
+    rule: PromotionRule,
+    decision: PromotionDecision,
+    tags: Mapping[str, str],
+    run: RecordedRun,
+) -> tuple[str, dict[str, str]]:
+    """Tag the candidate version, add the decision's sentence to its description and, for an
+    applied promote decision, move the aliases.
+
+    Returns:
+        The sentence, and alias -> the version it now points to (empty when nothing moved).
+    """
+    set_version_tags(
+        uri,
+        name,
+        version,
+        {
+            "promotion.decision": tags["promotion.decision"],
+            "promotion.reason": decision.reason,
+            "promotion.evidence_run": run.run_id,
+            "promotion.champion_version": champion or "none",
+            "promotion.mode": tags["promotion.mode"],
+        },
+    )
+    sentence = history_sentence(
+        version=version,
+        champion_version=champion,
+        decision=decision,
+        dry_run=not rule.apply,
+        run_id=run.run_id,
+    )
+    append_version_description(uri, name, version, sentence)
+    moved: dict[str, str] = {}
+    if rule.apply and decision.promote:
+        moved = move_aliases(
+            uri, name, version, champion, (rule.champion_alias, rule.previous_alias), run.run_id
+        )
+    return sentence, moved
 
 
 def format_promote_summary(outcome: PromoteOutcome, cfg: DictConfig) -> str:
