@@ -23,6 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.errors import InputError
+from evaluator.io.rules import (
+    empty_table_error,
+    missing_columns_error,
+    rows_error,
+    video_id_type_error,
+    wrong_text,
+    wrong_type_error,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -177,7 +185,7 @@ def run_checks(frame: DataFrame, source: str, checks: Sequence[Check], shown: Se
     counts = frame.agg(*aggs).collect()[0]
     n = int(counts["_n"])
     if n == 0:
-        raise InputError(f"{source}: the table is empty (no data rows).")
+        raise empty_table_error(source)
     for i, check in enumerate(checks):
         bad = int(counts[f"_c{i}"] or 0)
         if bad:
@@ -185,10 +193,8 @@ def run_checks(frame: DataFrame, source: str, checks: Sequence[Check], shown: Se
             cols = [c for c in cols if c in frame.columns]
             rows = frame.filter(check.bad).orderBy(*ORDER_COLUMNS).select(*cols).limit(MAX_SHOWN)
             more = f" and {bad - MAX_SHOWN} more" if bad > MAX_SHOWN else ""
-            raise InputError(
-                f"{source}: column '{check.column}': {check.problem} in {bad} "
-                f"row{'s' if bad != 1 else ''}: {_describe(rows.collect(), cols)}{more}."
-            )
+            shown = _describe(rows.collect(), cols) + more
+            raise rows_error(source, check.column, check.problem, bad, shown)
     return n
 
 
@@ -197,11 +203,7 @@ def require_columns(frame: DataFrame, source: str, columns: Sequence[str], role:
     found = [c for c in frame.columns if c not in ORDER_COLUMNS]
     missing = [c for c in columns if c not in found]
     if missing:
-        raise InputError(
-            f"{source}: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(c) for c in missing)} required in the {role} table; found "
-            f"columns {', '.join(repr(c) for c in found)}."
-        )
+        raise missing_columns_error(source, missing, found, role)
 
 
 def _type_name(frame: DataFrame, column: str) -> str:
@@ -226,10 +228,7 @@ def video_id_column(frame: DataFrame, source: str) -> DataFrame:
     if kind in {"tinyint", "smallint", "int", "bigint"}:
         return frame.withColumn("video_id", F.col("video_id").cast("string"))
     if kind != "string":
-        raise InputError(
-            f"{source}: column 'video_id': expected text (or integers), got {kind}; video ids "
-            f'are always read as text, e.g. "007".'
-        )
+        raise video_id_type_error(source, kind)
     return frame
 
 
@@ -248,7 +247,7 @@ def numeric_column(
             column, "", F.lit(False)
         )
     if kind not in {"string", "void"}:
-        raise InputError(f"{source}: column '{column}': wrong type: expected {what}, got {kind}.")
+        raise wrong_type_error(source, column, what, kind)
     raw = f"_raw_{column}"
     frame = frame.withColumn(raw, F.col(column)).withColumn(
         column, F.expr(f"try_cast(trim(`{column}`) AS double)")
@@ -258,7 +257,7 @@ def numeric_column(
         & F.col(column).isNull()
         & ~F.lower(F.trim(F.col(raw))).isin("", "nan", "null", "none")
     )
-    return frame, Check(column, f"wrong type: expected {what}, got text", not_number)
+    return frame, Check(column, wrong_text(what), not_number)
 
 
 def finite(column: str) -> Column:

@@ -30,7 +30,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
-from evaluator.io.poster import IMAGE_COLUMNS, load_table
+from evaluator.io.poster import load_table
+from evaluator.io.rules import IMAGE_COLUMNS, empty_table_error
 from evaluator.io.sources import Source, check_parts, part_schemas
 from evaluator.io.tables import MAX_ROWS_SHOWN, check_video_id_type, require_columns
 from evaluator.lifecycle import checkpoint
@@ -144,7 +145,7 @@ def plan_table(source: Source, role: str, *, need_embeddings: bool, want_image: 
                     if name == "embedding":
                         emb_bytes += int(chunk.total_uncompressed_size)
     if sum(rows) == 0:
-        raise InputError(f"{source.label}: the table is empty (no data rows).")
+        raise empty_table_error(source.label)
     n = sum(rows)
     # A float32 copy of the vectors unless they are stored as float32 (then read zero-copy).
     copy = 0
