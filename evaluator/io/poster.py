@@ -103,6 +103,7 @@ def load_table(
     embedder_hint: str = "embedder=torchvision",
     frame: pd.DataFrame | pa.Table | None = None,
     first_row: int = 0,
+    rows_checked: bool = False,
 ) -> LoadedTable:
     """Read and validate one poster table.
 
@@ -118,6 +119,9 @@ def load_table(
             ``path``.
         first_row: the table's first row is row ``first_row + 1`` of ``path`` in messages (a
             batch read from the middle of a file).
+        rows_checked: the rows passed the row checks already (batch by batch, or on Spark):
+            they are converted, not checked again. A video's ranks are still checked for
+            duplicates (a video's rows meet only here).
 
     Returns:
         The validated table.
@@ -150,7 +154,7 @@ def load_table(
         frame.index = pd.RangeIndex(first_row, first_row + len(frame))
     ids = video_ids(path, table, frame)
     frame["video_id"] = ids
-    ts = _checked_number(path, table, "timestamp", frame)
+    ts = _checked_number(path, table, "timestamp", frame, checked=rows_checked)
 
     embedding = None
     if need_embeddings and image_embedder is not None:
@@ -160,16 +164,16 @@ def load_table(
     elif need_embeddings:
         if "embedding" not in table.column_names:
             raise missing_vectors_error(path, role, table.column_names, embedder_hint)
-        embedding = embedding_column(path, table, frame).values
+        embedding = embedding_column(path, table, frame, checked=rows_checked).values
 
     rank = None
     rank_source = ""
     if role == "predictions":
         if "rank" in table.column_names:
-            rank = _ranks(path, table, frame, ids)
+            rank = _ranks(path, table, frame, ids, rows_checked)
             rank_source = "rank"
         else:
-            score = _checked_number(path, table, "score", frame)
+            score = _checked_number(path, table, "score", frame, checked=rows_checked)
             codes = pd.factorize(ids)[0]
             rank = ranks_from_scores(codes, score, ts)
             rank_source = "score"
@@ -177,11 +181,20 @@ def load_table(
 
 
 def _checked_number(
-    path: Path, table: pa.Table, column: str, frame: pd.DataFrame, *, whole: bool = False
+    path: Path,
+    table: pa.Table,
+    column: str,
+    frame: pd.DataFrame,
+    *,
+    checked: bool,
+    whole: bool = False,
 ) -> np.ndarray:
-    """A numeric column as float64, refused by its rules (`evaluator.io.rules.NUMERIC_COLUMNS`)."""
+    """A numeric column as float64, refused by its rules (`evaluator.io.rules.NUMERIC_COLUMNS`)
+    unless its rows were ``checked`` already."""
     what, rules = NUMERIC_COLUMNS[column]
     values = numeric_column(path, table, column, frame, what)
+    if checked:
+        return values
     if whole:
         refuse_huge_whole_numbers(path, column, values, frame)
     for rule in rules:
@@ -189,8 +202,11 @@ def _checked_number(
     return values
 
 
-def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
-    rank = _checked_number(path, table, "rank", frame, whole=True).astype(np.int64)
+def _ranks(
+    path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray, checked: bool
+) -> np.ndarray:
+    rank = _checked_number(path, table, "rank", frame, checked=checked, whole=True)
+    rank = rank.astype(np.int64)
     dup = pd.DataFrame({"v": ids, "r": rank}).duplicated(keep=False).to_numpy()
     check_rows(dup, path, "rank", DUPLICATE_RANK, frame)
     return rank

@@ -348,8 +348,12 @@ class Embeddings:
         return int(self.values.shape[1])
 
 
-def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embeddings:
+def embedding_column(
+    path: Path, table: pa.Table, frame: pd.DataFrame, *, checked: bool = False
+) -> Embeddings:
     """Parse the `embedding` column: a list of numbers per row (in CSV, a JSON array as text).
+
+    ``checked``: the rows passed these checks already (they are only converted).
 
     Raises:
         InputError: a missing vector, a value that is not a number, NaN/inf, an empty vector,
@@ -374,22 +378,13 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
         # A work unit's table may hold no rows (its videos are all in the other table).
         width = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0
         return Embeddings(np.zeros((0, width), dtype=np.float32))
-    null = arr.is_null().to_numpy(zero_copy_only=False)
-    check_rows(null, path, "embedding", EMBEDDING_MISSING, frame)
-    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
-    empty = lengths == 0
-    check_rows(empty, path, "embedding", EMBEDDING_EMPTY, frame)
-    dim = int(np.bincount(lengths).argmax())
-    odd = lengths != dim
-    check_rows(
-        odd, path, "embedding", different_lengths(dim, sorted(set(lengths[odd].tolist()))), frame
-    )
+    dim = _vector_length(path, arr, frame, checked)
     flat = arr.flatten()
     if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)):
         raise wrong_type_error(path, "embedding", "numbers inside the vectors", flat.type)
     n = len(arr)
     bad = np.zeros(n, dtype=bool)
-    if flat.null_count:
+    if flat.null_count and not checked:
         bad |= flat.is_null().to_numpy(zero_copy_only=False).reshape(n, dim).any(axis=1)
         flat = flat.fill_null(0)
     # One conversion to float32 (zero-copy when the file already stores float32); values too
@@ -400,10 +395,29 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
     else:
         values = flat.to_numpy(zero_copy_only=False)
     values = values.reshape(n, dim)
+    if checked:
+        return Embeddings(values)
     bad |= ~np.isfinite(values).all(axis=1)
     if not bad.any():
         return Embeddings(values)
     raise column_error(path, "embedding", EMBEDDING_NOT_FINITE, np.flatnonzero(bad), frame)
+
+
+def _vector_length(path: Path, arr: pa.Array, frame: pd.DataFrame, checked: bool) -> int:
+    """The one vector length D of the rows; missing, empty and other lengths are refused."""
+    if checked:
+        return len(arr.flatten()) // len(arr)  # every row has the one length
+    null = arr.is_null().to_numpy(zero_copy_only=False)
+    check_rows(null, path, "embedding", EMBEDDING_MISSING, frame)
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = lengths == 0
+    check_rows(empty, path, "embedding", EMBEDDING_EMPTY, frame)
+    dim = int(np.bincount(lengths).argmax())
+    odd = lengths != dim
+    check_rows(
+        odd, path, "embedding", different_lengths(dim, sorted(set(lengths[odd].tolist()))), frame
+    )
+    return dim
 
 
 def _parse_text_vectors(path: Path, col: pa.ChunkedArray, frame: pd.DataFrame) -> pa.Array:
