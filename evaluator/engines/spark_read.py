@@ -23,14 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.errors import InputError
-from evaluator.io.rules import (
-    empty_table_error,
-    missing_columns_error,
-    rows_error,
-    video_id_type_error,
-    wrong_text,
-    wrong_type_error,
-)
+from evaluator.io import rules
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -185,7 +178,7 @@ def run_checks(frame: DataFrame, source: str, checks: Sequence[Check], shown: Se
     counts = frame.agg(*aggs).collect()[0]
     n = int(counts["_n"])
     if n == 0:
-        raise empty_table_error(source)
+        raise rules.empty_table_error(source)
     for i, check in enumerate(checks):
         bad = int(counts[f"_c{i}"] or 0)
         if bad:
@@ -194,7 +187,7 @@ def run_checks(frame: DataFrame, source: str, checks: Sequence[Check], shown: Se
             rows = frame.filter(check.bad).orderBy(*ORDER_COLUMNS).select(*cols).limit(MAX_SHOWN)
             more = f" and {bad - MAX_SHOWN} more" if bad > MAX_SHOWN else ""
             shown = _describe(rows.collect(), cols) + more
-            raise rows_error(source, check.column, check.problem, bad, shown)
+            raise rules.rows_error(source, check.column, check.problem, bad, shown)
     return n
 
 
@@ -203,7 +196,7 @@ def require_columns(frame: DataFrame, source: str, columns: Sequence[str], role:
     found = [c for c in frame.columns if c not in ORDER_COLUMNS]
     missing = [c for c in columns if c not in found]
     if missing:
-        raise missing_columns_error(source, missing, found, role)
+        raise rules.missing_columns_error(source, missing, found, role)
 
 
 def _type_name(frame: DataFrame, column: str) -> str:
@@ -228,7 +221,7 @@ def video_id_column(frame: DataFrame, source: str) -> DataFrame:
     if kind in {"tinyint", "smallint", "int", "bigint"}:
         return frame.withColumn("video_id", F.col("video_id").cast("string"))
     if kind != "string":
-        raise video_id_type_error(source, kind)
+        raise rules.video_id_type_error(source, kind)
     return frame
 
 
@@ -247,7 +240,7 @@ def numeric_column(
             column, "", F.lit(False)
         )
     if kind not in {"string", "void"}:
-        raise wrong_type_error(source, column, what, kind)
+        raise rules.wrong_type_error(source, column, what, kind)
     raw = f"_raw_{column}"
     frame = frame.withColumn(raw, F.col(column)).withColumn(
         column, F.expr(f"try_cast(trim(`{column}`) AS double)")
@@ -257,7 +250,7 @@ def numeric_column(
         & F.col(column).isNull()
         & ~F.lower(F.trim(F.col(raw))).isin("", "nan", "null", "none")
     )
-    return frame, Check(column, wrong_text(what), not_number)
+    return frame, Check(column, rules.wrong_text(what), not_number)
 
 
 def finite(column: str) -> Column:

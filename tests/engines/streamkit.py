@@ -11,7 +11,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from evaluator.core.partials import PosterPartial
 from evaluator.core.poster import PosterSettings
+from evaluator.engines.units import score_unit
 
 # Time tolerance 3 s and min cosine 0.5 (the defaults) with a sweep around both.
 SETTINGS = PosterSettings(
@@ -103,6 +105,21 @@ def arrow_table(
             values = frame[name].to_list() if len(frame) else []
             columns[name] = pa.array(values, _type(frame[name]))
     return pa.table(columns)
+
+
+def judged_units(seed: int, n_units: int) -> list[PosterPartial]:
+    """`random_tables` (60 videos, no images) scored as ``n_units`` units of whole videos,
+    frames judged for the gallery."""
+    experts, preds = random_tables(seed, 60, images=False)
+    return [
+        score_unit(
+            arrow_table(experts[experts.video_id.isin(group)]),
+            arrow_table(preds[preds.video_id.isin(group)]),
+            SETTINGS,
+            judge_frames=True,
+        )
+        for group in np.array_split(experts.video_id.unique(), n_units)
+    ]
 
 
 def _type(col: pd.Series) -> pa.DataType:

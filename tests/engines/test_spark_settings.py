@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 
-import numpy as np
 import pytest
 
 from evaluator.core.partials import merge_partials
@@ -18,9 +17,8 @@ from evaluator.engines.spark_session import (
     job_error,
     session_conf,
 )
-from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
-from tests.engines.streamkit import SETTINGS, arrow_table, assert_same, random_tables
+from tests.engines.streamkit import assert_same, judged_units
 
 
 def test_a_local_session_gets_a_driver_heap_the_user_can_override() -> None:
@@ -132,16 +130,7 @@ def test_local_and_classic_masters_are_not_connect() -> None:
 def test_partials_merged_as_they_arrive_equal_one_merge(cap: int | None) -> None:
     """The driver merges the buckets' partials in batches as they arrive: the same partial as
     one merge of all of them, gallery cap included."""
-    experts, preds = random_tables(12, 60, images=False)
-    parts = [
-        score_unit(
-            arrow_table(experts[experts.video_id.isin(group)]),
-            arrow_table(preds[preds.video_id.isin(group)]),
-            SETTINGS,
-            judge_frames=True,
-        )
-        for group in np.array_split(experts.video_id.unique(), 11)
-    ]
+    parts = judged_units(12, 11)
     once = merge_partials(parts, max_gallery_videos=cap)
     for batch in (1, 2, 5, 64):
         arriving = merge_arriving(

@@ -25,7 +25,6 @@ from evaluator.core.partials import merge_partials, prune_galleries
 from evaluator.core.poster import PosterSettings
 from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.engines.streaming import StreamedPoster, stream_poster
-from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
 from evaluator.io.partition import plan_table
 from evaluator.io.poster import load_poster_inputs
@@ -35,6 +34,7 @@ from tests.engines.streamkit import (
     SETTINGS,
     arrow_table,
     assert_same,
+    judged_units,
     random_tables,
     write_parts,
 )
@@ -312,16 +312,7 @@ def test_a_bucket_over_the_budget_is_split_again_in_memory(tmp_path: Path) -> No
 @pytest.mark.parametrize("cap", [0, 1, 4, 25, None])
 def test_pruned_galleries_merge_into_the_same_gallery(cap: int | None) -> None:
     """Pruning after each unit keeps at most ``cap`` videos' frames and changes no merge."""
-    experts, preds = random_tables(11, 60, images=False)
-    units = [
-        score_unit(
-            arrow_table(experts[experts.video_id.isin(group)]),
-            arrow_table(preds[preds.video_id.isin(group)]),
-            SETTINGS,
-            judge_frames=True,
-        )
-        for group in np.array_split(experts.video_id.unique(), 7)
-    ]
+    units = judged_units(11, 7)
     pruned: list = []
     for unit in units:
         pruned = prune_galleries([*pruned, unit], cap)
