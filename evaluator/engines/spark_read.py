@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "json", "json": "json", "orc": "orc"}
 PREFIXES = ("table", "parquet", "csv", "json", "jsonl", "orc", "delta")
-MAX_SHOWN = 5
 # Files mapped to their sorted position with one literal map; beyond this, Spark's own order.
 MAX_MAPPED_FILES = 16_384
 ORDER_COLUMNS = ("_file", "_row")
@@ -148,12 +147,9 @@ class Check:
 
 
 def _describe(rows: list[Any], columns: Sequence[str]) -> str:
-    def short(value: object) -> str:
-        text = repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-
     return ", ".join(
-        "(" + ", ".join(f"{c}={short(row[c])}" for c in columns if c in row) + ")" for row in rows
+        "(" + ", ".join(f"{c}={rules.shown_value(row[c])}" for c in columns if c in row) + ")"
+        for row in rows
     )
 
 
@@ -184,10 +180,14 @@ def run_checks(frame: DataFrame, source: str, checks: Sequence[Check], shown: Se
         if bad:
             cols = [check.column, *[c for c in shown if c != check.column]]
             cols = [c for c in cols if c in frame.columns]
-            rows = frame.filter(check.bad).orderBy(*ORDER_COLUMNS).select(*cols).limit(MAX_SHOWN)
-            more = f" and {bad - MAX_SHOWN} more" if bad > MAX_SHOWN else ""
-            shown = _describe(rows.collect(), cols) + more
-            raise rules.rows_error(source, check.column, check.problem, bad, shown)
+            rows = (
+                frame.filter(check.bad)
+                .orderBy(*ORDER_COLUMNS)
+                .select(*cols)
+                .limit(rules.MAX_ROWS_SHOWN)
+            )
+            listed = _describe(rows.collect(), cols) + rules.and_more(bad)
+            raise rules.rows_error(source, check.column, check.problem, bad, listed)
     return n
 
 

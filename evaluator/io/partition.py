@@ -31,9 +31,9 @@ import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
 from evaluator.io.poster import load_table
-from evaluator.io.rules import IMAGE_COLUMNS, empty_table_error
+from evaluator.io.rules import IMAGE_COLUMNS, MAX_ROWS_SHOWN, and_more, empty_table_error
 from evaluator.io.sources import Source, check_parts, part_schemas
-from evaluator.io.tables import MAX_ROWS_SHOWN, check_video_id_type, require_columns
+from evaluator.io.tables import check_video_id_type, require_columns
 from evaluator.lifecycle import checkpoint
 
 ORDER_COLUMN = "__order"
@@ -302,11 +302,10 @@ def duplicate_rank_error(plan: TablePlan, table: pa.Table) -> InputError | None:
             where[:MAX_ROWS_SHOWN], ranks[dup][order], ids[dup][order], strict=False
         )
     ]
-    more = len(where) - MAX_ROWS_SHOWN
     label = plan.source.files[0] if single else plan.source.label
     return InputError(
         f"{label}: column 'rank': duplicate rank within a video in {len(where)} rows: "
-        f"{', '.join(shown)}{f' and {more} more' if more > 0 else ''}."
+        f"{', '.join(shown)}{and_more(len(where))}."
     )
 
 

@@ -67,6 +67,7 @@ NUMERIC_COLUMNS: dict[str, tuple[str, tuple[RowRule, ...]]] = {
     "score": ("a number (higher is better)", (SCORE,)),
 }
 
+MAX_ROWS_SHOWN = 5  # offending rows a message shows
 MISSING_VIDEO_ID = "missing video id"
 MISSING_FILE_PATH = "missing file path"
 DUPLICATE_RANK = "duplicate rank within a video"
@@ -91,6 +92,17 @@ def bad_rows(rule: RowRule, values: np.ndarray) -> np.ndarray:
         if rule.high is not None:
             bad |= values > rule.high
     return bad
+
+
+def shown_value(value: object) -> str:
+    """A cell as a message shows it: its repr, cut to 40 characters."""
+    text = repr(value.item() if isinstance(value, np.generic) else value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def and_more(n: int) -> str:
+    """`` and N more`` when ``n`` offending rows are more than the message shows."""
+    return f" and {n - MAX_ROWS_SHOWN} more" if n > MAX_ROWS_SHOWN else ""
 
 
 def wrong_text(what: str) -> str:

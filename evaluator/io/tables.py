@@ -28,17 +28,20 @@ from evaluator.io.rules import (
     EMBEDDING_MISSING,
     EMBEDDING_NOT_ARRAY,
     EMBEDDING_NOT_FINITE,
+    MAX_ROWS_SHOWN,
+    MISSING_VIDEO_ID,
+    and_more,
     different_lengths,
     empty_table_error,
     missing_columns_error,
     rows_error,
+    shown_value,
     video_id_type_error,
     wrong_text,
     wrong_type_error,
 )
 
 __all__ = ["SUPPORTED_SUFFIXES"]  # re-exported: the file types read
-MAX_ROWS_SHOWN = 5
 # The largest integer float64 holds exactly: every number is computed in float64, so a larger
 # integer would silently become a neighbouring value.
 MAX_EXACT_INTEGER = 2**53
@@ -58,17 +61,11 @@ def describe_rows(
         detail = ""
         if table is not None and columns:
             values = ", ".join(
-                f"{c}={_short(table[c].iloc[int(r)])}" for c in columns if c in table
+                f"{c}={shown_value(table[c].iloc[int(r)])}" for c in columns if c in table
             )
             detail = f" ({values})" if values else ""
         parts.append(f"row {first + int(r) + 1}{detail}")
-    more = f" and {len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
-    return ", ".join(parts) + more
-
-
-def _short(value: object) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return ", ".join(parts) + and_more(len(rows))
 
 
 def column_error(
@@ -251,7 +248,7 @@ def video_ids(path: Path, table: pa.Table, frame: pd.DataFrame | None = None) ->
     null = col.is_null().to_numpy(zero_copy_only=False)
     if null.any():
         numbering = None if frame is None else pd.DataFrame(index=frame.index)
-        raise column_error(path, "video_id", "missing video id", np.flatnonzero(null), numbering)
+        raise column_error(path, "video_id", MISSING_VIDEO_ID, np.flatnonzero(null), numbering)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
 
 
