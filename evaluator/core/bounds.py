@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 
@@ -28,6 +28,7 @@ class Bound:
         each: the value is a list; every item must lie in the range.
         integer: the value must be a whole number.
         words: strings allowed besides numbers (a number given as a string counts as one).
+        stated: how `check_setting` states the range ("must be an integer >= 1").
     """
 
     key: str
@@ -37,6 +38,7 @@ class Bound:
     each: bool = False
     integer: bool = False
     words: tuple[str, ...] = ()
+    stated: str = ""
 
 
 def at_least(low: float) -> Callable[[float], bool]:
@@ -111,6 +113,28 @@ POSTER_BOUNDS: dict[str, Bound] = {
         each=True,
     ),
 }
+
+
+_STATED = {
+    "time_tolerance_s": "must be a finite number >= 0",
+    "min_cosine": "must be in [-1, 1] or null",
+    "min_expert_frames": "must be an integer >= 1",
+    "k_max": f"must be an integer >= 1 and <= {MAX_K}",
+    "sweep_time_tolerances_s": "must be finite and >= 0",
+    "sweep_min_cosines": "must lie in [-1, 1]",
+}
+POSTER_BOUNDS = {name: replace(b, stated=_STATED[name]) for name, b in POSTER_BOUNDS.items()}
+
+
+def check_setting(bound: Bound, value: Any) -> None:
+    """Refuse a setting outside its bound (`evaluator.core.poster.PosterSettings`).
+
+    Raises:
+        ValueError: ``KEY must ..., got VALUE`` (the offending item of a list).
+    """
+    for item in value if bound.each else [value]:
+        if not (item is None and bound.nullable) and not in_range(bound, item):
+            raise ValueError(f"{bound.key} {bound.stated}, got {item!r}")
 
 
 def number(value: Any) -> float | None:

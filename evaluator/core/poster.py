@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from evaluator.core.bounds import POSTER_BOUNDS, violation
+from evaluator.core.bounds import POSTER_BOUNDS, check_setting
 from evaluator.core.candidates import candidate_window_s
 from evaluator.core.frames import Frames, Grouped, exact_duplicate_mask, group_by_video
 from evaluator.core.matching import VideoMatches, match_videos
@@ -42,11 +42,9 @@ class PosterSettings:
     sweep_min_cosines: tuple[float, ...] = DEFAULT_SWEEP_MIN_COSINES
 
     def __post_init__(self) -> None:
-        # The ranges of the config keys these fields come from (the same rule and message).
+        # The ranges of the config keys these fields come from (evaluator.config_checks).
         for name, bound in POSTER_BOUNDS.items():
-            problem = violation(bound, getattr(self, name))
-            if problem is not None:
-                raise ValueError(problem)
+            check_setting(bound, getattr(self, name))
 
     @property
     def candidate_window_s(self) -> float:
