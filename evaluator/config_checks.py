@@ -7,19 +7,28 @@ within a fraction of a second. A refusal is an `InputError` naming the key, the 
 allowed range; the command exits with status 2.
 
 Hydra's schemas (`evaluator.config`) already refuse unknown keys and values of the wrong type;
-these checks add the ranges the types cannot express.
+these checks add the ranges the types cannot express. The ranges are written once, as `Bound`s
+(`evaluator.core.bounds`); those of the poster settings are also what
+`evaluator.core.poster.PosterSettings` checks.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from evaluator.core.bounds import (
+    POSTER_BOUNDS,
+    Bound,
+    at_least,
+    in_interval,
+    int_at_least,
+    number,
+    violation,
+)
 from evaluator.errors import InputError
 from evaluator.io.output_paths import check_writable_folder
 from evaluator.io.paths import check_input_path
@@ -28,123 +37,52 @@ TASKS = ("poster", "episode")
 _ABSENT = object()
 
 
-@dataclass(frozen=True)
-class Bound:
-    """The allowed range of one config key.
-
-    Attributes:
-        key: the dotted config key.
-        allowed: the range in words, as the message states it ("an integer >= 1").
-        ok: whether a (numeric) value lies in the range.
-        nullable: null is allowed (it switches the feature off).
-        each: the value is a list; every item must lie in the range.
-        integer: the value must be a whole number.
-        words: strings allowed besides numbers (a number given as a string counts as one).
-    """
-
-    key: str
-    allowed: str
-    ok: Callable[[float], bool]
-    nullable: bool = False
-    each: bool = False
-    integer: bool = False
-    words: tuple[str, ...] = ()
-
-
-def _at_least(low: float) -> Callable[[float], bool]:
-    return lambda v: math.isfinite(v) and v >= low
-
-
-def _within(low: float, high: float, *, open_low: bool, open_high: bool) -> Callable[[float], bool]:
-    def ok(v: float) -> bool:
-        above = v > low if open_low else v >= low
-        below = v < high if open_high else v <= high
-        return above and below
-
-    return ok
-
-
-def _in(
-    key: str,
-    allowed: str,
-    low: float,
-    high: float,
-    *,
-    open_low: bool = False,
-    open_high: bool = False,
-    nullable: bool = False,
-    each: bool = False,
-) -> Bound:
-    """A bound ``low <= value <= high`` (``<`` on an open end)."""
-    ok = _within(low, high, open_low=open_low, open_high=open_high)
-    return Bound(key, allowed, ok, nullable=nullable, each=each)
-
-
 def _rate(key: str, allowed: str, *, nullable: bool = False) -> Bound:
     """A bound in the open interval (0, 1): confidences and error rates."""
-    return _in(key, allowed, 0.0, 1.0, open_low=True, open_high=True, nullable=nullable)
+    return in_interval(key, allowed, 0.0, 1.0, open_low=True, open_high=True, nullable=nullable)
 
 
-def _int_at_least(key: str, low: int, meaning: str) -> Bound:
-    return Bound(key, f"an integer >= {low} ({meaning})", _at_least(low), integer=True)
+def _count_or_null(key: str, low: int, meaning: str, null: str) -> Bound:
+    """An integer >= ``low``, or null (``null`` says what null means)."""
+    allowed = f"an integer >= {low} ({meaning}), {null}"
+    return Bound(key, allowed, at_least(low), nullable=True, integer=True)
 
 
 def _bootstrap(prefix: str, min_resamples: int) -> list[Bound]:
     resamples = "0 = no intervals" if min_resamples == 0 else "bootstrap resamples"
     return [
-        _int_at_least(f"{prefix}.n_resamples", min_resamples, resamples),
+        int_at_least(f"{prefix}.n_resamples", min_resamples, resamples),
         _rate(f"{prefix}.confidence", "a number in (0, 1) (the interval's coverage, e.g. 0.95)"),
-        _int_at_least(f"{prefix}.seed", 0, "the resampling seed"),
+        int_at_least(f"{prefix}.seed", 0, "the resampling seed"),
     ]
 
 
-COSINE = "a number in [-1, 1] (cosine similarity)"
-# The largest k_max: a poster picker shows a handful of frames, and the per-video match and
-# sweep arrays grow with k (k_max = 10**6 needed 27 GiB for 120 videos).
-MAX_K = 1000
-
+_POSTER = POSTER_BOUNDS
 EVALUATE_BOUNDS: tuple[Bound, ...] = (
-    Bound("matching.time_tolerance_s", "a finite number >= 0 (seconds)", _at_least(0.0)),
-    _in(
-        "matching.min_cosine", COSINE + ", or null for time-only matching", -1.0, 1.0, nullable=True
+    _POSTER["time_tolerance_s"],
+    _POSTER["min_cosine"],
+    int_at_least("calibration.max_pairs", 1, "unrelated pairs computed at most"),
+    int_at_least("calibration.seed", 0, "the sampling seed"),
+    in_interval(
+        "calibration.warn_rate", "a number in [0, 1] (a share of unrelated pairs)", 0.0, 1.0
     ),
-    _int_at_least("calibration.max_pairs", 1, "unrelated pairs computed at most"),
-    _int_at_least("calibration.seed", 0, "the sampling seed"),
-    _in("calibration.warn_rate", "a number in [0, 1] (a share of unrelated pairs)", 0.0, 1.0),
-    _int_at_least("metrics.min_expert_frames", 1, "expert frames a video needs to be evaluated"),
-    Bound(
-        "metrics.k_max",
-        f"an integer >= 1 and <= {MAX_K} (the largest cut-off k; every k costs memory per "
-        f"video and per sweep point)",
-        lambda v: 1 <= v <= MAX_K,
-        integer=True,
-    ),
+    _POSTER["min_expert_frames"],
+    _POSTER["k_max"],
     *_bootstrap("metrics.bootstrap", 0),
-    Bound(
-        "sweep.time_tolerances_s",
-        "a list of finite numbers >= 0 (seconds)",
-        _at_least(0.0),
-        each=True,
-    ),
-    _in(
-        "sweep.min_cosines",
-        "a list of numbers in [-1, 1] (cosine similarity)",
-        -1.0,
-        1.0,
-        each=True,
-    ),
-    _int_at_least("embedder.batch_size", 1, "images per forward pass"),
+    _POSTER["sweep_time_tolerances_s"],
+    _POSTER["sweep_min_cosines"],
+    int_at_least("embedder.batch_size", 1, "images per forward pass"),
     Bound(
         "embedder.num_workers",
         "auto, or an integer >= 0 (decoding worker processes)",
-        _at_least(0),
+        at_least(0),
         integer=True,
         words=("auto",),
     ),
-    _int_at_least("embedder.image_size", 16, "crop size in pixels"),
-    _int_at_least("engine.memory_budget_mb", 1, "megabytes of working set"),
-    _in("episode.confidence_threshold", "a number in [0, 1] (confidences are)", 0.0, 1.0),
-    _in(
+    int_at_least("embedder.image_size", 16, "crop size in pixels"),
+    int_at_least("engine.memory_budget_mb", 1, "megabytes of working set"),
+    in_interval("episode.confidence_threshold", "a number in [0, 1] (confidences are)", 0.0, 1.0),
+    in_interval(
         "episode.target_accuracy",
         "a number in (0, 1] (the accuracy the automation must reach)",
         0.0,
@@ -152,17 +90,13 @@ EVALUATE_BOUNDS: tuple[Bound, ...] = (
         open_low=True,
     ),
     *_bootstrap("episode.bootstrap", 1),
-    _int_at_least("report.page_size", 1, "videos per gallery page"),
-    _int_at_least("report.thumbnail_px", 0, "thumbnail height in pixels; 0 = timelines only"),
-    _int_at_least("report.max_thumbnail_videos", 0, "videos that get thumbnails"),
-    Bound(
-        "report.max_gallery_videos",
-        "an integer >= 0 (videos in the report's gallery), or null for all",
-        _at_least(0),
-        nullable=True,
-        integer=True,
+    int_at_least("report.page_size", 1, "videos per gallery page"),
+    int_at_least("report.thumbnail_px", 0, "thumbnail height in pixels; 0 = timelines only"),
+    int_at_least("report.max_thumbnail_videos", 0, "videos that get thumbnails"),
+    _count_or_null(
+        "report.max_gallery_videos", 0, "videos in the report's gallery", "or null for all"
     ),
-    _int_at_least("slices.min_videos", 1, "videos a slice needs to be gated"),
+    int_at_least("slices.min_videos", 1, "videos a slice needs to be gated"),
 )
 
 
@@ -173,13 +107,7 @@ def _slice_gate(prefix: str) -> list[Bound]:
             "a number in (0, 1) (the error rate after adjustment), or null",
             nullable=True,
         ),
-        Bound(
-            f"{prefix}.min_videos",
-            "an integer >= 1 (the smallest slice tested), or null",
-            _at_least(1),
-            nullable=True,
-            integer=True,
-        ),
+        _count_or_null(f"{prefix}.min_videos", 1, "the smallest slice tested", "or null"),
     ]
 
 
@@ -191,18 +119,6 @@ PROMOTE_BOUNDS: tuple[Bound, ...] = (
     Bound("promote.min_delta", "a finite number (the margin)", math.isfinite),
     *_slice_gate("promote.slices"),
 )
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
-
-
-def _refuse(bound: Bound, shown: Any, where: str = "") -> InputError:
-    return InputError(
-        f"config: {bound.key}={shown}{where} is out of range; allowed: {bound.allowed}."
-    )
 
 
 def check_bounds(cfg: DictConfig, bounds: Iterable[Bound]) -> None:
@@ -217,31 +133,13 @@ def check_bounds(cfg: DictConfig, bounds: Iterable[Bound]) -> None:
     """
     for bound in bounds:
         value = OmegaConf.select(cfg, bound.key, default=_ABSENT)
-        if value is _ABSENT or (value is None and bound.nullable):
+        if value is _ABSENT:
             continue
-        if bound.each:
-            items = list(value) if isinstance(value, ListConfig | list | tuple) else [value]
-            for i, item in enumerate(items):
-                if not _in_range(bound, item):
-                    raise _refuse(bound, items, f" (item {i + 1}: {item})")
-        elif not _in_range(bound, value):
-            raise _refuse(bound, "null" if value is None else value)
-
-
-def _in_range(bound: Bound, value: Any) -> bool:
-    if bound.words and isinstance(value, str):
-        if value.strip().lower() in bound.words:
-            return True
-        try:
-            value = int(value)
-        except ValueError:
-            return False
-    number = _number(value)
-    if number is None:
-        return False
-    if bound.integer and not (math.isfinite(number) and number == int(number)):
-        return False
-    return bound.ok(number)
+        if isinstance(value, ListConfig):
+            value = list(value)
+        problem = violation(bound, value)
+        if problem is not None:
+            raise InputError(f"config: {problem}")
 
 
 def _mapping_values(cfg: DictConfig, key: str, allowed: str, ok: Callable[[float], bool]) -> None:
@@ -249,8 +147,8 @@ def _mapping_values(cfg: DictConfig, key: str, allowed: str, ok: Callable[[float
     if node is None:
         return
     for name, value in node.items():
-        number = _number(value)
-        if number is None or not ok(number):
+        found = number(value)
+        if found is None or not ok(found):
             raise InputError(f"config: {key}.{name}={value} is out of range; allowed: {allowed}.")
 
 
@@ -358,7 +256,7 @@ def check_promote_config(cfg: DictConfig) -> None:
         cfg,
         "promote.guardrails",
         "a finite drop >= 0 (the most the metric may fall)",
-        _at_least(0.0),
+        at_least(0.0),
     )
     _mapping_values(cfg, "promote.floors", "a finite number", math.isfinite)
 

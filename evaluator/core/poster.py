@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from evaluator.core.bounds import POSTER_BOUNDS, check_setting
 from evaluator.core.calibration import ExpertPool, centred, vector_rows
 from evaluator.core.candidates import candidate_window_s
 from evaluator.core.digest import video_digests
@@ -53,27 +54,9 @@ class PosterSettings:
     sweep_min_cosines: tuple[float, ...] = DEFAULT_SWEEP_MIN_COSINES
 
     def __post_init__(self) -> None:
-        if not np.isfinite(self.time_tolerance_s) or self.time_tolerance_s < 0:
-            raise ValueError(
-                f"matching.time_tolerance_s must be a finite number >= 0, got "
-                f"{self.time_tolerance_s!r}"
-            )
-        if self.min_cosine is not None and not -1.0 <= self.min_cosine <= 1.0:
-            raise ValueError(
-                f"matching.min_cosine must be in [-1, 1] or null, got {self.min_cosine!r}"
-            )
-        if int(self.min_expert_frames) != self.min_expert_frames or self.min_expert_frames < 1:
-            raise ValueError(
-                f"metrics.min_expert_frames must be an integer >= 1, got {self.min_expert_frames!r}"
-            )
-        if int(self.k_max) != self.k_max or self.k_max < 1:
-            raise ValueError(f"metrics.k_max must be an integer >= 1, got {self.k_max!r}")
-        for tau in self.sweep_time_tolerances_s:
-            if not np.isfinite(tau) or tau < 0:
-                raise ValueError(f"sweep.time_tolerances_s must be finite and >= 0, got {tau!r}")
-        for theta in self.sweep_min_cosines:
-            if not -1.0 <= theta <= 1.0:
-                raise ValueError(f"sweep.min_cosines must lie in [-1, 1], got {theta!r}")
+        # The ranges of the config keys these fields come from (evaluator.config_checks).
+        for name, bound in POSTER_BOUNDS.items():
+            check_setting(bound, getattr(self, name))
 
     @property
     def candidate_window_s(self) -> float:

@@ -17,7 +17,7 @@ from PIL import Image
 from torch import nn
 from torchvision import transforms as T
 
-from evaluator.embed import deepsort
+from evaluator.embed.deepsort import PACKAGE_PIN, bundled_weights_path, load_state_dict
 from evaluator.embed.errors import WEIGHTS_HELP, WeightsUnavailableError
 from evaluator.embed.spec import EmbedderSpec
 
@@ -327,11 +327,11 @@ def build_embedder(spec: EmbedderSpec) -> Embedder:
         )
 
     if spec.model == DEEPSORT_MODEL:
-        path = spec.weights_path or str(deepsort.bundled_weights_path())
+        path = spec.weights_path or str(bundled_weights_path())
         model = torchvision.models.get_model(arch, weights=None)
         dim = _strip_head(model)
-        model.load_state_dict(deepsort.load_state_dict(path), strict=True)
-        label = f"{deepsort.PACKAGE_PIN}:{Path(path).name}" if not spec.weights_path else path
+        model.load_state_dict(load_state_dict(path), strict=True)
+        label = f"{PACKAGE_PIN}:{Path(path).name}" if not spec.weights_path else path
         return Embedder(
             spec, model, _plain_transform(spec.image_size), dim, label, file_sha256(path), device
         )

@@ -11,7 +11,7 @@ stops at the last needed frame of a GOP, so nothing is decoded past it.
 The chosen frames equal `evaluator.embed.frames`' rule: the smallest ``|frame_time - t|``,
 ties to the earlier frame, a time past the end gives the last frame. Should a decoded frame not
 be where the table says (a stream whose packets disagree with its frames), the remaining
-requests fall back to the decode-and-compare walk of `evaluator.embed.frames`.
+requests fall back to the decode-and-compare walk (`nearest_by_walking`, below).
 """
 
 from __future__ import annotations
@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 
 from evaluator.embed.errors import FrameReadError
+
+# When the next requested timestamp lies further ahead than this, seeking (to the keyframe
+# before it) is cheaper than decoding every frame in between.
+SEEK_AHEAD_S = 2.0
 
 
 @dataclass
@@ -185,8 +189,6 @@ def decode_in_order(
 
     ``table``: the stream's frames when already read (`probe_video`), else read here.
     """
-    from evaluator.embed.frames import nearest_by_walking
-
     if table is None:
         table = frame_table(container, stream)
     if not len(table):
@@ -234,3 +236,70 @@ def decode_in_order(
     except _Mismatch:
         rest = order[done:]
         yield from nearest_by_walking(container, stream, timestamps, indices, rest, path, counts)
+
+
+def _frame_time(frame, path: str, index: int) -> float:
+    if frame.pts is None or frame.time_base is None:
+        raise FrameReadError(
+            f"cannot read video {path} (frame #{index}): decoded frames carry no timestamps",
+            index=index,
+            path=path,
+        )
+    return float(frame.pts * frame.time_base)
+
+
+def nearest_by_walking(container, stream, timestamps, indices, order, path, counts):
+    """Walk the stream in time order comparing decoded frames (`decode_nearest_frames`' rule).
+
+    The fallback of `decode_in_order` for streams whose frames it cannot
+    know in advance: it seeks to the keyframe before a time when the time is more than
+    ``SEEK_AHEAD_S`` ahead, and decodes one frame past each time to compare the two around it.
+    """
+    if not order:
+        return
+    frames: Iterator | None = None
+    prev = None  # (time, frame): the last decoded frame before `cur`
+    cur = None  # (time, frame): the first decoded frame not yet known to be too early
+
+    def next_frame():
+        frame = next(frames, None)
+        if frame is None:
+            return None
+        counts.frames_decoded += 1
+        return (_frame_time(frame, path, indices[order[0]]), frame)
+
+    def seek_to(t: float) -> None:
+        nonlocal frames, prev, cur
+        target = t
+        while True:
+            counts.seeks += 1
+            if target > 0:
+                container.seek(int(target / stream.time_base), stream=stream, backward=True)
+            else:
+                container.seek(0)
+            frames = container.decode(stream)
+            prev, cur = None, next_frame()
+            # A seek that lands after t would hide a nearer earlier frame: step further back.
+            if cur is None or cur[0] <= t or target <= 0:
+                return
+            target = max(0.0, t - 2.0 * max(1.0, t - target))
+
+    for i in order:
+        t = float(timestamps[i])
+        if frames is None or (cur is not None and t - cur[0] > SEEK_AHEAD_S):
+            seek_to(t)
+        while cur is not None and cur[0] < t:
+            prev, cur = cur, next_frame()
+        # Once the stream is exhausted `prev` holds the last frame, so times past the end
+        # resolve to it.
+        if cur is None and prev is None:
+            raise FrameReadError(
+                f"cannot read video {path} (frame #{indices[i]}): no decodable frames",
+                index=indices[i],
+                path=path,
+            )
+        if cur is None or (prev is not None and abs(prev[0] - t) <= abs(cur[0] - t)):
+            chosen = prev
+        else:
+            chosen = cur
+        yield indices[i], chosen[1].to_ndarray(format="rgb24"), chosen[0]

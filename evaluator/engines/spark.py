@@ -29,8 +29,9 @@ from evaluator.engines.spark_inputs import (
     episode_arrow,
     poster_table,
 )
+from evaluator.engines.spark_package import evaluator_session
 from evaluator.engines.spark_poster import score_on_spark
-from evaluator.engines.spark_session import job_error, spark_session
+from evaluator.engines.spark_session import job_error
 from evaluator.engines.units import finish_scored
 from evaluator.errors import InputError
 from evaluator.io.episode import CARRIED_COLUMNS, REQUIRED_COLUMNS, EpisodeTable, episode_table
@@ -39,7 +40,7 @@ from evaluator.report.gallery import GalleryFrames
 
 
 def session_args(engine: Any) -> dict[str, Any]:
-    """`spark_session`'s arguments from the ``engine`` config group."""
+    """`evaluator_session`'s arguments from the ``engine`` config group."""
     return {
         "master": str(engine.master),
         "conf": engine.conf,
@@ -64,7 +65,7 @@ def spark_episode_table(engine: Any, source: str, *, group_by: str | None) -> Ep
         *OPTIONAL_TEXT_COLUMNS,
         *([group_by] if group_by else []),
     )
-    with spark_session(**session_args(engine)) as spark:
+    with evaluator_session(**session_args(engine)) as spark:
         try:
             table = episode_arrow(spark, source, columns)
         except Exception as exc:
@@ -137,7 +138,7 @@ def spark_score_poster(
         SparkJobError: a failed job, naming the failing stage's error.
     """
     need = settings.min_cosine is not None
-    with spark_session(**session_args(engine)) as spark:
+    with evaluator_session(**session_args(engine)) as spark:
         step = "reading the inputs"
         try:
             images = need and embed is not None

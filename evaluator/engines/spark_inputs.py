@@ -2,7 +2,7 @@
 
 The checks are those of docs/inputs.md#what-is-refused.
 
-The rules and messages are the local engine's (`evaluator.io.poster`, `evaluator.io.episode`);
+The rules and messages are the local engine's (`evaluator.io.rules`, `evaluator.io.episode`);
 only the rows are named by their values instead of their numbers. A duplicate rank within a
 video is found while the videos are scored (each video's rows meet there anyway) and refused
 before anything is written.
@@ -10,7 +10,7 @@ before anything is written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from evaluator.engines.spark_read import (
@@ -24,14 +24,30 @@ from evaluator.engines.spark_read import (
     run_checks,
     video_id_column,
 )
-from evaluator.errors import InputError
-from evaluator.io.tables import MAX_TIMESTAMP_S, TIMESTAMP_PROBLEM
+from evaluator.io.rules import (
+    EMBEDDING_EMPTY,
+    EMBEDDING_MISSING,
+    EMBEDDING_NOT_ARRAY,
+    EMBEDDING_NOT_FINITE,
+    IMAGE_COLUMNS,
+    KNOWN_COLUMNS,
+    MISSING_FILE_PATH,
+    MISSING_VIDEO_ID,
+    NUMERIC_COLUMNS,
+    RowRule,
+    different_lengths,
+    empty_table_error,
+    missing_images_error,
+    missing_rank_error,
+    missing_vectors_error,
+    other_dim_error,
+    wrong_type_error,
+)
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql import Column, DataFrame, SparkSession
 
-IMAGE_COLUMNS = ("image", "video_path")
-KNOWN = {"video_id", "timestamp", "rank", "score", "embedding", *IMAGE_COLUMNS, *ORDER_COLUMNS}
+KNOWN = {*KNOWN_COLUMNS, *ORDER_COLUMNS}
 SHOWN = ("video_id", "timestamp")
 
 
@@ -67,6 +83,29 @@ class SparkPosterTable:
     image_column: str | None
 
 
+def _broken(rule: RowRule) -> Column:
+    """The rows of a double column that break ``rule`` (`evaluator.io.rules.bad_rows` on Spark)."""
+    F = _F()
+    c = F.col(rule.column)
+    bad = F.lit(False)
+    if rule.finite:
+        bad = bad | ~finite(rule.column)
+    if rule.whole:
+        bad = bad | (c != F.round(c))
+    if rule.low is not None:
+        bad = bad | (c < rule.low)
+    if rule.high is not None:
+        bad = bad | (c > rule.high)
+    return bad
+
+
+def _number_checks(frame: DataFrame, source: str, column: str) -> tuple[DataFrame, list[Check]]:
+    """``column`` as double, with its type check and its rules (`NUMERIC_COLUMNS`)."""
+    what, rules = NUMERIC_COLUMNS[column]
+    frame, check = numeric_column(frame, source, column, what)
+    return frame, [check, *(Check(column, r.problem, _broken(r)) for r in rules)]
+
+
 def _embedding_checks(frame: DataFrame, source: str) -> tuple[DataFrame, list[Check]]:
     """``embedding`` as array<float> and its row checks (missing, empty, not numbers, NaN/inf)."""
     F = _F()
@@ -77,40 +116,26 @@ def _embedding_checks(frame: DataFrame, source: str) -> tuple[DataFrame, list[Ch
         not_array = F.col("embedding").isNotNull() & (
             parsed.isNull() | ~F.trim(F.col("embedding")).startswith("[")
         )
-        checks.append(
-            Check("embedding", "expected a JSON array of numbers such as [0.1, 0.2]", not_array)
-        )
+        checks.append(Check("embedding", EMBEDDING_NOT_ARRAY, not_array))
         frame = frame.withColumn("_raw_embedding", F.col("embedding")).withColumn(
             "embedding", parsed
         )
     elif not kind.startswith("array<"):
-        raise InputError(
-            f"{source}: column 'embedding': wrong type: expected a list of numbers per row, got "
-            f"{kind}."
-        )
+        raise wrong_type_error(source, "embedding", "a list of numbers per row", kind)
     else:
         inner = kind[len("array<") : -1]
         if inner not in {"tinyint", "smallint", "int", "bigint", "float", "double", "void"}:
-            raise InputError(
-                f"{source}: column 'embedding': wrong type: expected numbers inside the vectors, "
-                f"got {inner}."
-            )
+            raise wrong_type_error(source, "embedding", "numbers inside the vectors", inner)
     # One conversion to float32, as the local engine stores vectors; too large becomes inf.
     frame = frame.withColumn("embedding", F.transform("embedding", lambda x: x.cast("float")))
     emb = F.col("embedding")
     raw_missing = F.col("_raw_embedding").isNull() if kind == "string" else emb.isNull()
-    checks.append(Check("embedding", "missing embedding vector", raw_missing))
-    checks.append(
-        Check("embedding", "empty embedding vector", emb.isNotNull() & (F.size(emb) == 0))
-    )
     not_finite = F.exists(emb, lambda x: x.isNull() | F.isnan(x) | (F.abs(x) == float("inf")))
-    checks.append(
-        Check(
-            "embedding",
-            "embedding with a missing, NaN or infinite number (or one too large for float32)",
-            emb.isNotNull() & not_finite,
-        )
-    )
+    checks += [
+        Check("embedding", EMBEDDING_MISSING, raw_missing),
+        Check("embedding", EMBEDDING_EMPTY, emb.isNotNull() & (F.size(emb) == 0)),
+        Check("embedding", EMBEDDING_NOT_FINITE, emb.isNotNull() & not_finite),
+    ]
     return frame, checks
 
 
@@ -123,37 +148,77 @@ def _common_dim(frame: DataFrame, source: str) -> int:
     if len(counts) > 1:
         odd = sorted(d for d in counts if d != dim)
         bad = F.size("embedding") != dim
-        run_checks(
-            frame,
-            source,
-            [
-                Check(
-                    "embedding",
-                    f"embeddings of different lengths (most rows have {dim}; these have {odd[:5]})",
-                    bad,
-                )
-            ],
-            SHOWN,
-        )
+        run_checks(frame, source, [Check("embedding", different_lengths(dim, odd), bad)], SHOWN)
     return dim
 
 
-def missing_vectors_error(source: str, role: str, columns: list[str], hint: str) -> InputError:
-    """No usable ``embedding`` column although ``matching.min_cosine`` is set."""
-    image = next((c for c in IMAGE_COLUMNS if c in columns), None)
-    if image is not None:
-        return InputError(
-            f"{source}: column '{image}' holds frames but no 'embedding' column is given and "
-            f"the embedder is 'precomputed'. Enable an image embedder to compute the vectors "
-            f"(for example `{hint}`, or `embedder=mobilenet_v2_deepsort`, which works offline), "
-            f"add an 'embedding' column, or set matching.min_cosine=null for time-only matching."
-        )
-    return InputError(
-        f"{source}: missing column 'embedding' required in the {role} table because "
-        f"matching.min_cosine is set (cosine similarity needs a vector per frame); add an "
-        f"'embedding' column (or an 'image' column with {hint}), or set matching.min_cosine=null "
-        f"for time-only matching."
-    )
+def _row_checks(
+    frame: DataFrame, source: str, role: str, columns: tuple[str, ...]
+) -> tuple[DataFrame, list[Check], str]:
+    """The id, time and rank checks of a table; returns the rank source ("" for experts)."""
+    F = _F()
+    require_columns(frame, source, ["video_id", "timestamp"], role)
+    if role == "predictions" and "rank" not in columns and "score" not in columns:
+        raise missing_rank_error(source, columns)
+    frame = video_id_column(frame, source)
+    checks = [Check("video_id", MISSING_VIDEO_ID, F.col("video_id").isNull())]
+    frame, more = _number_checks(frame, source, "timestamp")
+    rank_source = ""
+    if role == "predictions":
+        rank_source = "rank" if "rank" in columns else "score"
+        frame, ranks = _number_checks(frame, source, rank_source)
+        more += ranks
+    return frame, checks + more, rank_source
+
+
+def _vector_checks(
+    frame: DataFrame,
+    source: str,
+    role: str,
+    columns: tuple[str, ...],
+    embed_images: bool,
+    embedder_hint: str,
+) -> tuple[DataFrame, list[Check], str | None]:
+    """The checks of the frames to embed, or of the vectors; returns the image column."""
+    F = _F()
+    if not embed_images:
+        if "embedding" not in columns:
+            raise missing_vectors_error(source, role, columns, embedder_hint)
+        frame, checks = _embedding_checks(frame, source)
+        return frame, checks, None
+    image_column = next((c for c in IMAGE_COLUMNS if c in columns), None)
+    if image_column is None:
+        raise missing_images_error(source, role)
+    frame = frame.withColumn(image_column, F.col(image_column).cast("string"))
+    missing = F.col(image_column).isNull() | (F.trim(F.col(image_column)) == "")
+    return frame, [Check(image_column, MISSING_FILE_PATH, missing)], image_column
+
+
+def _kept_columns(
+    frame: DataFrame, table: SparkPosterTable, role: str, image_column: str | None
+) -> DataFrame:
+    """The columns the evaluation uses (`SparkPosterTable.frame`), in their engine types."""
+    F = _F()
+    keep = ["video_id", "timestamp"]
+    if table.rank_source:
+        keep.append(table.rank_source)
+    if table.dim is not None:
+        keep.append("embedding")
+    if image_column is not None:
+        keep.append(image_column)
+    if "image" in table.columns and image_column != "image":
+        # The report's gallery shows thumbnails of these frames.
+        frame = frame.withColumn("image", F.col("image").cast("string"))
+        keep.append("image")
+    if role == "experts":
+        # The other columns decide which rows are exact duplicates (the local row key).
+        other = [c for c in table.columns if c not in KNOWN]
+        if other:
+            frame = frame.withColumn("_key", F.to_json(F.struct(*[F.col(c) for c in other])))
+            keep.append("_key")
+    if table.rank_source == "rank":
+        frame = frame.withColumn("rank", F.col("rank").cast("long"))
+    return frame.select(*keep, *ORDER_COLUMNS)
 
 
 def poster_table(
@@ -167,6 +232,8 @@ def poster_table(
 ) -> SparkPosterTable:
     """Read and check one poster table on Spark.
 
+    The rules and messages are those of `evaluator.io.rules`, made by one aggregation.
+
     Args:
         spark: the session.
         source: a path, folder, URI or ``table:NAME``.
@@ -179,105 +246,31 @@ def poster_table(
         InputError: every bad-input class listed in docs/inputs.md#what-is-refused (duplicate
             ranks excepted, see the module docstring).
     """
-    F = _F()
     frame = read_source(spark, source, text_columns=("video_id",))
     columns = tuple(c for c in frame.columns if c not in ORDER_COLUMNS)
-    require_columns(frame, source, ["video_id", "timestamp"], role)
-    if role == "predictions" and "rank" not in columns and "score" not in columns:
-        raise InputError(
-            f"{source}: missing column 'rank' or 'score' required in the predictions table "
-            f"(rank: integer >= 1, 1 = best; or score: higher is better); found columns "
-            f"{', '.join(repr(c) for c in columns)}."
-        )
-    frame = video_id_column(frame, source)
-    checks = [Check("video_id", "missing video id", F.col("video_id").isNull())]
-    frame, check = numeric_column(frame, source, "timestamp", "seconds (a number)")
-    checks += [
-        check,
-        Check(
-            "timestamp",
-            TIMESTAMP_PROBLEM,
-            ~finite("timestamp")
-            | (F.col("timestamp") < 0)
-            | (F.col("timestamp") > MAX_TIMESTAMP_S),
-        ),
-    ]
-    rank_source = ""
-    if role == "predictions":
-        if "rank" in columns:
-            rank_source = "rank"
-            frame, check = numeric_column(frame, source, "rank", "an integer >= 1")
-            r = F.col("rank")
-            checks += [
-                check,
-                Check(
-                    "rank",
-                    "rank must be a whole number (found a missing, NaN or fractional value)",
-                    ~finite("rank") | (r != F.round(r)),
-                ),
-                Check("rank", "rank must be >= 1 (1 = the model's best frame)", r < 1),
-            ]
-        else:
-            rank_source = "score"
-            frame, check = numeric_column(frame, source, "score", "a number (higher is better)")
-            checks += [check, Check("score", "score must be a finite number", ~finite("score"))]
-
+    frame, checks, rank_source = _row_checks(frame, source, role, columns)
     image_column = None
-    if need_embeddings and embed_images:
-        image_column = next((c for c in IMAGE_COLUMNS if c in columns), None)
-        if image_column is None:
-            raise InputError(
-                f"{source}: missing column 'image' or 'video_path' required in the {role} table "
-                f"because an image embedder is configured (it computes every vector from the "
-                f"frames); add the column, or use embedder=precomputed with an 'embedding' column."
-            )
-        frame = frame.withColumn(image_column, F.col(image_column).cast("string"))
-        checks.append(
-            Check(
-                image_column,
-                "missing file path",
-                F.col(image_column).isNull() | (F.trim(F.col(image_column)) == ""),
-            )
+    if need_embeddings:
+        frame, more, image_column = _vector_checks(
+            frame, source, role, columns, embed_images, embedder_hint
         )
-    elif need_embeddings:
-        if "embedding" not in columns:
-            raise missing_vectors_error(source, role, list(columns), embedder_hint)
-        frame, emb_checks = _embedding_checks(frame, source)
-        checks += emb_checks
+        checks += more
     n_rows = run_checks(frame, source, checks, SHOWN)
     frame = drop_raw(frame)
     dim = _common_dim(frame, source) if need_embeddings and not embed_images else None
-
-    keep = ["video_id", "timestamp"]
-    if rank_source:
-        keep.append(rank_source)
-    if dim is not None:
-        keep.append("embedding")
-    if image_column is not None:
-        keep.append(image_column)
-    if "image" in columns and image_column != "image":
-        # The report's gallery shows thumbnails of these frames.
-        frame = frame.withColumn("image", F.col("image").cast("string"))
-        keep.append("image")
-    if role == "experts":
-        # The other columns decide which rows are exact duplicates (the local row key).
-        other = [c for c in columns if c not in KNOWN]
-        if other:
-            frame = frame.withColumn("_key", F.to_json(F.struct(*[F.col(c) for c in other])))
-            keep.append("_key")
-    if rank_source == "rank":
-        frame = frame.withColumn("rank", F.col("rank").cast("long"))
-    frame = frame.select(*keep, *ORDER_COLUMNS)
-    return SparkPosterTable(source, frame, columns, n_rows, dim, rank_source, image_column)
+    table = SparkPosterTable(source, frame, columns, n_rows, dim, rank_source, image_column)
+    return replace(table, frame=_kept_columns(frame, table, role, image_column))
 
 
 def check_same_dim(experts: SparkPosterTable, predictions: SparkPosterTable) -> None:
     """Both tables need one embedding length D."""
     if experts.dim is not None and predictions.dim is not None and experts.dim != predictions.dim:
-        raise InputError(
-            f"{predictions.source}: column 'embedding': embeddings of different lengths: this "
-            f"table has {predictions.dim}, the experts table {experts.source} has "
-            f"{experts.dim}; both tables need one length D."
+        raise other_dim_error(
+            predictions.source,
+            "table",
+            predictions.dim,
+            f"the experts table {experts.source}",
+            experts.dim,
         )
 
 
@@ -304,5 +297,5 @@ def episode_arrow(spark: SparkSession, source: str, columns: tuple[str, ...]) ->
     keep = [c for c in dict.fromkeys(columns) if c in frame.columns]
     table = frame.orderBy(*ORDER_COLUMNS).select(*keep).toArrow()
     if table.num_rows == 0:
-        raise InputError(f"{source}: the table is empty (no data rows).")
+        raise empty_table_error(source)
     return table

@@ -21,13 +21,15 @@ import hashlib
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 import evaluator
+from evaluator.engines.spark_session import is_connect, job_error, parallelism, spark_session
 from evaluator.errors import InputError
 
 PROBE_SCHEMA = "version string, location string, error string"
@@ -67,8 +69,6 @@ def ship_package(spark: Any) -> str:
     Returns:
         The zip's file name.
     """
-    from evaluator.engines.spark_session import is_connect
-
     if is_connect(spark):
         with tempfile.TemporaryDirectory(prefix="video-evaluator-ship-") as tmp:
             path = package_zip(Path(tmp))
@@ -105,8 +105,6 @@ def executor_evaluators(spark: Any) -> list[tuple[str, str, str]]:
 
     One tiny task per partition, up to MAX_PROBE_TASKS partitions.
     """
-    from evaluator.engines.spark_session import parallelism
-
     tasks = max(1, min(parallelism(spark), MAX_PROBE_TASKS))
     frame = spark.range(0, tasks, 1, tasks).mapInPandas(_probe_function(), PROBE_SCHEMA)
     rows = frame.distinct().collect()
@@ -119,8 +117,6 @@ def check_executors(spark: Any) -> None:
     Raises:
         InputError: the executors' import error or version, and what to do about it.
     """
-    from evaluator.engines.spark_session import job_error
-
     version = evaluator.__version__
     try:
         found = executor_evaluators(spark)
@@ -150,3 +146,21 @@ def prepare_executors(spark: Any, *, ship: bool) -> None:
     if ship:
         ship_package(spark)
     check_executors(spark)
+
+
+@contextmanager
+def evaluator_session(
+    master: str, conf: Mapping[str, Any], *, ship_package: bool = False
+) -> Iterator[Any]:
+    """`evaluator.engines.spark_session.spark_session` with its executors checked first.
+
+    The executors must import this version of the evaluator, shipped to them first with
+    ``ship_package`` (``engine.ship_package``).
+
+    Raises:
+        InputError: see `spark_session`, or executors without this evaluator (the message says
+            why).
+    """
+    with spark_session(master, conf) as spark:
+        prepare_executors(spark, ship=ship_package)
+        yield spark

@@ -97,6 +97,7 @@ def _score_bucket(
         judge_frames=judge_frames,
         experts_label=labels[0],
         predictions_label=labels[1],
+        rows_checked=True,  # on Spark, by evaluator.engines.spark_inputs
     )
     payload = pickle.dumps(partial, protocol=pickle.HIGHEST_PROTOCOL)
     return pd.DataFrame({BUCKET: [int(key[0])], "payload": [payload]})

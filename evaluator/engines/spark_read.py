@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from evaluator.errors import InputError
+from evaluator.io import rules
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
 FORMATS = {"parquet": "parquet", "csv": "csv", "jsonl": "json", "json": "json", "orc": "orc"}
 PREFIXES = ("table", "parquet", "csv", "json", "jsonl", "orc", "delta")
-MAX_SHOWN = 5
 # Files mapped to their sorted position with one literal map; beyond this, Spark's own order.
 MAX_MAPPED_FILES = 16_384
 ORDER_COLUMNS = ("_file", "_row")
@@ -147,12 +147,9 @@ class Check:
 
 
 def _describe(rows: list[Any], columns: Sequence[str]) -> str:
-    def short(value: object) -> str:
-        text = repr(value)
-        return text if len(text) <= 40 else text[:37] + "..."
-
     return ", ".join(
-        "(" + ", ".join(f"{c}={short(row[c])}" for c in columns if c in row) + ")" for row in rows
+        "(" + ", ".join(f"{c}={rules.shown_value(row[c])}" for c in columns if c in row) + ")"
+        for row in rows
     )
 
 
@@ -177,18 +174,20 @@ def run_checks(frame: DataFrame, source: str, checks: Sequence[Check], shown: Se
     counts = frame.agg(*aggs).collect()[0]
     n = int(counts["_n"])
     if n == 0:
-        raise InputError(f"{source}: the table is empty (no data rows).")
+        raise rules.empty_table_error(source)
     for i, check in enumerate(checks):
         bad = int(counts[f"_c{i}"] or 0)
         if bad:
             cols = [check.column, *[c for c in shown if c != check.column]]
             cols = [c for c in cols if c in frame.columns]
-            rows = frame.filter(check.bad).orderBy(*ORDER_COLUMNS).select(*cols).limit(MAX_SHOWN)
-            more = f" and {bad - MAX_SHOWN} more" if bad > MAX_SHOWN else ""
-            raise InputError(
-                f"{source}: column '{check.column}': {check.problem} in {bad} "
-                f"row{'s' if bad != 1 else ''}: {_describe(rows.collect(), cols)}{more}."
+            rows = (
+                frame.filter(check.bad)
+                .orderBy(*ORDER_COLUMNS)
+                .select(*cols)
+                .limit(rules.MAX_ROWS_SHOWN)
             )
+            listed = _describe(rows.collect(), cols) + rules.and_more(bad)
+            raise rules.rows_error(source, check.column, check.problem, bad, listed)
     return n
 
 
@@ -197,11 +196,7 @@ def require_columns(frame: DataFrame, source: str, columns: Sequence[str], role:
     found = [c for c in frame.columns if c not in ORDER_COLUMNS]
     missing = [c for c in columns if c not in found]
     if missing:
-        raise InputError(
-            f"{source}: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(c) for c in missing)} required in the {role} table; found "
-            f"columns {', '.join(repr(c) for c in found)}."
-        )
+        raise rules.missing_columns_error(source, missing, found, role)
 
 
 def _type_name(frame: DataFrame, column: str) -> str:
@@ -226,10 +221,7 @@ def video_id_column(frame: DataFrame, source: str) -> DataFrame:
     if kind in {"tinyint", "smallint", "int", "bigint"}:
         return frame.withColumn("video_id", F.col("video_id").cast("string"))
     if kind != "string":
-        raise InputError(
-            f"{source}: column 'video_id': expected text (or integers), got {kind}; video ids "
-            f'are always read as text, e.g. "007".'
-        )
+        raise rules.video_id_type_error(source, kind)
     return frame
 
 
@@ -248,7 +240,7 @@ def numeric_column(
             column, "", F.lit(False)
         )
     if kind not in {"string", "void"}:
-        raise InputError(f"{source}: column '{column}': wrong type: expected {what}, got {kind}.")
+        raise rules.wrong_type_error(source, column, what, kind)
     raw = f"_raw_{column}"
     frame = frame.withColumn(raw, F.col(column)).withColumn(
         column, F.expr(f"try_cast(trim(`{column}`) AS double)")
@@ -258,7 +250,7 @@ def numeric_column(
         & F.col(column).isNull()
         & ~F.lower(F.trim(F.col(raw))).isin("", "nan", "null", "none")
     )
-    return frame, Check(column, f"wrong type: expected {what}, got text", not_number)
+    return frame, Check(column, rules.wrong_text(what), not_number)
 
 
 def finite(column: str) -> Column:

@@ -289,33 +289,24 @@ def _classic_builder(sql: Any, master: str, conf: Mapping[str, Any]) -> Any:
 
 
 @contextmanager
-def spark_session(
-    master: str, conf: Mapping[str, Any], *, ship_package: bool = False
-) -> Iterator[SparkSession]:
+def spark_session(master: str, conf: Mapping[str, Any]) -> Iterator[SparkSession]:
     """Yield the active session, or start one (``master``, ``conf``) and stop it afterwards.
 
-    Either way the executors are checked first (`evaluator.engines.spark_package`): they must
-    import this version of the evaluator, shipped to them first with ``ship_package``.
+    The engine checks the executors inside it (`evaluator.engines.spark_package.evaluator_session`).
 
     Args:
         master: the master URL (``local[*]``, ``spark://host:7077``, ``yarn``, ``k8s://...``,
             or ``sc://host:15002`` for a Spark Connect server).
         conf: Spark settings (``engine.conf``).
-        ship_package: send this process's ``evaluator`` package to the executors
-            (``engine.ship_package``).
 
     Raises:
         InputError: pyspark, the Connect client or Java missing, Spark cannot start or the
-            server does not answer, or executors without this evaluator (the message says
-            why).
+            server does not answer (the message says why).
     """
-    from evaluator.engines.spark_package import prepare_executors
-
     sql = import_pyspark()
     session = active_session()
     if session is not None:
         with _connect_mode(is_connect(session)):
-            prepare_executors(session, ship=ship_package)
             yield session
         return
     connect = is_connect_master(master)
@@ -328,7 +319,6 @@ def spark_session(
                 f"engine=spark: Spark did not start (engine.master={master}): {first_line(exc)}"
             ) from None
         try:
-            prepare_executors(session, ship=ship_package)
             yield session
         finally:
             # A JVM that died (out of memory) cannot be stopped cleanly; the job's own error,

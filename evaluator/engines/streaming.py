@@ -211,7 +211,9 @@ class _UnitScorer:
             return
         sums: list[VectorSums] = []
         for e in expert_units:
-            sums.append(unit_pool_sums(e, self.settings, label=str(_label(self.exp))))
+            sums.append(
+                unit_pool_sums(e, self.settings, label=str(_label(self.exp)), rows_checked=True)
+            )
             del e
         release_free_memory()
         self.mean = expert_mean(sums, dim or (sums[0].sums.shape[1] if sums else 0))
@@ -233,6 +235,7 @@ class _UnitScorer:
             experts_label=str(_label(self.exp)),
             predictions_label=str(_label(self.pred)),
             center=self.mean,
+            rows_checked=True,  # batch by batch, as they were read
         )
         self.scored.append(unit)
         # Only the first max_gallery_videos of all units can be shown: keep no other frames.
@@ -312,16 +315,12 @@ def _partition(
 
 
 def _read_whole(plan: TablePlan, offset: int, need: bool, dims: _Dims, batch_rows: int) -> pa.Table:
-    """All rows of a table that fits the budget, with its row columns.
-
-    A single file is validated once, by the unit (its rows are the file's rows); parts are
-    validated batch by batch here so messages name the part file.
-    """
+    """All rows of a table that fits the budget, with its row columns, validated batch by batch
+    (messages name the file and its row), so the units only convert them."""
     parts = []
     schema = None
     for path, first, row, batch in iter_batches(plan, batch_rows):
-        if not plan.source.is_single_file:
-            dims.check(validate_batch(plan, path, first, batch, need), path)
+        dims.check(validate_batch(plan, path, first, batch, need), path)
         part = with_row_columns(plan, batch, row, offset, schema)
         schema = part.schema
         parts.append(part)

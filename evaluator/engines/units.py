@@ -48,7 +48,9 @@ class _Side:
     row: np.ndarray | None
 
 
-def _split(label: str, data: pd.DataFrame | pa.Table, role: str, need: bool) -> _Side:
+def _split(
+    label: str, data: pd.DataFrame | pa.Table, role: str, need: bool, rows_checked: bool
+) -> _Side:
     table = data if isinstance(data, pa.Table) else pa.Table.from_pandas(data, preserve_index=False)
     extra: dict[str, np.ndarray | None] = {}
     for name in RESERVED_COLUMNS:
@@ -56,7 +58,9 @@ def _split(label: str, data: pd.DataFrame | pa.Table, role: str, need: bool) -> 
         if name in table.column_names:
             extra[name] = table[name].to_numpy().astype(np.int64, copy=False)
             table = table.drop_columns([name])
-    loaded = load_table(label, role=role, need_embeddings=need, frame=table)
+    loaded = load_table(
+        label, role=role, need_embeddings=need, frame=table, rows_checked=rows_checked
+    )
     return _Side(loaded, extra[ORDER_COLUMN], extra[ROW_COLUMN])
 
 
@@ -69,6 +73,7 @@ def score_unit(
     experts_label: str = "experts",
     predictions_label: str = "predictions",
     center: np.ndarray | None = None,
+    rows_checked: bool = False,
 ) -> ScoredSet:
     """Score one unit: every expert and prediction row of a set of videos.
 
@@ -83,7 +88,10 @@ def score_unit(
     Either table may have no rows.
 
     Every row-level check listed in docs/inputs.md#what-is-refused is applied to the unit's
-    rows (messages name the label and rows counted within the unit).
+    rows (messages name the label and rows counted within the unit), unless ``rows_checked``:
+    the engine checked the rows where it read them (each batch of a file, or on Spark), so
+    they are only converted; duplicate ranks, which only a video's rows together show, are
+    checked here either way.
 
     Args:
         experts: the unit's expert rows.
@@ -94,6 +102,7 @@ def score_unit(
         experts_label / predictions_label: how messages name the tables.
         center: the mean subtracted from every vector before the cosine
             (``matching.center=experts``; `evaluator.core.calibration.centred`), or None.
+        rows_checked: the rows passed the row checks already (see above).
 
     Returns:
         The unit's partial (with its gallery frames when ``judge_frames``).
@@ -102,8 +111,8 @@ def score_unit(
         InputError: a bad value in the unit's rows, or embeddings of different lengths.
     """
     need = settings.min_cosine is not None
-    exp = _split(experts_label, experts, "experts", need)
-    pred = _split(predictions_label, predictions, "predictions", need)
+    exp = _split(experts_label, experts, "experts", need, rows_checked)
+    pred = _split(predictions_label, predictions, "predictions", need, rows_checked)
     n_exp, n_pred = exp.table.video_id.shape[0], pred.table.video_id.shape[0]
     e_emb, p_emb = exp.table.embedding, pred.table.embedding
     if e_emb is not None and p_emb is not None:
@@ -145,7 +154,11 @@ def score_unit(
 
 
 def unit_pool_sums(
-    experts: pd.DataFrame | pa.Table, settings: PosterSettings, *, label: str = "experts"
+    experts: pd.DataFrame | pa.Table,
+    settings: PosterSettings,
+    *,
+    label: str = "experts",
+    rows_checked: bool = False,
 ) -> VectorSums:
     """Per-video sums of the expert pool of one unit's expert rows (all rows of its videos).
 
@@ -153,9 +166,10 @@ def unit_pool_sums(
     (`evaluator.core.calibration.expert_mean` combines the units' sums).
 
     Raises:
-        InputError: a bad value in the rows (as `score_unit` refuses it).
+        InputError: a bad value in the rows (as `score_unit` refuses it, unless
+            ``rows_checked``).
     """
-    side = _split(label, experts, "experts", True)
+    side = _split(label, experts, "experts", True, rows_checked)
     codes, uniques = pd.factorize(side.table.video_id)
     emb = side.table.embedding
     if emb is None:

@@ -37,7 +37,12 @@ from evaluator.config import EvaluateConfig
 from evaluator.errors import InputError
 from evaluator.io.outputs import write_all
 from evaluator.io.poster import load_poster_inputs
-from evaluator.tasks.poster import build_table_embedder, evaluate_inputs, poster_record
+from evaluator.tasks.poster import (
+    build_table_embedder,
+    evaluate_inputs,
+    poster_record,
+    settings_from_config,
+)
 from evaluator.tracking.mlflow_run import record_into_run
 
 # The model types this evaluator answers for; any other model type is left to other evaluators.
@@ -190,9 +195,10 @@ class VideoFramesEvaluator(ModelEvaluator):
 
         frame = _predictions_frame(dataset, model, predictions, config.get("ranking"))
         min_cosine = cfg.matching.min_cosine
+        settings = settings_from_config(cfg)
         table_embedder = None
         if min_cosine is not None and cfg.embedder.name != "precomputed":
-            table_embedder = build_table_embedder(cfg)
+            table_embedder = build_table_embedder(cfg, settings)
         inputs = load_poster_inputs(
             Path("<experts DataFrame>") if experts_frame is not None else Path(str(experts)),
             Path("<mlflow.models.evaluate predictions>"),
@@ -201,7 +207,9 @@ class VideoFramesEvaluator(ModelEvaluator):
             experts_frame=experts_frame,
             predictions_frame=frame,
         )
-        evaluation = evaluate_inputs(inputs, cfg, label=label, table_embedder=table_embedder)
+        evaluation = evaluate_inputs(
+            inputs, cfg, label=label, table_embedder=table_embedder, settings=settings
+        )
 
         keep = config.get("output_dir")
         with tempfile.TemporaryDirectory(prefix="video-frames-") as tmp:

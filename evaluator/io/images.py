@@ -23,6 +23,7 @@ from evaluator.core.frames import Frames
 from evaluator.embed import EmbeddingCache, FrameReadError, FrameRef, embed_frames
 from evaluator.embed.backbone import Embedder
 from evaluator.embed.decode import FrameTable
+from evaluator.io.rules import MISSING_FILE_PATH
 from evaluator.io.tables import check_rows, column_error
 
 MILLISECONDS_HINT = (
@@ -46,7 +47,7 @@ def frame_refs(path: Path, frame: pd.DataFrame, image_root: Path | None) -> list
     column = "image" if "image" in frame.columns else "video_path"
     values = frame[column]
     missing = values.isna().to_numpy() | (values.astype(str).str.strip() == "").to_numpy()
-    check_rows(missing, path, column, "missing file path", frame)
+    check_rows(missing, path, column, MISSING_FILE_PATH, frame)
     resolved = [_lexical(root / str(v)) for v in values]
     outside = np.array([not p.is_relative_to(root) for p in resolved])
     check_rows(outside, path, column, f"path leaves the image root {root} (data.image_root)", frame)

@@ -30,9 +30,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
-from evaluator.io.poster import IMAGE_COLUMNS, load_table
+from evaluator.io.poster import load_table
+from evaluator.io.rules import IMAGE_COLUMNS, MAX_ROWS_SHOWN, and_more, empty_table_error
 from evaluator.io.sources import Source, check_parts, part_schemas
-from evaluator.io.tables import MAX_ROWS_SHOWN, check_video_id_type, require_columns
+from evaluator.io.tables import check_video_id_type, require_columns
 from evaluator.lifecycle import checkpoint
 
 ORDER_COLUMN = "__order"
@@ -144,7 +145,7 @@ def plan_table(source: Source, role: str, *, need_embeddings: bool, want_image: 
                     if name == "embedding":
                         emb_bytes += int(chunk.total_uncompressed_size)
     if sum(rows) == 0:
-        raise InputError(f"{source.label}: the table is empty (no data rows).")
+        raise empty_table_error(source.label)
     n = sum(rows)
     # A float32 copy of the vectors unless they are stored as float32 (then read zero-copy).
     copy = 0
@@ -301,11 +302,10 @@ def duplicate_rank_error(plan: TablePlan, table: pa.Table) -> InputError | None:
             where[:MAX_ROWS_SHOWN], ranks[dup][order], ids[dup][order], strict=False
         )
     ]
-    more = len(where) - MAX_ROWS_SHOWN
     label = plan.source.files[0] if single else plan.source.label
     return InputError(
         f"{label}: column 'rank': duplicate rank within a video in {len(where)} rows: "
-        f"{', '.join(shown)}{f' and {more} more' if more > 0 else ''}."
+        f"{', '.join(shown)}{and_more(len(where))}."
     )
 
 

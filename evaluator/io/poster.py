@@ -13,11 +13,19 @@ import pandas as pd
 import pyarrow as pa
 
 from evaluator.core.frames import Frames, ranks_from_scores
-from evaluator.errors import InputError
+from evaluator.io.rules import (
+    DUPLICATE_RANK,
+    IMAGE_COLUMNS,
+    KNOWN_COLUMNS,
+    NUMERIC_COLUMNS,
+    bad_rows,
+    missing_images_error,
+    missing_rank_error,
+    missing_vectors_error,
+    other_dim_error,
+)
 from evaluator.io.sources import Source, read_parts
 from evaluator.io.tables import (
-    MAX_TIMESTAMP_S,
-    TIMESTAMP_PROBLEM,
     arrow_from_pandas,
     check_rows,
     embedding_column,
@@ -27,9 +35,6 @@ from evaluator.io.tables import (
     require_columns,
     video_ids,
 )
-
-IMAGE_COLUMNS = ("image", "video_path")
-_KNOWN = {"video_id", "timestamp", "rank", "score", "embedding", *IMAGE_COLUMNS}
 
 # Computes embeddings for a table that has image / video columns but no embedding column:
 # (path of the table, the table as pandas) -> (n, D) float32.
@@ -98,6 +103,7 @@ def load_table(
     embedder_hint: str = "embedder=torchvision",
     frame: pd.DataFrame | pa.Table | None = None,
     first_row: int = 0,
+    rows_checked: bool = False,
 ) -> LoadedTable:
     """Read and validate one poster table.
 
@@ -113,6 +119,9 @@ def load_table(
             ``path``.
         first_row: the table's first row is row ``first_row + 1`` of ``path`` in messages (a
             batch read from the middle of a file).
+        rows_checked: the rows passed the row checks already (batch by batch, or on Spark):
+            they are converted, not checked again. A video's ranks are still checked for
+            duplicates (a video's rows meet only here).
 
     Returns:
         The validated table.
@@ -138,89 +147,74 @@ def load_table(
         and "rank" not in table.column_names
         and ("score" not in table.column_names)
     ):
-        raise InputError(
-            f"{path}: missing column 'rank' or 'score' required in the predictions table (rank: "
-            f"integer >= 1, 1 = best; or score: higher is better); found columns "
-            f"{', '.join(repr(c) for c in table.column_names)}."
-        )
+        raise missing_rank_error(path, table.column_names)
     in_memory = frame is not None
     frame = _scalar_frame(table)
     if first_row:
         frame.index = pd.RangeIndex(first_row, first_row + len(frame))
     ids = video_ids(path, table, frame)
     frame["video_id"] = ids
-    ts = numeric_column(path, table, "timestamp", frame, "seconds (a number)")
-    with np.errstate(invalid="ignore"):
-        bad = ~np.isfinite(ts) | (ts < 0) | (ts > MAX_TIMESTAMP_S)
-    check_rows(bad, path, "timestamp", TIMESTAMP_PROBLEM, frame)
+    ts = _checked_number(path, table, "timestamp", frame, checked=rows_checked)
 
     embedding = None
     if need_embeddings and image_embedder is not None:
         # Vectors are computed from the frames once both tables are valid (load_poster_inputs).
         if not any(c in table.column_names for c in IMAGE_COLUMNS):
-            raise InputError(
-                f"{path}: missing column 'image' or 'video_path' required in the {role} table "
-                f"because an image embedder is configured (it computes every vector from the "
-                f"frames); add the column, or use embedder=precomputed with an 'embedding' column."
-            )
+            raise missing_images_error(path, role)
     elif need_embeddings:
-        if "embedding" in table.column_names:
-            embedding = embedding_column(path, table, frame).values
-        elif any(c in table.column_names for c in IMAGE_COLUMNS):
-            col = next(c for c in IMAGE_COLUMNS if c in table.column_names)
-            raise InputError(
-                f"{path}: column '{col}' holds frames but no 'embedding' column is given and "
-                f"the embedder is 'precomputed'. Enable an image embedder to compute the "
-                f"vectors (for example `{embedder_hint}`, or `embedder=mobilenet_v2_deepsort`, "
-                f"which works offline), add an 'embedding' column, or set "
-                f"matching.min_cosine=null for time-only matching."
-            )
-        else:
-            raise InputError(
-                f"{path}: missing column 'embedding' required in the {role} table because "
-                f"matching.min_cosine is set (cosine similarity needs a vector per frame); add "
-                f"an 'embedding' column (or an 'image' column with {embedder_hint}), or set "
-                f"matching.min_cosine=null for time-only matching."
-            )
+        if "embedding" not in table.column_names:
+            raise missing_vectors_error(path, role, table.column_names, embedder_hint)
+        embedding = embedding_column(path, table, frame, checked=rows_checked).values
 
     rank = None
     rank_source = ""
     if role == "predictions":
         if "rank" in table.column_names:
-            rank = _ranks(path, table, frame, ids)
+            rank = _ranks(path, table, frame, ids, rows_checked)
             rank_source = "rank"
         else:
-            score = numeric_column(path, table, "score", frame, "a number (higher is better)")
-            bad = ~np.isfinite(score)
-            check_rows(bad, path, "score", "score must be a finite number", frame)
+            score = _checked_number(path, table, "score", frame, checked=rows_checked)
             codes = pd.factorize(ids)[0]
             rank = ranks_from_scores(codes, score, ts)
             rank_source = "score"
     return LoadedTable(path, frame, ids, ts, embedding, rank, rank_source, in_memory)
 
 
-def _ranks(path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray) -> np.ndarray:
-    values = numeric_column(path, table, "rank", frame, "an integer >= 1")
-    refuse_huge_whole_numbers(path, "rank", values, frame)
-    bad = ~np.isfinite(values) | (values != np.round(values))
-    check_rows(
-        bad,
-        path,
-        "rank",
-        "rank must be a whole number (found a missing, NaN or fractional value)",
-        frame,
-    )
-    bad = values < 1
-    check_rows(bad, path, "rank", "rank must be >= 1 (1 = the model's best frame)", frame)
-    rank = values.astype(np.int64)
+def _checked_number(
+    path: Path,
+    table: pa.Table,
+    column: str,
+    frame: pd.DataFrame,
+    *,
+    checked: bool,
+    whole: bool = False,
+) -> np.ndarray:
+    """A numeric column as float64, refused by its rules (`evaluator.io.rules.NUMERIC_COLUMNS`)
+    unless its rows were ``checked`` already."""
+    what, rules = NUMERIC_COLUMNS[column]
+    values = numeric_column(path, table, column, frame, what)
+    if checked:
+        return values
+    if whole:
+        refuse_huge_whole_numbers(path, column, values, frame)
+    for rule in rules:
+        check_rows(bad_rows(rule, values), path, column, rule.problem, frame)
+    return values
+
+
+def _ranks(
+    path: Path, table: pa.Table, frame: pd.DataFrame, ids: np.ndarray, checked: bool
+) -> np.ndarray:
+    rank = _checked_number(path, table, "rank", frame, checked=checked, whole=True)
+    rank = rank.astype(np.int64)
     dup = pd.DataFrame({"v": ids, "r": rank}).duplicated(keep=False).to_numpy()
-    check_rows(dup, path, "rank", "duplicate rank within a video", frame)
+    check_rows(dup, path, "rank", DUPLICATE_RANK, frame)
     return rank
 
 
 def row_key(frame: pd.DataFrame) -> np.ndarray | None:
     """Integer code of each row's other columns (annotator, frame_id, ...)."""
-    other = [c for c in frame.columns if c not in _KNOWN]
+    other = [c for c in frame.columns if c not in KNOWN_COLUMNS]
     if not other:
         return None
     sub = frame[other].map(lambda v: repr(v) if isinstance(v, list | dict | np.ndarray) else v)
@@ -277,10 +271,12 @@ def load_poster_inputs(
             pred = replace(pred, embedding=image_embedder(pred.path, pred.frame))
     if exp.embedding is not None and pred.embedding is not None:
         if exp.embedding.shape[1] != pred.embedding.shape[1]:
-            raise InputError(
-                f"{pred.path}: column 'embedding': embeddings of different lengths: this file "
-                f"has {pred.embedding.shape[1]}, the experts file {exp.path} has "
-                f"{exp.embedding.shape[1]}; both tables need one length D."
+            raise other_dim_error(
+                pred.path,
+                "file",
+                pred.embedding.shape[1],
+                f"the experts file {exp.path}",
+                exp.embedding.shape[1],
             )
     experts = Frames(
         video=codes[:n_exp].astype(np.int64),

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
+from evaluator.io.rules import empty_table_error
 from evaluator.io.tables import SUPPORTED_SUFFIXES, refuse_duplicate_columns
 
 _GLOB_CHARS = set("*?[")
@@ -209,5 +210,5 @@ def read_parts(source: Source) -> pa.Table:
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{source.label}: the part files cannot be read together: {exc}") from None
     if table.num_rows == 0:
-        raise InputError(f"{source.label}: the table is empty (no data rows).")
+        raise empty_table_error(source.label)
     return table

@@ -23,21 +23,28 @@ import pyarrow.parquet as pq
 
 from evaluator.errors import InputError
 from evaluator.io.paths import SUPPORTED_SUFFIXES, check_table_path
+from evaluator.io.rules import (
+    EMBEDDING_EMPTY,
+    EMBEDDING_MISSING,
+    EMBEDDING_NOT_ARRAY,
+    EMBEDDING_NOT_FINITE,
+    MAX_ROWS_SHOWN,
+    MISSING_VIDEO_ID,
+    and_more,
+    different_lengths,
+    empty_table_error,
+    missing_columns_error,
+    rows_error,
+    shown_value,
+    video_id_type_error,
+    wrong_text,
+    wrong_type_error,
+)
 
 __all__ = ["SUPPORTED_SUFFIXES"]  # re-exported: the file types read
-MAX_ROWS_SHOWN = 5
 # The largest integer float64 holds exactly: every number is computed in float64, so a larger
 # integer would silently become a neighbouring value.
 MAX_EXACT_INTEGER = 2**53
-# The largest timestamp accepted (seconds from the start of a video): 10**10 s is 317 years,
-# beyond any video (and beyond Unix times in seconds), and small enough that differences and
-# sums of timestamps stay exact to microseconds in float64 and finite everywhere (the report's
-# JSON, the plots' axes).
-MAX_TIMESTAMP_S = 1e10
-TIMESTAMP_PROBLEM = (
-    "timestamp must be finite and >= 0, at most 1e10 (seconds from the start of the video); "
-    "found a missing, NaN, inf, negative or larger value"
-)
 
 
 def describe_rows(
@@ -54,17 +61,11 @@ def describe_rows(
         detail = ""
         if table is not None and columns:
             values = ", ".join(
-                f"{c}={_short(table[c].iloc[int(r)])}" for c in columns if c in table
+                f"{c}={shown_value(table[c].iloc[int(r)])}" for c in columns if c in table
             )
             detail = f" ({values})" if values else ""
         parts.append(f"row {first + int(r) + 1}{detail}")
-    more = f" and {len(rows) - MAX_ROWS_SHOWN} more" if len(rows) > MAX_ROWS_SHOWN else ""
-    return ", ".join(parts) + more
-
-
-def _short(value: object) -> str:
-    text = repr(value.item() if isinstance(value, np.generic) else value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    return ", ".join(parts) + and_more(len(rows))
 
 
 def column_error(
@@ -76,11 +77,8 @@ def column_error(
     context: Sequence[str] = ("video_id",),
 ) -> InputError:
     """Build the standard one-paragraph error: file, column, problem, offending rows."""
-    n = len(rows)
     shown = describe_rows(rows, table, [column, *[c for c in context if c != column]])
-    return InputError(
-        f"{path}: column '{column}': {problem} in {n} row{'s' if n != 1 else ''}: {shown}."
-    )
+    return rows_error(path, column, problem, len(rows), shown)
 
 
 def check_rows(
@@ -132,7 +130,7 @@ def read_table(path: str | Path, *, string_columns: Sequence[str] = ("video_id",
         raise InputError(f"{path}: cannot be read as {suffix[1:]}: {exc}") from None
     refuse_duplicate_columns(path, table.column_names)
     if table.num_rows == 0:
-        raise InputError(f"{path}: the table is empty (no data rows).")
+        raise empty_table_error(path)
     return table
 
 
@@ -168,7 +166,7 @@ def arrow_from_pandas(label: str | Path, frame: pd.DataFrame) -> pa.Table:
     except (pa.ArrowException, TypeError, ValueError) as exc:
         raise InputError(f"{label}: cannot be read as a table: {exc}") from None
     if table.num_rows == 0:
-        raise InputError(f"{label}: the table is empty (no data rows).")
+        raise empty_table_error(label)
     return table
 
 
@@ -232,11 +230,7 @@ def require_columns(path: Path, table: pa.Table, columns: Sequence[str], role: s
     """Raise an InputError naming every required column that is missing."""
     missing = [c for c in columns if c not in table.column_names]
     if missing:
-        raise InputError(
-            f"{path}: missing column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(repr(c) for c in missing)} required in the {role} table; found "
-            f"columns {', '.join(repr(c) for c in table.column_names)}."
-        )
+        raise missing_columns_error(path, missing, table.column_names, role)
 
 
 def video_ids(path: Path, table: pa.Table, frame: pd.DataFrame | None = None) -> np.ndarray:
@@ -254,7 +248,7 @@ def video_ids(path: Path, table: pa.Table, frame: pd.DataFrame | None = None) ->
     null = col.is_null().to_numpy(zero_copy_only=False)
     if null.any():
         numbering = None if frame is None else pd.DataFrame(index=frame.index)
-        raise column_error(path, "video_id", "missing video id", np.flatnonzero(null), numbering)
+        raise column_error(path, "video_id", MISSING_VIDEO_ID, np.flatnonzero(null), numbering)
     return np.asarray(col.to_numpy(zero_copy_only=False), dtype=object)
 
 
@@ -269,10 +263,7 @@ def check_video_id_type(path: Path, kind: pa.DataType) -> None:
     if not (
         pa.types.is_integer(kind) or pa.types.is_string(kind) or pa.types.is_large_string(kind)
     ):
-        raise InputError(
-            f"{path}: column 'video_id': expected text (or integers), got {kind}; video ids "
-            f'are always read as text, e.g. "007".'
-        )
+        raise video_id_type_error(path, kind)
 
 
 def numeric_column(
@@ -304,9 +295,9 @@ def numeric_column(
         values = parsed.to_numpy(dtype=np.float64)
         text = raw.astype(str).str.strip().str.lower()
         bad = np.isnan(values) & ~(raw.isna() | text.isin(["nan", ""])).to_numpy()
-        check_rows(bad, path, column, f"wrong type: expected {what}, got text", frame)
+        check_rows(bad, path, column, wrong_text(what), frame)
         return values
-    raise InputError(f"{path}: column '{column}': wrong type: expected {what}, got {col.type}.")
+    raise wrong_type_error(path, column, what, col.type)
 
 
 def _refuse_inexact_integers(
@@ -354,8 +345,12 @@ class Embeddings:
         return int(self.values.shape[1])
 
 
-def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embeddings:
+def embedding_column(
+    path: Path, table: pa.Table, frame: pd.DataFrame, *, checked: bool = False
+) -> Embeddings:
     """Parse the `embedding` column: a list of numbers per row (in CSV, a JSON array as text).
+
+    ``checked``: the rows passed these checks already (they are only converted).
 
     Raises:
         InputError: a missing vector, a value that is not a number, NaN/inf, an empty vector,
@@ -369,10 +364,7 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
         or pa.types.is_large_list(col.type)
         or pa.types.is_fixed_size_list(col.type)
     ):
-        raise InputError(
-            f"{path}: column 'embedding': wrong type: expected a list of numbers per row, got "
-            f"{col.type}."
-        )
+        raise wrong_type_error(path, "embedding", "a list of numbers per row", col.type)
     arr = col
     if isinstance(col, pa.ChunkedArray):
         # One chunk as it is: ChunkedArray.combine_chunks copies even a single chunk.
@@ -383,30 +375,13 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
         # A work unit's table may hold no rows (its videos are all in the other table).
         width = arr.type.list_size if pa.types.is_fixed_size_list(arr.type) else 0
         return Embeddings(np.zeros((0, width), dtype=np.float32))
-    null = arr.is_null().to_numpy(zero_copy_only=False)
-    check_rows(null, path, "embedding", "missing embedding vector", frame)
-    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
-    empty = lengths == 0
-    check_rows(empty, path, "embedding", "empty embedding vector", frame)
-    dim = int(np.bincount(lengths).argmax())
-    odd = lengths != dim
-    check_rows(
-        odd,
-        path,
-        "embedding",
-        f"embeddings of different lengths (most rows have {dim}; these have "
-        f"{sorted(set(lengths[odd].tolist()))[:5]})",
-        frame,
-    )
+    dim = _vector_length(path, arr, frame, checked)
     flat = arr.flatten()
     if not (pa.types.is_integer(flat.type) or pa.types.is_floating(flat.type)):
-        raise InputError(
-            f"{path}: column 'embedding': wrong type: expected numbers inside the vectors, got "
-            f"{flat.type}."
-        )
+        raise wrong_type_error(path, "embedding", "numbers inside the vectors", flat.type)
     n = len(arr)
     bad = np.zeros(n, dtype=bool)
-    if flat.null_count:
+    if flat.null_count and not checked:
         bad |= flat.is_null().to_numpy(zero_copy_only=False).reshape(n, dim).any(axis=1)
         flat = flat.fill_null(0)
     # One conversion to float32 (zero-copy when the file already stores float32); values too
@@ -417,16 +392,29 @@ def embedding_column(path: Path, table: pa.Table, frame: pd.DataFrame) -> Embedd
     else:
         values = flat.to_numpy(zero_copy_only=False)
     values = values.reshape(n, dim)
+    if checked:
+        return Embeddings(values)
     bad |= ~np.isfinite(values).all(axis=1)
     if not bad.any():
         return Embeddings(values)
-    raise column_error(
-        path,
-        "embedding",
-        "embedding with a missing, NaN or infinite number (or one too large for float32)",
-        np.flatnonzero(bad),
-        frame,
+    raise column_error(path, "embedding", EMBEDDING_NOT_FINITE, np.flatnonzero(bad), frame)
+
+
+def _vector_length(path: Path, arr: pa.Array, frame: pd.DataFrame, checked: bool) -> int:
+    """The one vector length D of the rows; missing, empty and other lengths are refused."""
+    if checked:
+        return len(arr.flatten()) // len(arr)  # every row has the one length
+    null = arr.is_null().to_numpy(zero_copy_only=False)
+    check_rows(null, path, "embedding", EMBEDDING_MISSING, frame)
+    lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False).astype(np.int64)
+    empty = lengths == 0
+    check_rows(empty, path, "embedding", EMBEDDING_EMPTY, frame)
+    dim = int(np.bincount(lengths).argmax())
+    odd = lengths != dim
+    check_rows(
+        odd, path, "embedding", different_lengths(dim, sorted(set(lengths[odd].tolist()))), frame
     )
+    return dim
 
 
 def _parse_text_vectors(path: Path, col: pa.ChunkedArray, frame: pd.DataFrame) -> pa.Array:
@@ -435,7 +423,7 @@ def _parse_text_vectors(path: Path, col: pa.ChunkedArray, frame: pd.DataFrame) -
     shaped = pc.and_(pc.starts_with(stripped, "["), pc.ends_with(stripped, "]"))
     bad = ~shaped.fill_null(True).to_numpy(zero_copy_only=False)
     bad &= ~text.is_null().to_numpy(zero_copy_only=False)
-    check_rows(bad, path, "embedding", "expected a JSON array of numbers such as [0.1, 0.2]", frame)
+    check_rows(bad, path, "embedding", EMBEDDING_NOT_ARRAY, frame)
     inner = pc.utf8_slice_codeunits(stripped, 1, -1)
     parts = pc.split_pattern(inner, ",")
     items = pc.utf8_trim_whitespace(parts.flatten())

@@ -101,8 +101,10 @@ def default_run_name(cfg: DictConfig) -> str:
     return run_name_for(cfg, cfg.data.predictions)
 
 
-def build_table_embedder(cfg: DictConfig) -> Any:
+def build_table_embedder(cfg: DictConfig, settings: PosterSettings | None = None) -> Any:
     """The image embedder of ``cfg.embedder`` (torchvision / timm backbone + embedding cache).
+
+    ``settings``: the run's settings when already built (else built from ``cfg``).
 
     Raises:
         InputError: an unknown embedder, model or weights name, or weights that cannot be
@@ -140,7 +142,8 @@ def build_table_embedder(cfg: DictConfig) -> Any:
     except (ValueError, WeightsUnavailableError) as exc:
         raise InputError(f"config: embedder: {exc}") from None
     root = cfg.data.image_root
-    settings = settings_from_config(cfg)
+    if settings is None:
+        settings = settings_from_config(cfg)
     return TableEmbedder(
         embedder,
         EmbeddingCache.from_spec(spec),
@@ -211,9 +214,16 @@ def _judge_frames(cfg: DictConfig) -> bool:
 
 
 def evaluate_inputs(
-    inputs: PosterInputs, cfg: DictConfig, *, label: str, table_embedder: Any = None
+    inputs: PosterInputs,
+    cfg: DictConfig,
+    *,
+    label: str,
+    table_embedder: Any = None,
+    settings: PosterSettings | None = None,
 ) -> PosterEvaluation:
     """Tables loaded whole -> every number, table, plot and report of one evaluation.
+
+    ``settings``: the run's settings when already built (else built from ``cfg``).
 
     Raises:
         InputError: a bad setting, bad slice metadata, or no eligible video.
@@ -221,7 +231,7 @@ def evaluate_inputs(
     slices = load_slices(cfg)  # bad slice metadata is refused before anything is computed
     scored = score_poster(
         inputs,
-        settings_from_config(cfg),
+        settings_from_config(cfg) if settings is None else settings,
         judge_frames=_judge_frames(cfg),
         max_gallery_videos=_gallery_cap(cfg),
         center=similarity_options(cfg).center,
@@ -356,7 +366,9 @@ def _streamable(experts: Source, predictions: Source, cfg: DictConfig) -> bool:
     return precomputed and experts.suffix == predictions.suffix == ".parquet"
 
 
-def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
+def score_from_config(
+    cfg: DictConfig, table_embedder: Any = None, settings: PosterSettings | None = None
+) -> Scored:
     """Run the configured engine on ``data.experts`` / ``data.predictions``.
 
     ``engine=spark`` reads and scores on Spark (`evaluator.tasks.poster_spark`). With
@@ -367,7 +379,8 @@ def score_from_config(cfg: DictConfig, table_embedder: Any = None) -> Scored:
     Raises:
         InputError: bad config or input files.
     """
-    settings = settings_from_config(cfg)
+    if settings is None:
+        settings = settings_from_config(cfg)
     experts_given = str(_required_path(cfg, "data.experts"))
     predictions_given = str(_required_path(cfg, "data.predictions"))
     if engine_name(cfg) == "spark":
@@ -422,12 +435,12 @@ def run_poster(
         InputError: bad config or input files (nothing written, no run created).
         TrackingError: MLflow failed; the local outputs exist and the run is FAILED.
     """
-    settings_from_config(cfg)
+    settings = settings_from_config(cfg)  # built once, for every step below
     slices = load_slices(cfg)  # refused before anything is computed
     table_embedder = None
     if cfg.matching.min_cosine is not None and cfg.embedder.name != "precomputed":
-        table_embedder = build_table_embedder(cfg)
-    scored = score_from_config(cfg, table_embedder)
+        table_embedder = build_table_embedder(cfg, settings)
+    scored = score_from_config(cfg, table_embedder, settings)
     label = default_run_name(cfg)
     evaluation = evaluate_scored(
         scored, cfg, label=label, table_embedder=table_embedder, slices=slices

@@ -8,7 +8,7 @@ import pytest
 from embed_testkit import INDEX_FPS, INDEX_FRAMES, index_frame, read_index
 
 from evaluator.demo.images import write_video
-from evaluator.embed import frames
+from evaluator.embed import decode
 from evaluator.embed.decode import DecodeCounts, frame_table, minimum_decodes, video_end_s
 from evaluator.embed.frames import decode_nearest_frames
 
@@ -18,7 +18,7 @@ def walked(path, times):
     order = sorted(range(len(times)), key=lambda i: (times[i], i))
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        found = frames.nearest_by_walking(
+        found = decode.nearest_by_walking(
             container, stream, times, range(len(times)), order, str(path), DecodeCounts()
         )
         return {i: (read_index(rgb), t) for i, rgb, t in found}
@@ -82,7 +82,7 @@ def test_the_walking_decoder_decodes_more(long_gop_video):
     order = sorted(range(len(times)), key=lambda i: times[i])
     with av.open(str(long_gop_video)) as container:
         list(
-            frames.nearest_by_walking(
+            decode.nearest_by_walking(
                 container, container.streams.video[0], times, range(5), order, "v", counts
             )
         )

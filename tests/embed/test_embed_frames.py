@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from embed_testkit import INDEX_FPS, INDEX_FRAMES, build_quietly, read_index, small_spec
 
-from evaluator.embed import FrameReadError, FrameRef, embed_frames, frames
+from evaluator.embed import FrameReadError, FrameRef, decode, embed_frames
 from evaluator.embed.frames import decode_nearest_frames
 
 
@@ -18,7 +18,7 @@ def expected_index(t: float) -> int:
 # seek_ahead_s=0 makes the decoder seek before nearly every request instead of decoding forward.
 @pytest.mark.parametrize("seek_ahead_s", [2.0, 0.0])
 def test_nearest_frame_is_decoded(index_videos, seek_ahead_s, monkeypatch):
-    monkeypatch.setattr(frames, "SEEK_AHEAD_S", seek_ahead_s)
+    monkeypatch.setattr(decode, "SEEK_AHEAD_S", seek_ahead_s)
     rng = np.random.default_rng(0)
     # Exact frame times, exact midpoints (ties), the start, past the end, and random times in
     # shuffled order with gaps large enough to force re-seeking.

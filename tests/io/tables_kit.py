@@ -29,3 +29,20 @@ def write_table(
         records = frame.to_dict(orient="records")
         path.write_text("".join(json.dumps(r, ensure_ascii=ensure_ascii) + "\n" for r in records))
     return path
+
+
+def episode_frame(
+    video_id: list[str], predicted: list[int], true: list[int], **extra: object
+) -> pd.DataFrame:
+    """Four videos' episode rows: metadata episodes 1-4, confidences 0.9, 0.5, 1.0 and 0.0, the
+    given ids, predicted and true episodes, and the ``extra`` columns."""
+    return pd.DataFrame(
+        {
+            "video_id": video_id,
+            "metadata_episode": [1, 2, 3, 4],
+            "predicted_episode": predicted,
+            "confidence": [0.9, 0.5, 1.0, 0.0],
+            "true_episode": true,
+            **extra,
+        }
+    )

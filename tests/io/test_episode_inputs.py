@@ -10,20 +10,17 @@ import pytest
 
 from evaluator.errors import InputError
 from evaluator.io.episode import load_episode_table
+from tests.io.tables_kit import episode_frame
 from tests.io.tables_kit import write_table as write
 
 
 def good_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "video_id": ["007", "7", "a", "b"],
-            "metadata_episode": [1, 2, 3, 4],
-            "predicted_episode": [1, 5, 3, 4],
-            "confidence": [0.9, 0.5, 1.0, 0.0],
-            "true_episode": [1, 5, 4, 4],
-            "series_id": ["s1", "s1", "s2", "s2"],
-            "season": [1, 1, 2, 2],
-        }
+    return episode_frame(
+        ["007", "7", "a", "b"],
+        [1, 5, 3, 4],
+        [1, 5, 4, 4],
+        series_id=["s1", "s1", "s2", "s2"],
+        season=[1, 1, 2, 2],
     )
 
 

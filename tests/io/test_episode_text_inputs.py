@@ -12,22 +12,19 @@ import pytest
 from evaluator.errors import InputError
 from evaluator.io.episode import load_episode_table
 from tests.conftest import run_cli
+from tests.io.tables_kit import episode_frame
 from tests.io.tables_kit import write_table as write
 
 
 def text_frame() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "video_id": ["b", "a", "c", "d"],
-            "metadata_episode": [1, 2, 3, 4],
-            "predicted_episode": [1, 2, 3, 5],
-            "confidence": [0.9, 0.5, 1.0, 0.0],
-            "true_episode": [1, 2, 3, 4],
-            # object columns: None stays None (JSON null), not NaN
-            "text_read": pd.Series(["제1화", "", None, "EP\u00a04"], dtype=object),
-            "text_true": pd.Series(["제1화", "Episode 2", None, "EP 4"], dtype=object),
-            "text_episode": [1.0, np.nan, 3.0, 4.0],
-        }
+    return episode_frame(
+        ["b", "a", "c", "d"],
+        [1, 2, 3, 5],
+        [1, 2, 3, 4],
+        # object columns: None stays None (JSON null), not NaN
+        text_read=pd.Series(["제1화", "", None, "EP\u00a04"], dtype=object),
+        text_true=pd.Series(["제1화", "Episode 2", None, "EP 4"], dtype=object),
+        text_episode=[1.0, np.nan, 3.0, 4.0],
     )
 
 
