@@ -49,6 +49,7 @@ from evaluator.tasks.episode_text import (
     text_plot_writers,
     with_text_columns,
 )
+from evaluator.tasks.params import flat_params
 from evaluator.tasks.slicing import SliceOutputs, episode_slices, load_slices
 from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.mlflow_run import (
@@ -233,17 +234,7 @@ def build_summary(
 
 
 def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            flat[prefix] = "null" if node is None else str(node)
-
-    episode = OmegaConf.to_container(cfg.episode, resolve=True)
-    walk("episode", episode)
+    flat = flat_params("episode", OmegaConf.to_container(cfg.episode, resolve=True))
     flat["data.episodes"] = str(cfg.data.episodes)
     flat["data.episodes_resolved"] = (
         str(table.path.resolve()) if table.path.exists() else str(cfg.data.episodes)
@@ -265,6 +256,28 @@ def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
     return f"Episode verification: {model} on {table.path.name} ({table.n_videos} videos)"
 
 
+@dataclass(frozen=True)
+class _Tables:
+    """The tables of one evaluation: per video, the sweep, per group, the misreads, per slice."""
+
+    videos: pd.DataFrame
+    sweep: pd.DataFrame
+    groups: pd.DataFrame | None
+    misreads: pd.DataFrame | None
+    slices: SliceOutputs | None
+
+    def logged(self) -> dict[str, pd.DataFrame]:
+        """The tables logged to MLflow (``mlflow.log_table``), by artifact name."""
+        named = {
+            "episode_videos.json": self.videos,
+            "episode_sweep.json": self.sweep,
+            "episode_groups.json": self.groups,
+            "episode_text.json": self.misreads,
+            "slices.json": None if self.slices is None else self.slices.table,
+        }
+        return {name: frame for name, frame in named.items() if frame is not None}
+
+
 def run_episode(
     cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
 ) -> EpisodeOutcome:
@@ -279,12 +292,7 @@ def run_episode(
     settings = episode_settings(cfg)
     path = _episodes_path(cfg)
     slices = load_slices(cfg)  # bad slice metadata is refused before the episodes are read
-    if engine_name(cfg) == "spark":
-        from evaluator.engines.spark import spark_episode_table
-
-        table = spark_episode_table(cfg.engine, str(cfg.data.episodes), group_by=settings.group_by)
-    else:
-        table = load_episode_table(path, group_by=settings.group_by)
+    table = _read_episodes(cfg, path, settings)
     result = evaluate_episodes(
         table.metadata_episode,
         table.predicted_episode,
@@ -309,27 +317,92 @@ def run_episode(
     digest = episode_set_digest(
         table.video_id, table.metadata_episode, table.true_episode, table.texts.text_true
     )
-    videos = with_text_columns(episode_video_table(result, table), table, text)
-    sweep = sweep_frame(result.curve)
+    tables = _tables(cfg, table, result, text, settings, slices)
+    summary = build_summary(result, metrics, table, settings, digest, cfg)
+    if tables.slices is not None:
+        summary["slices"] = tables.slices.summary
+    files = _result_files(cfg, table, result, text, settings, metrics, summary, tables)
+    written = write_all(output_dir, files)
+
+    run = None
+    if track:
+        record = _run_record(cfg, table, result, metrics, digest, tables, written, output_dir)
+        run = record_evaluation(
+            cfg,
+            episode_run_name(cfg),
+            record,
+            parent_run_id,
+            output_dir=output_dir,
+            table_files=table_files_of(record),
+        )
+    return EpisodeOutcome(
+        result,
+        summary,
+        tables.videos,
+        tables.sweep,
+        tables.groups,
+        settings,
+        output_dir,
+        written,
+        run,
+    )
+
+
+def _read_episodes(cfg: DictConfig, path: Path, settings: EpisodeSettings) -> EpisodeTable:
+    """The validated episode table, read by the configured engine."""
+    if engine_name(cfg) == "spark":
+        from evaluator.engines.spark import spark_episode_table
+
+        return spark_episode_table(cfg.engine, str(cfg.data.episodes), group_by=settings.group_by)
+    return load_episode_table(path, group_by=settings.group_by)
+
+
+def _tables(
+    cfg: DictConfig,
+    table: EpisodeTable,
+    result: EpisodeResult,
+    text: EpisodeTextResult | None,
+    settings: EpisodeSettings,
+    slices: Any,
+) -> _Tables:
+    """The evaluation's tables; the per-slice metrics when ``data.slices`` is set."""
     groups = None
     if result.groups is not None and table.group_column is not None:
         groups = group_frame(result.groups, table.group_column)
         groups = group_text_columns(groups, table, text, settings.confidence_threshold)
-    summary = build_summary(result, metrics, table, settings, digest, cfg)
     slice_out = None if slices is None else _slices(slices, table, result, settings, cfg, text)
-    misreads = misreads_frame(table, result, text, slice_out.videos if slice_out else None)
+    return _Tables(
+        videos=with_text_columns(episode_video_table(result, table), table, text),
+        sweep=sweep_frame(result.curve),
+        groups=groups,
+        misreads=misreads_frame(table, result, text, slice_out.videos if slice_out else None),
+        slices=slice_out,
+    )
 
+
+def _result_files(
+    cfg: DictConfig,
+    table: EpisodeTable,
+    result: EpisodeResult,
+    text: EpisodeTextResult | None,
+    settings: EpisodeSettings,
+    metrics: dict[str, float],
+    summary: dict[str, Any],
+    tables: _Tables,
+) -> dict[str, Writer]:
+    """The result files by path in the output folder (written all-or-nothing)."""
+    slice_out = tables.slices
     files: dict[str, Writer] = {
         "summary.json": write_json(summary),
-        "episode_videos.parquet": write_parquet(videos),
-        "episode_sweep.parquet": write_parquet(sweep),
+        "episode_videos.parquet": write_parquet(tables.videos),
+        "episode_sweep.parquet": write_parquet(tables.sweep),
         "confusion_matrix.json": write_json(confusion_dict(result.confusion)),
         "config.yaml": write_text(OmegaConf.to_yaml(cfg, resolve=True)),
     }
-    if groups is not None:
-        files["episode_groups.parquet"] = write_parquet(groups)
-    if misreads is not None:
-        files[TEXT_TABLE] = write_parquet(misreads)
+    if tables.groups is not None:
+        files["episode_groups.parquet"] = write_parquet(tables.groups)
+    if tables.misreads is not None:
+        files[TEXT_TABLE] = write_parquet(tables.misreads)
     if cfg.plots:
         files[PLOT_FILE] = _plot_writer(result, metrics, settings, _plot_title(cfg, table))
         files.update(
@@ -342,42 +415,35 @@ def run_episode(
             )
         )
     if slice_out is not None:
-        summary["slices"] = slice_out.summary
         files.update(slice_out.files)
     if OmegaConf.select(cfg, "report.html", default=False):
-        files["report.html"] = _report_writer(cfg, table, metrics, files, slice_out, misreads)
-    written = write_all(output_dir, files)
+        files["report.html"] = _report_writer(
+            cfg, table, metrics, files, slice_out, tables.misreads
+        )
+    return files
 
-    run = None
-    if track:
-        tags = evaluation_tags("episode", digest, path.name, cfg.model)
-        tables = {"episode_videos.json": videos, "episode_sweep.json": sweep}
-        if groups is not None:
-            tables["episode_groups.json"] = groups
-        if misreads is not None:
-            tables["episode_text.json"] = misreads
-        if slice_out is not None:
-            tables["slices.json"] = slice_out.table
-        all_metrics = {**metrics, **(slice_out.metrics if slice_out else {})}
-        record = RunRecord(
-            params={**_params(cfg, table), **(slice_out.params if slice_out else {})},
-            tags=tags,
-            metrics={k: v for k, v in all_metrics.items() if math.isfinite(v)},
-            stepped=stepped_metrics(result),
-            artifacts=artifact_list(written, output_dir),
-            tables=tables if cfg.mlflow.log_table else {},
-            dataset=_dataset(table, digest, cfg) if cfg.mlflow.log_dataset else None,
-        )
-        run = record_evaluation(
-            cfg,
-            episode_run_name(cfg),
-            record,
-            parent_run_id,
-            output_dir=output_dir,
-            table_files=table_files_of(record),
-        )
-    return EpisodeOutcome(
-        result, summary, videos, sweep, groups, settings, output_dir, written, run
+
+def _run_record(
+    cfg: DictConfig,
+    table: EpisodeTable,
+    result: EpisodeResult,
+    metrics: dict[str, float],
+    digest: str,
+    tables: _Tables,
+    written: list[Path],
+    output_dir: Path,
+) -> RunRecord:
+    """What the MLflow run records: params, tags, finite metrics, files, tables, dataset."""
+    slice_out = tables.slices
+    all_metrics = {**metrics, **(slice_out.metrics if slice_out else {})}
+    return RunRecord(
+        params={**_params(cfg, table), **(slice_out.params if slice_out else {})},
+        tags=evaluation_tags("episode", digest, table.path.name, cfg.model),
+        metrics={k: v for k, v in all_metrics.items() if math.isfinite(v)},
+        stepped=stepped_metrics(result),
+        artifacts=artifact_list(written, output_dir),
+        tables=tables.logged() if cfg.mlflow.log_table else {},
+        dataset=_dataset(table, digest, cfg) if cfg.mlflow.log_dataset else None,
     )
 
 
