@@ -19,21 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from evaluator import __version__
 from evaluator.core.digest import episode_set_digest
 from evaluator.core.episode import (
-    AUTO_ACCEPT,
-    AUTO_FLAG,
-    HUMAN_REVIEW,
     EpisodeResult,
     accuracy_metric_suffix,
     curve_at_thresholds,
     evaluate_episodes,
 )
-from evaluator.core.episode_inputs import episode_videos
+from evaluator.core.episode_inputs import AUTO_ACCEPT, AUTO_FLAG, HUMAN_REVIEW, episode_videos
 from evaluator.core.episode_text import COUNT_METRICS as TEXT_COUNT_METRICS
 from evaluator.core.episode_text import EpisodeTextResult
 from evaluator.engines import engine_name
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
-from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.io.outputs import write_all
 from evaluator.lifecycle import checkpoint
 from evaluator.report.episode_tables import (
     confusion_dict,
@@ -41,12 +38,11 @@ from evaluator.report.episode_tables import (
     group_frame,
     sweep_frame,
 )
+from evaluator.tasks.episode_files import EpisodeTables, result_files
 from evaluator.tasks.episode_text import (
-    TEXT_TABLE,
     evaluate_table_text,
     group_text_columns,
     misreads_frame,
-    text_plot_writers,
     with_text_columns,
 )
 from evaluator.tasks.params import flat_params
@@ -81,7 +77,6 @@ COUNT_METRICS = (
     "n_true_mismatches",
     *TEXT_COUNT_METRICS,
 )
-PLOT_FILE = "plots/risk_coverage.png"
 
 
 @dataclass(frozen=True)
@@ -256,28 +251,6 @@ def _plot_title(cfg: DictConfig, table: EpisodeTable) -> str:
     return f"Episode verification: {model} on {table.path.name} ({table.n_videos} videos)"
 
 
-@dataclass(frozen=True)
-class _Tables:
-    """The tables of one evaluation: per video, the sweep, per group, the misreads, per slice."""
-
-    videos: pd.DataFrame
-    sweep: pd.DataFrame
-    groups: pd.DataFrame | None
-    misreads: pd.DataFrame | None
-    slices: SliceOutputs | None
-
-    def logged(self) -> dict[str, pd.DataFrame]:
-        """The tables logged to MLflow (``mlflow.log_table``), by artifact name."""
-        named = {
-            "episode_videos.json": self.videos,
-            "episode_sweep.json": self.sweep,
-            "episode_groups.json": self.groups,
-            "episode_text.json": self.misreads,
-            "slices.json": None if self.slices is None else self.slices.table,
-        }
-        return {name: frame for name, frame in named.items() if frame is not None}
-
-
 def run_episode(
     cfg: DictConfig, output_dir: Path, *, track: bool = True, parent_run_id: str | None = None
 ) -> EpisodeOutcome:
@@ -321,7 +294,17 @@ def run_episode(
     summary = build_summary(result, metrics, table, settings, digest, cfg)
     if tables.slices is not None:
         summary["slices"] = tables.slices.summary
-    files = _result_files(cfg, table, result, text, settings, metrics, summary, tables)
+    files = result_files(
+        cfg,
+        table,
+        result,
+        text,
+        metrics,
+        summary,
+        tables,
+        threshold=settings.confidence_threshold,
+        title=_plot_title(cfg, table),
+    )
     written = write_all(output_dir, files)
 
     run = None
@@ -364,14 +347,14 @@ def _tables(
     text: EpisodeTextResult | None,
     settings: EpisodeSettings,
     slices: Any,
-) -> _Tables:
+) -> EpisodeTables:
     """The evaluation's tables; the per-slice metrics when ``data.slices`` is set."""
     groups = None
     if result.groups is not None and table.group_column is not None:
         groups = group_frame(result.groups, table.group_column)
         groups = group_text_columns(groups, table, text, settings.confidence_threshold)
     slice_out = None if slices is None else _slices(slices, table, result, settings, cfg, text)
-    return _Tables(
+    return EpisodeTables(
         videos=with_text_columns(episode_video_table(result, table), table, text),
         sweep=sweep_frame(result.curve),
         groups=groups,
@@ -380,56 +363,13 @@ def _tables(
     )
 
 
-def _result_files(
-    cfg: DictConfig,
-    table: EpisodeTable,
-    result: EpisodeResult,
-    text: EpisodeTextResult | None,
-    settings: EpisodeSettings,
-    metrics: dict[str, float],
-    summary: dict[str, Any],
-    tables: _Tables,
-) -> dict[str, Writer]:
-    """The result files by path in the output folder (written all-or-nothing)."""
-    slice_out = tables.slices
-    files: dict[str, Writer] = {
-        "summary.json": write_json(summary),
-        "episode_videos.parquet": write_parquet(tables.videos),
-        "episode_sweep.parquet": write_parquet(tables.sweep),
-        "confusion_matrix.json": write_json(confusion_dict(result.confusion)),
-        "config.yaml": write_text(OmegaConf.to_yaml(cfg, resolve=True)),
-    }
-    if tables.groups is not None:
-        files["episode_groups.parquet"] = write_parquet(tables.groups)
-    if tables.misreads is not None:
-        files[TEXT_TABLE] = write_parquet(tables.misreads)
-    if cfg.plots:
-        files[PLOT_FILE] = _plot_writer(result, metrics, settings, _plot_title(cfg, table))
-        files.update(
-            text_plot_writers(
-                text,
-                result,
-                slice_out.table if slice_out else None,
-                threshold=settings.confidence_threshold,
-                title=_plot_title(cfg, table),
-            )
-        )
-    if slice_out is not None:
-        files.update(slice_out.files)
-    if OmegaConf.select(cfg, "report.html", default=False):
-        files["report.html"] = _report_writer(
-            cfg, table, metrics, files, slice_out, tables.misreads
-        )
-    return files
-
-
 def _run_record(
     cfg: DictConfig,
     table: EpisodeTable,
     result: EpisodeResult,
     metrics: dict[str, float],
     digest: str,
-    tables: _Tables,
+    tables: EpisodeTables,
     written: list[Path],
     output_dir: Path,
 ) -> RunRecord:
@@ -465,24 +405,6 @@ def stepped_metrics(result: EpisodeResult) -> dict[str, list[tuple[int, float]]]
     return out
 
 
-def _plot_writer(
-    result: EpisodeResult, metrics: dict[str, float], settings: EpisodeSettings, title: str
-) -> Writer:
-    def write(path: Path) -> None:
-        from evaluator.report.episode_plots import plot_risk_coverage
-
-        plot_risk_coverage(
-            result.curve,
-            path,
-            threshold=settings.confidence_threshold,
-            at_threshold=(metrics["coverage"], metrics["auto_accuracy"]),
-            at_target=result.coverage_at_accuracy[0],
-            title=title,
-        )
-
-    return write
-
-
 def _slices(
     slices: Any,
     table: EpisodeTable,
@@ -508,28 +430,4 @@ def _slices(
         label=episode_run_name(cfg),
         plots=bool(cfg.plots),
         text=text,
-    )
-
-
-def _report_writer(
-    cfg: DictConfig,
-    table: EpisodeTable,
-    metrics: dict[str, float],
-    files: dict[str, Writer],
-    slice_out: SliceOutputs | None,
-    misreads: pd.DataFrame | None,
-) -> Writer:
-    """report.html of the evaluation: numbers, the text sections and the plots written before."""
-    from evaluator.report.episode_html import episode_report_writer
-
-    case_columns = list(slice_out.videos.columns[1:]) if slice_out else []
-    if table.group_column:
-        case_columns.insert(0, table.group_column)
-    return episode_report_writer(
-        _plot_title(cfg, table),
-        metrics,
-        plots=[rel for rel in files if rel.endswith(".png")],
-        cases=slice_out.table if slice_out else None,
-        misreads=misreads,
-        case_columns=case_columns,
     )
