@@ -17,6 +17,7 @@ from evaluator.core.episode import EpisodeResult
 from evaluator.core.episode_text import EpisodeTextResult
 from evaluator.io.episode import EpisodeTable
 from evaluator.io.outputs import Writer, write_json, write_parquet, write_text
+from evaluator.report.episode_html import episode_report_writer
 from evaluator.report.episode_tables import confusion_dict
 from evaluator.tasks.episode_text import TEXT_TABLE, text_plot_writers
 from evaluator.tasks.slicing import SliceOutputs
@@ -85,7 +86,15 @@ def result_files(
     if slice_out is not None:
         files.update(slice_out.files)
     if OmegaConf.select(cfg, "report.html", default=False):
-        files["report.html"] = _report_writer(title, table, metrics, files, tables)
+        # The report embeds the plots written before it in the same write_all.
+        files["report.html"] = episode_report_writer(
+            title,
+            metrics,
+            plots=[rel for rel in files if rel.endswith(".png")],
+            cases=slice_out.table if slice_out else None,
+            misreads=tables.misreads,
+            case_columns=_case_columns(table, slice_out),
+        )
     return files
 
 
@@ -107,25 +116,7 @@ def _plot_writer(
     return write
 
 
-def _report_writer(
-    title: str,
-    table: EpisodeTable,
-    metrics: dict[str, float],
-    files: dict[str, Writer],
-    tables: EpisodeTables,
-) -> Writer:
-    """report.html of the evaluation: numbers, the text sections and the plots written before."""
-    from evaluator.report.episode_html import episode_report_writer
-
-    slice_out = tables.slices
-    case_columns = list(slice_out.videos.columns[1:]) if slice_out else []
-    if table.group_column:
-        case_columns.insert(0, table.group_column)
-    return episode_report_writer(
-        title,
-        metrics,
-        plots=[rel for rel in files if rel.endswith(".png")],
-        cases=slice_out.table if slice_out else None,
-        misreads=tables.misreads,
-        case_columns=case_columns,
-    )
+def _case_columns(table: EpisodeTable, slice_out: SliceOutputs | None) -> list[str]:
+    """The report's case columns: the group column, then the slice columns."""
+    columns = list(slice_out.videos.columns[1:]) if slice_out else []
+    return [table.group_column, *columns] if table.group_column else columns
