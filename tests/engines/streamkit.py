@@ -12,6 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluator.core.poster import PosterSettings
+from evaluator.engines.local import Scored, score_poster
+from evaluator.io.poster import load_poster_inputs
 
 # Time tolerance 3 s and min cosine 0.5 (the defaults) with a sweep around both.
 SETTINGS = PosterSettings(
@@ -167,3 +169,16 @@ def assert_same(a: Any, b: Any, where: str = "") -> None:
         assert np.isnan(b), where
     else:
         assert a == b, f"{where}: {a!r} != {b!r}"
+
+
+def score_whole(
+    root: Path, exp: pa.Table, pred: pa.Table, settings: PosterSettings, **options: Any
+) -> Scored:
+    """The two tables written whole into ``root`` and scored in memory (`score_poster` with
+    ``options``): the reference the streamed engines are compared with."""
+    pq.write_table(exp, root / "experts.parquet")
+    pq.write_table(pred, root / "predictions.parquet")
+    inputs = load_poster_inputs(
+        root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
+    )
+    return score_poster(inputs, settings, **options)

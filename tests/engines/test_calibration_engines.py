@@ -8,28 +8,28 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.calibration import COSINE_BINS
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.local import Scored, score_poster, stream_sources
+from evaluator.engines.local import Scored, stream_sources
 from evaluator.errors import InputError
-from evaluator.io.poster import load_poster_inputs
 from evaluator.io.sources import resolve_source
 from evaluator.tasks.poster_similarity import SimilarityOptions, calibration_of
-from tests.engines.streamkit import SETTINGS, arrow_table, assert_same, random_tables, write_parts
+from tests.engines.streamkit import (
+    SETTINGS,
+    arrow_table,
+    assert_same,
+    random_tables,
+    score_whole,
+    write_parts,
+)
 from tests.reference.calibration import naive_cosine, naive_mean, naive_pool
 
 
 def _whole(root: Path, exp: pa.Table, pred: pa.Table, s: PosterSettings, center: str) -> Scored:
-    pq.write_table(exp, root / "experts.parquet")
-    pq.write_table(pred, root / "predictions.parquet")
-    inputs = load_poster_inputs(
-        root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
-    )
-    return score_poster(inputs, s, judge_frames=True, center=center)
+    return score_whole(root, exp, pred, s, judge_frames=True, center=center)
 
 
 def _streamed(

@@ -36,6 +36,7 @@ from tests.engines.streamkit import (
     arrow_table,
     assert_same,
     random_tables,
+    score_whole,
     write_parts,
 )
 
@@ -43,12 +44,7 @@ from tests.engines.streamkit import (
 def _in_memory(
     exp: pa.Table, pred: pa.Table, root: Path, cap: int | None, judge: bool = True
 ) -> Scored:
-    pq.write_table(exp, root / "experts.parquet")
-    pq.write_table(pred, root / "predictions.parquet")
-    inputs = load_poster_inputs(
-        root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
-    )
-    return score_poster(inputs, SETTINGS, judge_frames=judge, max_gallery_videos=cap)
+    return score_whole(root, exp, pred, SETTINGS, judge_frames=judge, max_gallery_videos=cap)
 
 
 def _streamed(
