@@ -12,8 +12,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.local import Scored, score_poster
+from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.io.poster import load_poster_inputs
+from evaluator.io.sources import resolve_source
 
 # Time tolerance 3 s and min cosine 0.5 (the defaults) with a sweep around both.
 SETTINGS = PosterSettings(
@@ -182,3 +183,33 @@ def score_whole(
         root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
     )
     return score_poster(inputs, settings, **options)
+
+
+def score_streamed(
+    root: Path,
+    exp: pa.Table,
+    pred: pa.Table,
+    settings: PosterSettings,
+    *,
+    n_parts: tuple[int, int],
+    seed: int,
+    budget_mb: float,
+    **options: Any,
+) -> Scored:
+    """The two tables written as part files into ``root`` (``n_parts`` each, rows shuffled by
+    ``seed`` and ``seed + 1``) and streamed through ``root / "tmp"`` (`stream_sources`, frames
+    judged, with ``options``); its temporary buckets must be gone afterwards."""
+    write_parts(exp, root / "experts", n_parts[0], seed)
+    write_parts(pred, root / "predictions", n_parts[1], seed + 1)
+    (root / "tmp").mkdir()
+    scored = stream_sources(
+        resolve_source(root / "experts", "experts"),
+        resolve_source(root / "predictions", "predictions"),
+        settings,
+        budget_mb=budget_mb,
+        temp_dir=str(root / "tmp"),
+        judge_frames=True,
+        **options,
+    )
+    assert list((root / "tmp").iterdir()) == []  # temporary buckets removed
+    return scored

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from evaluator.core.bootstrap import bootstrap_mean_ci
 from evaluator.core.partials import merge_partials, prune_galleries
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.local import Scored, score_poster, stream_sources
+from evaluator.engines.local import Scored, score_poster
 from evaluator.engines.streaming import StreamedPoster, stream_poster
 from evaluator.engines.units import score_unit
 from evaluator.errors import InputError
@@ -36,6 +36,7 @@ from tests.engines.streamkit import (
     arrow_table,
     assert_same,
     random_tables,
+    score_streamed,
     score_whole,
     write_parts,
 )
@@ -50,21 +51,17 @@ def _in_memory(
 def _streamed(
     exp: pa.Table, pred: pa.Table, root: Path, n_parts: int, seed: int, budget_mb: float, cap
 ) -> Scored:
-    write_parts(exp, root / "experts", n_parts, seed)
-    write_parts(pred, root / "predictions", n_parts, seed + 1)
-    (root / "tmp").mkdir()
-    scored = stream_sources(
-        resolve_source(root / "experts", "experts"),
-        resolve_source(root / "predictions", "predictions"),
+    return score_streamed(
+        root,
+        exp,
+        pred,
         SETTINGS,
+        n_parts=(n_parts, n_parts),
+        seed=seed,
         budget_mb=budget_mb,
-        temp_dir=str(root / "tmp"),
-        judge_frames=True,
         want_images=True,
         max_gallery_videos=cap,
     )
-    assert list((root / "tmp").iterdir()) == []  # temporary buckets removed
-    return scored
 
 
 def assert_same_evaluation(a: Scored, b: Scored) -> None:
