@@ -113,6 +113,31 @@ def sqlite_run(db: Path, run_id: str) -> tuple[MlflowClient, Run]:
     return client, client.get_run(run_id)
 
 
+def record_failing_dataset(tmp_path: Path, experiment: str, error: BaseException) -> Run:
+    """`record_run` into a sqlite store in ``tmp_path`` with a dataset input whose logging
+    raises ``error`` (after the metrics); the error must come out as it is. Returns the
+    experiment's one run."""
+    from evaluator.tracking.mlflow_run import RunRecord, record_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    class FailingDataset:
+        def _to_mlflow_entity(self) -> None:
+            raise error
+
+    with pytest.raises(type(error)):
+        record_run(
+            tracking_uri=uri,
+            experiment=experiment,
+            run_name="r",
+            record=RunRecord(metrics={"m": 1.0}, dataset=FailingDataset()),
+            artifact_location=(tmp_path / "art").as_uri(),
+        )
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
+    return run
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -8,12 +8,12 @@ import signal
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
 from evaluator import lifecycle
 from evaluator.cli import exit_status
 from evaluator.engines.spark_session import SparkJobError, job_error
 from evaluator.errors import InputError, ServiceError, TrackingError
+from tests.conftest import record_failing_dataset
 
 
 @pytest.fixture
@@ -90,24 +90,7 @@ def test_a_failed_spark_job_is_a_service_error_not_an_input_error() -> None:
 def test_a_bug_while_recording_is_not_a_tracking_error(tmp_path: Path) -> None:
     """Only MLflow and network failures become TrackingError; a bug keeps its type (exit 4)
     and the run still ends FAILED."""
-    from evaluator.tracking.mlflow_run import RunRecord, record_run
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-    class BrokenDataset:
-        def _to_mlflow_entity(self) -> None:
-            raise ZeroDivisionError("a bug")
-
-    with pytest.raises(ZeroDivisionError):
-        record_run(
-            tracking_uri=uri,
-            experiment="bug",
-            run_name="r",
-            record=RunRecord(metrics={"m": 1.0}, dataset=BrokenDataset()),
-            artifact_location=(tmp_path / "art").as_uri(),
-        )
-    client = MlflowClient(tracking_uri=uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("bug").experiment_id])
+    run = record_failing_dataset(tmp_path, "bug", ZeroDivisionError("a bug"))
     assert run.info.status == "FAILED"
     assert run.data.tags["evaluator.error"] == "ZeroDivisionError: a bug"
 

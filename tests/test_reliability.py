@@ -25,7 +25,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from evaluator.errors import InputError
-from tests.conftest import _free_port, run_cli
+from tests.conftest import _free_port, record_failing_dataset, run_cli
 
 BIN = Path(sys.executable).parent
 
@@ -366,25 +366,7 @@ def test_an_image_path_that_leaves_the_image_root_names_column_and_row(tmp_path:
 
 
 def test_ctrl_c_while_recording_marks_the_run_failed(tmp_path: Path) -> None:
-    from evaluator.tracking.mlflow_run import RunRecord, record_run
-
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-
-    class InterruptedDataset:
-        """A dataset input whose logging is cut off by Ctrl-C (after the metrics)."""
-
-        def _to_mlflow_entity(self) -> None:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        record_run(
-            tracking_uri=uri,
-            experiment="ctrl-c",
-            run_name="r",
-            record=RunRecord(metrics={"m": 1.0}, dataset=InterruptedDataset()),
-            artifact_location=(tmp_path / "art").as_uri(),
-        )
-    client = MlflowClient(tracking_uri=uri)
-    (run,) = client.search_runs([client.get_experiment_by_name("ctrl-c").experiment_id])
+    # A dataset input whose logging is cut off by Ctrl-C (after the metrics).
+    run = record_failing_dataset(tmp_path, "ctrl-c", KeyboardInterrupt())
     assert run.info.status == "FAILED"
     assert run.data.tags["evaluator.error"].startswith("KeyboardInterrupt")

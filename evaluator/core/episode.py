@@ -34,9 +34,6 @@ from evaluator.core.episode_coverage import (
     videos_curve,
 )
 from evaluator.core.episode_inputs import (
-    AUTO_ACCEPT,
-    AUTO_FLAG,
-    HUMAN_REVIEW,
     Videos,
     check_target,
     check_threshold,
@@ -45,13 +42,11 @@ from evaluator.core.episode_inputs import (
 )
 
 __all__ = [
-    "AUTO_ACCEPT",
-    "AUTO_FLAG",
-    "HUMAN_REVIEW",
     "Automation",
     "CoverageAtAccuracy",
     "EpisodeResult",
     "GroupBreakdown",
+    "GroupMetrics",
     "MismatchScores",
     "RiskCoverageCurve",
     "accuracy_metric_suffix",
@@ -61,6 +56,7 @@ __all__ = [
     "episode_accuracy",
     "evaluate_episodes",
     "group_breakdown",
+    "group_metrics",
     "mismatch_scores",
     "risk_coverage_curve",
 ]
@@ -149,11 +145,11 @@ def _mismatch_scores(flag: np.ndarray, mismatch: np.ndarray) -> MismatchScores:
 
 
 @dataclass(frozen=True, eq=False)
-class GroupBreakdown:
-    """Episode metrics per group (e.g. per series), one entry per distinct group, sorted.
+class GroupMetrics:
+    """Episode metrics per group of videos (a group label, a slice), with the definitions of
+    the whole set applied inside each group; one entry per group.
 
     Attributes:
-        group: The distinct group values, sorted (``np.unique`` order).
         n_videos: Videos in the group.
         episode_accuracy: mean(predicted == true) in the group.
         mismatch_precision: TP / (TP + FP) in the group; 0.0 when nothing is flagged.
@@ -163,7 +159,6 @@ class GroupBreakdown:
             none of its videos is automated.
     """
 
-    group: np.ndarray
     n_videos: np.ndarray
     episode_accuracy: np.ndarray
     mismatch_precision: np.ndarray
@@ -171,11 +166,58 @@ class GroupBreakdown:
     coverage: np.ndarray
     auto_accuracy: np.ndarray
 
+
+def group_metrics(v: Videos, codes: np.ndarray, n_groups: int, threshold: float) -> GroupMetrics:
+    """`GroupMetrics` of groups 0 .. n_groups - 1, all at once (``np.bincount`` over codes).
+
+    Per group g, with sums over its videos: ``episode_accuracy = sum(correct) / n_g``,
+    ``mismatch_precision = TP / (TP + FP)`` (0 if no flag), ``mismatch_recall =
+    TP / (TP + FN)`` (0 if no true mismatch), ``coverage = sum(auto) / n_g``,
+    ``auto_accuracy = sum(auto & right) / sum(auto)`` (NaN if nothing automated). A group
+    without videos has NaN accuracy and coverage.
+
+    Args:
+        v: The validated per-video values.
+        codes: Group code per video in [0, n_groups), shape (n,).
+        n_groups: Number of groups.
+        threshold: Confidence at or above which the model decides alone.
+    """
+    c = np.asarray(codes, dtype=np.int64)
+
+    def total(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(c, weights=mask.astype(np.float64), minlength=n_groups)
+
+    size = np.bincount(c, minlength=n_groups).astype(np.float64)
+    auto = v.confidence >= threshold
+    tp = total(v.flag & v.mismatch)
+    n_auto = total(auto)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return GroupMetrics(
+            n_videos=size.astype(np.int64),
+            episode_accuracy=total(v.episode_correct) / size,
+            mismatch_precision=ratio(tp, total(v.flag), 0.0),
+            mismatch_recall=ratio(tp, total(v.mismatch), 0.0),
+            coverage=n_auto / size,
+            auto_accuracy=ratio(total(auto & v.flag_right), n_auto, math.nan),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class GroupBreakdown(GroupMetrics):
+    """Episode metrics per group (e.g. per series), one entry per distinct group, sorted.
+
+    Attributes:
+        group: The distinct group values, sorted (``np.unique`` order).
+        n_videos / episode_accuracy / ... / auto_accuracy: per group, as in `GroupMetrics`.
+    """
+
+    group: np.ndarray
+
     def columns(self) -> dict[str, np.ndarray]:
         """The breakdown as named columns (e.g. for ``pandas.DataFrame``).
 
         Returns:
-            Column name -> array, in the attribute order.
+            Column name -> array: ``group``, then the metrics in `GroupMetrics` order.
         """
         return {
             "group": self.group,
@@ -233,25 +275,8 @@ def _group_breakdown(v: Videos, groups: np.ndarray, threshold: float) -> GroupBr
         unique, inverse = np.unique(labels, return_inverse=True)
     except TypeError as err:
         raise ValueError(f"groups must hold sortable labels of one type: {err}") from err
-    inverse = inverse.reshape(-1)
-    k = len(unique)
-
-    def total(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(inverse, weights=mask.astype(np.float64), minlength=k)
-
-    auto = v.confidence >= threshold
-    size = np.bincount(inverse, minlength=k)
-    tp = total(v.flag & v.mismatch)
-    n_auto = total(auto)
-    return GroupBreakdown(
-        group=unique,
-        n_videos=size.astype(np.int64),
-        episode_accuracy=total(v.episode_correct) / size,
-        mismatch_precision=ratio(tp, total(v.flag), 0.0),
-        mismatch_recall=ratio(tp, total(v.mismatch), 0.0),
-        coverage=n_auto / size,
-        auto_accuracy=ratio(total(auto & v.flag_right), n_auto, math.nan),
-    )
+    per_group = group_metrics(v, inverse.reshape(-1), len(unique), threshold)
+    return GroupBreakdown(group=unique, **vars(per_group))
 
 
 # --------------------------------------------------------------------------- everything

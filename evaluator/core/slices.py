@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from evaluator.core.bootstrap import bootstrap_mean_ci
+from evaluator.core.episode import GroupMetrics, group_metrics
 from evaluator.core.episode_inputs import Videos, ratio
 
 __all__ = [
@@ -355,25 +356,15 @@ def slice_intervals(
 
 
 @dataclass(frozen=True, eq=False)
-class EpisodeSliceMetrics:
+class EpisodeSliceMetrics(GroupMetrics):
     """Episode metrics per slice of one column (definitions as for the whole set).
 
     Attributes:
-        n_videos: Videos per slice.
-        episode_accuracy: mean(predicted == true).
-        mismatch_precision / mismatch_recall: of flagging a metadata mismatch (0 when 0/0).
-        coverage / auto_accuracy: at the confidence threshold (auto_accuracy NaN when
-            nothing is automated).
+        n_videos / episode_accuracy / ... / auto_accuracy: per slice, as in `GroupMetrics`.
         coverage_at_accuracy: largest coverage whose auto-decision accuracy is >= the
             target, within the slice (0 when no threshold qualifies).
     """
 
-    n_videos: np.ndarray
-    episode_accuracy: np.ndarray
-    mismatch_precision: np.ndarray
-    mismatch_recall: np.ndarray
-    coverage: np.ndarray
-    auto_accuracy: np.ndarray
     coverage_at_accuracy: np.ndarray
 
 
@@ -395,14 +386,7 @@ def episode_slice_metrics(
         target: The target auto-decision accuracy.
     """
     c = np.asarray(codes, dtype=np.int64)
-
-    def total(mask: np.ndarray) -> np.ndarray:
-        return np.bincount(c, weights=mask.astype(np.float64), minlength=n_groups)
-
-    size = np.bincount(c, minlength=n_groups).astype(np.float64)
-    auto = v.confidence >= threshold
-    tp = total(v.flag & v.mismatch)
-    n_auto = total(auto)
+    per_slice = group_metrics(v, c, n_groups, threshold)
     # Within each slice, confidence descending; a tie block ends where (slice, conf) changes.
     order = np.lexsort((-v.confidence, c))
     cs, conf = c[order], v.confidence[order]
@@ -420,11 +404,5 @@ def episode_slice_metrics(
     np.maximum.at(best, cs[ends][ok], n_auto_at[ok].astype(np.float64))
     with np.errstate(invalid="ignore", divide="ignore"):
         return EpisodeSliceMetrics(
-            n_videos=size.astype(np.int64),
-            episode_accuracy=total(v.episode_correct) / size,
-            mismatch_precision=ratio(tp, total(v.flag), 0.0),
-            mismatch_recall=ratio(tp, total(v.mismatch), 0.0),
-            coverage=n_auto / size,
-            auto_accuracy=ratio(total(auto & v.flag_right), n_auto, math.nan),
-            coverage_at_accuracy=best / size,
+            **vars(per_slice), coverage_at_accuracy=best / per_slice.n_videos
         )

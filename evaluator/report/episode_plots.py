@@ -26,6 +26,29 @@ def _label(ax: Any, xlabel: str, ylabel: str, title: str) -> None:
     ax.legend(loc="lower left", fontsize=8)
 
 
+def save_png(fig: Any, path: Path) -> None:
+    """Write ``fig`` as a PNG (parent folders created) and free it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+
+
+def mark_threshold(ax: Any, at: tuple[float, float], *, color: str, label: str) -> None:
+    """The (coverage, auto_accuracy) point at the configured threshold, in percent; not drawn
+    when nothing is automated there (no accuracy)."""
+    cov, acc = at
+    if cov > 0 and math.isfinite(acc):
+        ax.plot(
+            100 * cov,
+            100 * acc,
+            "o",
+            color=color,
+            markersize=9,
+            zorder=5,
+            label=f"{label}: coverage {cov:.1%}, accuracy {acc:.1%}",
+        )
+
+
 def plot_risk_coverage(
     curve: RiskCoverageCurve,
     path: Path,
@@ -51,34 +74,37 @@ def plot_risk_coverage(
         at_target: The coverage_at_accuracy result for the target accuracy.
         title: The figure title (e.g. the model and the input file).
     """
-    cov = 100.0 * curve.coverage
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 5.0))
+    _accuracy_by_coverage(left, curve, threshold, at_threshold, at_target)
+    _by_threshold(right, curve, threshold, 100.0 * at_target.target)
+    fig.suptitle(title, fontsize=12)
+    save_png(fig, path)
+
+
+def _accuracy_by_coverage(
+    ax: Any,
+    curve: RiskCoverageCurve,
+    threshold: float,
+    at_threshold: tuple[float, float],
+    at_target: CoverageAtAccuracy,
+) -> None:
+    """The left panel: the risk-coverage curve, the target, the threshold's point and the
+    largest coverage that meets the target with its interval."""
     acc = 100.0 * curve.auto_accuracy
     target = 100.0 * at_target.target
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12.5, 5.0))
-
     # One point per distinct confidence; coverage 0 has no accuracy, so the line starts there.
-    left.plot(cov, acc, color="C0", linewidth=2, label="auto-decision accuracy")
-    left.axhline(
+    ax.plot(100.0 * curve.coverage, acc, color="C0", linewidth=2, label="auto-decision accuracy")
+    ax.axhline(
         target,
         color="C3",
         linestyle="--",
         linewidth=1.3,
         label=f"target accuracy {at_target.target:.1%}",
     )
-    t_cov, t_acc = at_threshold
-    if t_cov > 0 and math.isfinite(t_acc):
-        left.plot(
-            100 * t_cov,
-            100 * t_acc,
-            "o",
-            color="C1",
-            markersize=9,
-            zorder=5,
-            label=f"threshold {threshold:g}: coverage {t_cov:.1%}, accuracy {t_acc:.1%}",
-        )
+    mark_threshold(ax, at_threshold, color="C1", label=f"threshold {threshold:g}")
     if at_target.n_auto > 0:
         ci = f" [{at_target.ci_low:.1%}, {at_target.ci_high:.1%}]"
-        left.plot(
+        ax.plot(
             100 * at_target.coverage,
             100 * at_target.auto_accuracy,
             "D",
@@ -88,7 +114,7 @@ def plot_risk_coverage(
             label=f"largest coverage at target: {at_target.coverage:.1%}{ci} "
             f"(threshold {at_target.threshold:.3g})",
         )
-        left.axvspan(
+        ax.axvspan(
             100 * at_target.ci_low,
             100 * at_target.ci_high,
             color="C2",
@@ -96,44 +122,38 @@ def plot_risk_coverage(
             label=f"{at_target.ci_level:.0%} bootstrap interval of that coverage",
         )
     low = min(float(np.nanmin(acc)), target)
-    left.set_ylim(max(0.0, low - 0.1 * (100.5 - low) - 0.5), 100.5)
-    left.set_xlim(0, 100)
+    ax.set_ylim(max(0.0, low - 0.1 * (100.5 - low) - 0.5), 100.5)
+    ax.set_xlim(0, 100)
     _label(
-        left,
+        ax,
         "coverage (% of videos the model decides alone)",
         "auto-decision accuracy (% of those decisions right)",
         "Risk-coverage: lower the threshold, move right",
     )
 
+
+def _by_threshold(ax: Any, curve: RiskCoverageCurve, threshold: float, target: float) -> None:
+    """The right panel: coverage and auto-decision accuracy (percent) against the threshold."""
     # Below the lowest confidence nothing changes: carry the last point to threshold 0.
     thr = np.r_[curve.threshold, 0.0]
-    right.step(thr, np.r_[cov, cov[-1]], where="post", color="C0", linewidth=2, label="coverage")
-    right.step(
-        thr,
-        np.r_[acc, acc[-1]],
-        where="post",
-        color="C1",
-        linewidth=2,
-        label="auto-decision accuracy",
-    )
-    right.axvline(
+    for values, color, label in (
+        (100.0 * curve.coverage, "C0", "coverage"),
+        (100.0 * curve.auto_accuracy, "C1", "auto-decision accuracy"),
+    ):
+        ax.step(thr, np.r_[values, values[-1]], where="post", color=color, linewidth=2, label=label)
+    ax.axvline(
         threshold,
         color="0.3",
         linestyle=":",
         linewidth=1.5,
         label=f"configured threshold {threshold:g}",
     )
-    right.axhline(target, color="C3", linestyle="--", linewidth=1.3, label="target accuracy")
-    right.set_xlim(0, 1)
-    right.set_ylim(0, 101)
+    ax.axhline(target, color="C3", linestyle="--", linewidth=1.3, label="target accuracy")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 101)
     _label(
-        right,
+        ax,
         "confidence threshold (decide alone when confidence >= threshold)",
         "percent (of all videos / of automated decisions)",
         "Coverage and accuracy by threshold",
     )
-
-    fig.suptitle(title, fontsize=12)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import matplotlib
@@ -11,8 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from evaluator.core.episode import RiskCoverageCurve
-
-DPI = 110
+from evaluator.report.episode_plots import mark_threshold, save_png
 
 
 def plot_consensus_risk_coverage(
@@ -40,41 +38,18 @@ def plot_consensus_risk_coverage(
         title: The figure title.
     """
     fig, ax = plt.subplots(figsize=(7.5, 5.0))
-    ax.plot(
-        100 * single.coverage,
-        100 * single.auto_accuracy,
-        color="C0",
-        linewidth=2,
-        label="single model: confidence >= threshold",
-    )
-    if consensus.coverage.size:
-        ax.plot(
-            100 * consensus.coverage,
-            100 * consensus.auto_accuracy,
-            color="C3",
-            linewidth=2,
-            label="consensus: readings agree and confidence >= threshold",
-        )
-    for (cov, acc), color, name in (
-        (single_at, "C0", "single"),
-        (consensus_at, "C3", "consensus"),
+    for curve, color, label in (
+        (single, "C0", "single model: confidence >= threshold"),
+        (consensus, "C3", "consensus: readings agree and confidence >= threshold"),
     ):
-        if cov > 0 and math.isfinite(acc):
-            ax.plot(
-                100 * cov,
-                100 * acc,
-                "o",
-                color=color,
-                markersize=9,
-                zorder=5,
-                label=f"{name} at threshold {threshold:g}: coverage {cov:.1%}, accuracy {acc:.1%}",
-            )
+        if curve.coverage.size:  # the single model's curve is never empty
+            ax.plot(100 * curve.coverage, 100 * curve.auto_accuracy, color=color, lw=2, label=label)
+    for at, color, name in ((single_at, "C0", "single"), (consensus_at, "C3", "consensus")):
+        mark_threshold(ax, at, color=color, label=f"{name} at threshold {threshold:g}")
     ax.set_xlim(0, 100)
     ax.set_xlabel("coverage (% of all videos decided without a human)")
     ax.set_ylabel("auto-decision accuracy (% of those decisions right)")
     ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    save_png(fig, path)

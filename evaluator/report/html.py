@@ -347,11 +347,8 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
     """
     s = ri.drawn.settings
     metrics = ri.summary["metrics"]
-    confidence = None
-    if ri.intervals is not None:
-        confidence = ri.intervals.confidence
+    confidence = None if ri.intervals is None else ri.intervals.confidence
     data = gallery_data(ri, options)
-    counts = pd.Series(data["cols"]["why"]).replace("", "hit").value_counts()
     payload = {
         "title": ri.title,
         "settings": {
@@ -372,7 +369,39 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
     blob = json.dumps(payload, separators=(",", ":"), allow_nan=False)
     # Inside <script>: no "</script>" or "<!--" can come out of a JSON string this way.
     blob = blob.replace("<", "\\u003c")
+    return (
+        TEMPLATE.replace("__TITLE__", html.escape(ri.title))
+        .replace("__SETTINGS__", html.escape(_settings_line(s)))
+        .replace("__META__", html.escape(_meta_line(ri.summary)))
+        .replace("__WARNINGS__", _warnings_html(ri.summary.get("warnings", ())))
+        .replace("__CARDS__", _cards_html(ri, confidence))
+        .replace("__COUNTS__", _counts_html(s, metrics))
+        .replace("__REASONS__", _reasons_html(data["cols"]["why"], metrics))
+        .replace("__PLOTS__", _plots_html(plot_pngs))
+        .replace("__SLICES__", slices_html)
+        .replace("__DATA__", blob)
+    )
 
+
+def _settings_line(s: PosterSettings) -> str:
+    theta = "off (time only)" if s.min_cosine is None else f"{s.min_cosine:g}"
+    return (
+        f"match: |dt| ≤ {s.time_tolerance_s:g} s and cosine ≥ {theta}; first {s.k_max} model "
+        f"frames per video; videos with ≥ {s.min_expert_frames} expert frames scored"
+    )
+
+
+def _meta_line(summary: dict[str, Any]) -> str:
+    digest = str(summary.get("dataset_digest", ""))[:16]
+    return (
+        f"dataset digest {digest} · experts {Path(str(summary.get('experts'))).name}"
+        f" · predictions {Path(str(summary.get('predictions'))).name}"
+        f" · video-evaluator {__version__}"
+    )
+
+
+def _cards_html(ri: ReportInputs, confidence: float | None) -> str:
+    """The headline cards, recall@k with its interval."""
     cards = []
     for card in _headline(ri):
         interval = ""
@@ -386,53 +415,40 @@ def build_report_html(ri: ReportInputs, options: ReportOptions, plot_pngs: dict[
             f'{html.escape(card["label"])}</div><div class="value">{_fmt(card["value"])}</div>'
             f"{interval}</div>"
         )
-    n_elig = int(metrics["n_videos_eligible"])
+    return "".join(cards)
+
+
+def _counts_html(s: PosterSettings, metrics: dict[str, Any]) -> str:
+    """The videos scored, excluded and dropped, one list item each."""
     count_items = [
-        ("eligible videos", n_elig),
+        ("eligible videos", metrics["n_videos_eligible"]),
         (f"excluded (< {s.min_expert_frames} expert frames)", metrics["n_videos_excluded"]),
         ("without predictions", metrics["n_videos_without_predictions"]),
         ("prediction videos unknown to the experts", metrics["n_prediction_videos_unknown"]),
         (f"predictions past k_max={s.k_max} ignored", metrics["n_predictions_truncated"]),
         ("duplicate expert rows dropped", metrics["n_expert_duplicates_dropped"]),
     ]
-    count_html = "".join(
-        f"<li><b>{int(v)}</b> {html.escape(label)}</li>" for label, v in count_items
-    )
-    reason_rows = "".join(
+    return "".join(f"<li><b>{int(v)}</b> {html.escape(label)}</li>" for label, v in count_items)
+
+
+def _reasons_html(why: list[str], metrics: dict[str, Any]) -> str:
+    """Hits and each miss reason: count and share of the eligible videos, linked to the
+    gallery's filter."""
+    n_elig = int(metrics["n_videos_eligible"])
+    counts = pd.Series(why).replace("", "hit").value_counts()
+    return "".join(
         f'<tr><td><a href="#gallery" data-filter="{"hit" if r == "hit" else "reason:" + r}">'
         f"{html.escape(r)}</a></td><td>{int(c)}</td><td>{c / max(n_elig, 1):.1%}</td></tr>"
         for r, c in counts.items()
     )
-    plots = "".join(
+
+
+def _plots_html(plot_pngs: dict[str, bytes]) -> str:
+    return "".join(
         f'<figure><img alt="{html.escape(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode("ascii")}"><figcaption>{html.escape(name)}'
         f"</figcaption></figure>"
         for name, png in plot_pngs.items()
-    )
-    theta = "off (time only)" if s.min_cosine is None else f"{s.min_cosine:g}"
-    settings_line = (
-        f"match: |dt| ≤ {s.time_tolerance_s:g} s and cosine ≥ {theta}; first {s.k_max} model "
-        f"frames per video; videos with ≥ {s.min_expert_frames} expert frames scored"
-    )
-    digest = str(ri.summary.get("dataset_digest", ""))[:16]
-    return (
-        TEMPLATE.replace("__TITLE__", html.escape(ri.title))
-        .replace("__SETTINGS__", html.escape(settings_line))
-        .replace(
-            "__META__",
-            html.escape(
-                f"dataset digest {digest} · experts {Path(str(ri.summary.get('experts'))).name}"
-                f" · predictions {Path(str(ri.summary.get('predictions'))).name}"
-                f" · video-evaluator {__version__}"
-            ),
-        )
-        .replace("__WARNINGS__", _warnings_html(ri.summary.get("warnings", ())))
-        .replace("__CARDS__", "".join(cards))
-        .replace("__COUNTS__", count_html)
-        .replace("__REASONS__", reason_rows)
-        .replace("__PLOTS__", plots)
-        .replace("__SLICES__", slices_html)
-        .replace("__DATA__", blob)
     )
 
 

@@ -19,21 +19,18 @@ from omegaconf import DictConfig, OmegaConf
 from evaluator import __version__
 from evaluator.core.digest import episode_set_digest
 from evaluator.core.episode import (
-    AUTO_ACCEPT,
-    AUTO_FLAG,
-    HUMAN_REVIEW,
     EpisodeResult,
     accuracy_metric_suffix,
     curve_at_thresholds,
     evaluate_episodes,
 )
-from evaluator.core.episode_inputs import episode_videos
+from evaluator.core.episode_inputs import AUTO_ACCEPT, AUTO_FLAG, HUMAN_REVIEW, episode_videos
 from evaluator.core.episode_text import COUNT_METRICS as TEXT_COUNT_METRICS
 from evaluator.core.episode_text import EpisodeTextResult
 from evaluator.engines import engine_name
 from evaluator.errors import InputError
 from evaluator.io.episode import EpisodeTable, load_episode_table
-from evaluator.io.outputs import Writer, write_all, write_json, write_parquet, write_text
+from evaluator.io.outputs import write_all
 from evaluator.lifecycle import checkpoint
 from evaluator.report.episode_tables import (
     confusion_dict,
@@ -41,14 +38,14 @@ from evaluator.report.episode_tables import (
     group_frame,
     sweep_frame,
 )
+from evaluator.tasks.episode_files import EpisodeTables, result_files
 from evaluator.tasks.episode_text import (
-    TEXT_TABLE,
     evaluate_table_text,
     group_text_columns,
     misreads_frame,
-    text_plot_writers,
     with_text_columns,
 )
+from evaluator.tasks.params import flat_params
 from evaluator.tasks.slicing import SliceOutputs, episode_slices, load_slices
 from evaluator.tracking.datasets import FileDataset
 from evaluator.tracking.mlflow_run import (
@@ -80,7 +77,6 @@ COUNT_METRICS = (
     "n_true_mismatches",
     *TEXT_COUNT_METRICS,
 )
-PLOT_FILE = "plots/risk_coverage.png"
 
 
 @dataclass(frozen=True)
@@ -233,17 +229,7 @@ def build_summary(
 
 
 def _params(cfg: DictConfig, table: EpisodeTable) -> dict[str, str]:
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}", v)
-        else:
-            flat[prefix] = "null" if node is None else str(node)
-
-    episode = OmegaConf.to_container(cfg.episode, resolve=True)
-    walk("episode", episode)
+    flat = flat_params("episode", OmegaConf.to_container(cfg.episode, resolve=True))
     flat["data.episodes"] = str(cfg.data.episodes)
     flat["data.episodes_resolved"] = (
         str(table.path.resolve()) if table.path.exists() else str(cfg.data.episodes)
@@ -279,12 +265,7 @@ def run_episode(
     settings = episode_settings(cfg)
     path = _episodes_path(cfg)
     slices = load_slices(cfg)  # bad slice metadata is refused before the episodes are read
-    if engine_name(cfg) == "spark":
-        from evaluator.engines.spark import spark_episode_table
-
-        table = spark_episode_table(cfg.engine, str(cfg.data.episodes), group_by=settings.group_by)
-    else:
-        table = load_episode_table(path, group_by=settings.group_by)
+    table = _read_episodes(cfg, path, settings)
     result = evaluate_episodes(
         table.metadata_episode,
         table.predicted_episode,
@@ -309,65 +290,26 @@ def run_episode(
     digest = episode_set_digest(
         table.video_id, table.metadata_episode, table.true_episode, table.texts.text_true
     )
-    videos = with_text_columns(episode_video_table(result, table), table, text)
-    sweep = sweep_frame(result.curve)
-    groups = None
-    if result.groups is not None and table.group_column is not None:
-        groups = group_frame(result.groups, table.group_column)
-        groups = group_text_columns(groups, table, text, settings.confidence_threshold)
+    tables = _tables(cfg, table, result, text, settings, slices)
     summary = build_summary(result, metrics, table, settings, digest, cfg)
-    slice_out = None if slices is None else _slices(slices, table, result, settings, cfg, text)
-    misreads = misreads_frame(table, result, text, slice_out.videos if slice_out else None)
-
-    files: dict[str, Writer] = {
-        "summary.json": write_json(summary),
-        "episode_videos.parquet": write_parquet(videos),
-        "episode_sweep.parquet": write_parquet(sweep),
-        "confusion_matrix.json": write_json(confusion_dict(result.confusion)),
-        "config.yaml": write_text(OmegaConf.to_yaml(cfg, resolve=True)),
-    }
-    if groups is not None:
-        files["episode_groups.parquet"] = write_parquet(groups)
-    if misreads is not None:
-        files[TEXT_TABLE] = write_parquet(misreads)
-    if cfg.plots:
-        files[PLOT_FILE] = _plot_writer(result, metrics, settings, _plot_title(cfg, table))
-        files.update(
-            text_plot_writers(
-                text,
-                result,
-                slice_out.table if slice_out else None,
-                threshold=settings.confidence_threshold,
-                title=_plot_title(cfg, table),
-            )
-        )
-    if slice_out is not None:
-        summary["slices"] = slice_out.summary
-        files.update(slice_out.files)
-    if OmegaConf.select(cfg, "report.html", default=False):
-        files["report.html"] = _report_writer(cfg, table, metrics, files, slice_out, misreads)
+    if tables.slices is not None:
+        summary["slices"] = tables.slices.summary
+    files = result_files(
+        cfg,
+        table,
+        result,
+        text,
+        metrics,
+        summary,
+        tables,
+        threshold=settings.confidence_threshold,
+        title=_plot_title(cfg, table),
+    )
     written = write_all(output_dir, files)
 
     run = None
     if track:
-        tags = evaluation_tags("episode", digest, path.name, cfg.model)
-        tables = {"episode_videos.json": videos, "episode_sweep.json": sweep}
-        if groups is not None:
-            tables["episode_groups.json"] = groups
-        if misreads is not None:
-            tables["episode_text.json"] = misreads
-        if slice_out is not None:
-            tables["slices.json"] = slice_out.table
-        all_metrics = {**metrics, **(slice_out.metrics if slice_out else {})}
-        record = RunRecord(
-            params={**_params(cfg, table), **(slice_out.params if slice_out else {})},
-            tags=tags,
-            metrics={k: v for k, v in all_metrics.items() if math.isfinite(v)},
-            stepped=stepped_metrics(result),
-            artifacts=artifact_list(written, output_dir),
-            tables=tables if cfg.mlflow.log_table else {},
-            dataset=_dataset(table, digest, cfg) if cfg.mlflow.log_dataset else None,
-        )
+        record = _run_record(cfg, table, result, metrics, digest, tables, written, output_dir)
         run = record_evaluation(
             cfg,
             episode_run_name(cfg),
@@ -377,7 +319,71 @@ def run_episode(
             table_files=table_files_of(record),
         )
     return EpisodeOutcome(
-        result, summary, videos, sweep, groups, settings, output_dir, written, run
+        result,
+        summary,
+        tables.videos,
+        tables.sweep,
+        tables.groups,
+        settings,
+        output_dir,
+        written,
+        run,
+    )
+
+
+def _read_episodes(cfg: DictConfig, path: Path, settings: EpisodeSettings) -> EpisodeTable:
+    """The validated episode table, read by the configured engine."""
+    if engine_name(cfg) == "spark":
+        from evaluator.engines.spark import spark_episode_table
+
+        return spark_episode_table(cfg.engine, str(cfg.data.episodes), group_by=settings.group_by)
+    return load_episode_table(path, group_by=settings.group_by)
+
+
+def _tables(
+    cfg: DictConfig,
+    table: EpisodeTable,
+    result: EpisodeResult,
+    text: EpisodeTextResult | None,
+    settings: EpisodeSettings,
+    slices: Any,
+) -> EpisodeTables:
+    """The evaluation's tables; the per-slice metrics when ``data.slices`` is set."""
+    groups = None
+    if result.groups is not None and table.group_column is not None:
+        groups = group_frame(result.groups, table.group_column)
+        groups = group_text_columns(groups, table, text, settings.confidence_threshold)
+    slice_out = None if slices is None else _slices(slices, table, result, settings, cfg, text)
+    return EpisodeTables(
+        videos=with_text_columns(episode_video_table(result, table), table, text),
+        sweep=sweep_frame(result.curve),
+        groups=groups,
+        misreads=misreads_frame(table, result, text, slice_out.videos if slice_out else None),
+        slices=slice_out,
+    )
+
+
+def _run_record(
+    cfg: DictConfig,
+    table: EpisodeTable,
+    result: EpisodeResult,
+    metrics: dict[str, float],
+    digest: str,
+    tables: EpisodeTables,
+    written: list[Path],
+    output_dir: Path,
+) -> RunRecord:
+    """What the MLflow run records: params, tags, finite metrics, files, tables, dataset."""
+    slice_out = tables.slices
+    all_metrics = {**metrics, **(slice_out.metrics if slice_out else {})}
+    return RunRecord(
+        params={**_params(cfg, table), **(slice_out.params if slice_out else {})},
+        tags=evaluation_tags("episode", digest, table.path.name, cfg.model),
+        metrics={k: v for k, v in all_metrics.items() if math.isfinite(v)},
+        stepped=stepped_metrics(result),
+        artifacts=artifact_list(written, output_dir),
+        tables=tables.logged() if cfg.mlflow.log_table else {},
+        dataset=_dataset(table, digest, cfg) if cfg.mlflow.log_dataset else None,
     )
 
 
@@ -397,24 +403,6 @@ def stepped_metrics(result: EpisodeResult) -> dict[str, list[tuple[int, float]]]
             (int(s), float(v)) for s, v in zip(steps, values, strict=True) if math.isfinite(v)
         ]
     return out
-
-
-def _plot_writer(
-    result: EpisodeResult, metrics: dict[str, float], settings: EpisodeSettings, title: str
-) -> Writer:
-    def write(path: Path) -> None:
-        from evaluator.report.episode_plots import plot_risk_coverage
-
-        plot_risk_coverage(
-            result.curve,
-            path,
-            threshold=settings.confidence_threshold,
-            at_threshold=(metrics["coverage"], metrics["auto_accuracy"]),
-            at_target=result.coverage_at_accuracy[0],
-            title=title,
-        )
-
-    return write
 
 
 def _slices(
@@ -442,28 +430,4 @@ def _slices(
         label=episode_run_name(cfg),
         plots=bool(cfg.plots),
         text=text,
-    )
-
-
-def _report_writer(
-    cfg: DictConfig,
-    table: EpisodeTable,
-    metrics: dict[str, float],
-    files: dict[str, Writer],
-    slice_out: SliceOutputs | None,
-    misreads: pd.DataFrame | None,
-) -> Writer:
-    """report.html of the evaluation: numbers, the text sections and the plots written before."""
-    from evaluator.report.episode_html import episode_report_writer
-
-    case_columns = list(slice_out.videos.columns[1:]) if slice_out else []
-    if table.group_column:
-        case_columns.insert(0, table.group_column)
-    return episode_report_writer(
-        _plot_title(cfg, table),
-        metrics,
-        plots=[rel for rel in files if rel.endswith(".png")],
-        cases=slice_out.table if slice_out else None,
-        misreads=misreads,
-        case_columns=case_columns,
     )

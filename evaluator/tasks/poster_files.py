@@ -23,6 +23,7 @@ from evaluator.errors import InputError
 from evaluator.io.outputs import Writer
 from evaluator.report.calibration_plot import calibration_plot_writer
 from evaluator.report.html import ReportInputs, ReportOptions, drawn_poster, report_writer
+from evaluator.tasks.params import flat_params
 from evaluator.tasks.slicing import SliceForest, SliceOutputs
 
 CALIBRATION_PLOT = "plots/cosine_calibration.png"
@@ -127,19 +128,11 @@ def build_summary(
 
 def params_of(cfg: DictConfig, scored: Scored) -> dict[str, str]:
     """The run's params: resolved matching / metrics / sweep / embedder / data settings."""
-    flat: dict[str, str] = {}
-
-    def walk(prefix: str, node: Any) -> None:
-        if isinstance(node, dict):
-            for k, v in node.items():
-                walk(f"{prefix}.{k}" if prefix else str(k), v)
-        else:
-            flat[prefix] = "null" if node is None else str(node)
-
     container = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(container, dict)
+    flat: dict[str, str] = {}
     for group in ("matching", "calibration", "metrics", "sweep", "embedder", "data"):
-        walk(group, container.get(group, {}))
+        flat.update(flat_params(group, container.get(group, {})))
     flat["data.experts_resolved"] = scored.experts.resolved
     flat["data.predictions_resolved"] = scored.predictions.resolved
     flat["predictions.rank_source"] = scored.predictions.rank_source

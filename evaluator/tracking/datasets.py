@@ -33,42 +33,9 @@ def spark_source(location: str) -> Any:
     return SparkDatasetSource(path=location)
 
 
-def file_dataset(
-    path: Path,
-    name: str,
-    digest: str,
-    columns: Sequence[tuple[str, str]],
-    *,
-    spark_location: str | None = None,
-) -> Any:
-    """An MLflow `MetaDataset` describing a file: no rows (or embeddings) are copied.
-
-    Args:
-        path: the evaluation set's file.
-        name: the dataset name shown in the UI.
-        digest: the content digest (the first 32 characters are used, MLflow's limit is 36).
-        columns: (name, MLflow type) pairs for the schema, e.g. ("video_id", "string").
-        spark_location: with engine=spark, the source string Spark read (a table, a URI or a
-            folder of part files); it becomes the dataset's source.
-    """
-    from mlflow.data.meta_dataset import MetaDataset
-    from mlflow.types.schema import ColSpec, Schema, TensorSpec
-
-    specs: list[ColSpec | TensorSpec] = [ColSpec(kind, col) for col, kind in columns]
-    # MetaDataset implements `profile` as a property; mypy reads the abstract declaration.
-    return MetaDataset(  # type: ignore[abstract]
-        source=local_source(str(path.resolve()))
-        if spark_location is None
-        else spark_source(spark_location),
-        name=name,
-        digest=digest[:32],
-        schema=Schema(specs),
-    )
-
-
 @dataclass(frozen=True)
 class FileDataset:
-    """What `file_dataset` needs, as plain values (it can be saved and rebuilt later).
+    """An evaluation set described by plain values (saved with a run to record later).
 
     Attributes:
         path: the evaluation set's file (absolute).
@@ -99,11 +66,19 @@ class FileDataset:
         return cls(str(path.resolve()), name, digest, cols, spark_location)
 
     def to_mlflow(self) -> Any:
-        """The MLflow `MetaDataset` (imports MLflow)."""
-        return file_dataset(
-            Path(self.path),
-            self.name,
-            self.digest,
-            self.columns,
-            spark_location=self.spark_location,
+        """The MLflow `MetaDataset` describing the file (imports MLflow): no rows (or
+        embeddings) are copied; the digest is cut to MLflow's limit (the first 32
+        characters)."""
+        from mlflow.data.meta_dataset import MetaDataset
+        from mlflow.types.schema import ColSpec, Schema, TensorSpec
+
+        specs: list[ColSpec | TensorSpec] = [ColSpec(kind, col) for col, kind in self.columns]
+        source = (
+            local_source(str(Path(self.path).resolve()))
+            if self.spark_location is None
+            else spark_source(self.spark_location)
+        )
+        # MetaDataset implements `profile` as a property; mypy reads the abstract declaration.
+        return MetaDataset(  # type: ignore[abstract]
+            source=source, name=self.name, digest=self.digest[:32], schema=Schema(specs)
         )

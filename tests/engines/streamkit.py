@@ -12,7 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from evaluator.core.poster import PosterSettings
+from evaluator.engines.local import Scored, score_poster, stream_sources
 from evaluator.engines.units import score_unit
+from evaluator.io.poster import load_poster_inputs
+from evaluator.io.sources import resolve_source
 from evaluator.report.gallery import ScoredSet
 
 # Time tolerance 3 s and min cosine 0.5 (the defaults) with a sweep around both.
@@ -183,3 +186,46 @@ def scored_units(seed: int, n_videos: int, n_units: int) -> list[ScoredSet]:
         )
         for group in np.array_split(experts.video_id.unique(), n_units)
     ]
+
+
+def score_whole(
+    root: Path, exp: pa.Table, pred: pa.Table, settings: PosterSettings, **options: Any
+) -> Scored:
+    """The two tables written whole into ``root`` and scored in memory (`score_poster` with
+    ``options``): the reference the streamed engines are compared with."""
+    pq.write_table(exp, root / "experts.parquet")
+    pq.write_table(pred, root / "predictions.parquet")
+    inputs = load_poster_inputs(
+        root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
+    )
+    return score_poster(inputs, settings, **options)
+
+
+def score_streamed(
+    root: Path,
+    exp: pa.Table,
+    pred: pa.Table,
+    settings: PosterSettings,
+    *,
+    n_parts: tuple[int, int],
+    seed: int,
+    budget_mb: float,
+    **options: Any,
+) -> Scored:
+    """The two tables written as part files into ``root`` (``n_parts`` each, rows shuffled by
+    ``seed`` and ``seed + 1``) and streamed through ``root / "tmp"`` (`stream_sources`, frames
+    judged, with ``options``); its temporary buckets must be gone afterwards."""
+    write_parts(exp, root / "experts", n_parts[0], seed)
+    write_parts(pred, root / "predictions", n_parts[1], seed + 1)
+    (root / "tmp").mkdir()
+    scored = stream_sources(
+        resolve_source(root / "experts", "experts"),
+        resolve_source(root / "predictions", "predictions"),
+        settings,
+        budget_mb=budget_mb,
+        temp_dir=str(root / "tmp"),
+        judge_frames=True,
+        **options,
+    )
+    assert list((root / "tmp").iterdir()) == []  # temporary buckets removed
+    return scored

@@ -8,42 +8,34 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from evaluator.core.calibration import COSINE_BINS
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.local import Scored, score_poster, stream_sources
+from evaluator.engines.local import Scored
 from evaluator.errors import InputError
-from evaluator.io.poster import load_poster_inputs
-from evaluator.io.sources import resolve_source
 from evaluator.tasks.poster_similarity import SimilarityOptions, calibration_of
-from tests.engines.streamkit import SETTINGS, arrow_table, assert_same, random_tables, write_parts
+from tests.engines import streamkit
+from tests.engines.streamkit import SETTINGS, arrow_table, assert_same, random_tables
 from tests.reference.calibration import naive_cosine, naive_mean, naive_pool
 
 
 def _whole(root: Path, exp: pa.Table, pred: pa.Table, s: PosterSettings, center: str) -> Scored:
-    pq.write_table(exp, root / "experts.parquet")
-    pq.write_table(pred, root / "predictions.parquet")
-    inputs = load_poster_inputs(
-        root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
-    )
-    return score_poster(inputs, s, judge_frames=True, center=center)
+    return streamkit.score_whole(root, exp, pred, s, judge_frames=True, center=center)
 
 
 def _streamed(
     root: Path, exp: pa.Table, pred: pa.Table, s: PosterSettings, center: str, budget_mb: float
 ) -> Scored:
-    write_parts(exp, root / "experts", 3, 1)
-    write_parts(pred, root / "predictions", 2, 2)
-    return stream_sources(
-        resolve_source(root / "experts", "experts"),
-        resolve_source(root / "predictions", "predictions"),
+    return streamkit.score_streamed(
+        root,
+        exp,
+        pred,
         s,
+        n_parts=(3, 2),
+        seed=1,
         budget_mb=budget_mb,
-        temp_dir=str(root),
-        judge_frames=True,
         want_images=False,
         center=center,
     )

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from evaluator.core.bootstrap import bootstrap_mean_ci
 from evaluator.core.poster import PosterSettings
-from evaluator.engines.local import Scored, score_poster, stream_sources
+from evaluator.engines.local import Scored, score_poster
 from evaluator.engines.streaming import StreamedPoster, stream_poster
 from evaluator.errors import InputError
 from evaluator.io.partition import plan_table
@@ -35,6 +35,8 @@ from tests.engines.streamkit import (
     arrow_table,
     assert_same,
     random_tables,
+    score_streamed,
+    score_whole,
     scored_units,
     write_parts,
 )
@@ -43,32 +45,23 @@ from tests.engines.streamkit import (
 def _in_memory(
     exp: pa.Table, pred: pa.Table, root: Path, cap: int | None, judge: bool = True
 ) -> Scored:
-    pq.write_table(exp, root / "experts.parquet")
-    pq.write_table(pred, root / "predictions.parquet")
-    inputs = load_poster_inputs(
-        root / "experts.parquet", root / "predictions.parquet", need_embeddings=True
-    )
-    return score_poster(inputs, SETTINGS, judge_frames=judge, max_gallery_videos=cap)
+    return score_whole(root, exp, pred, SETTINGS, judge_frames=judge, max_gallery_videos=cap)
 
 
 def _streamed(
     exp: pa.Table, pred: pa.Table, root: Path, n_parts: int, seed: int, budget_mb: float, cap
 ) -> Scored:
-    write_parts(exp, root / "experts", n_parts, seed)
-    write_parts(pred, root / "predictions", n_parts, seed + 1)
-    (root / "tmp").mkdir()
-    scored = stream_sources(
-        resolve_source(root / "experts", "experts"),
-        resolve_source(root / "predictions", "predictions"),
+    return score_streamed(
+        root,
+        exp,
+        pred,
         SETTINGS,
+        n_parts=(n_parts, n_parts),
+        seed=seed,
         budget_mb=budget_mb,
-        temp_dir=str(root / "tmp"),
-        judge_frames=True,
         want_images=True,
         max_gallery_videos=cap,
     )
-    assert list((root / "tmp").iterdir()) == []  # temporary buckets removed
-    return scored
 
 
 def assert_same_evaluation(a: Scored, b: Scored) -> None:
