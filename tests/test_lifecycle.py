@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 
 from evaluator import lifecycle
 from evaluator.cli import exit_status
@@ -125,9 +128,6 @@ def test_a_bug_in_a_real_run_exits_4_with_its_traceback(
 ) -> None:
     """A bug (not MLflow, not the network) exits 4 with the traceback, never 3 with a "record
     it later" hint; a run it interrupts ends FAILED, none is left RUNNING."""
-    import subprocess
-    import sys
-
     module, cls, method, message = BUGS[where]
     db = tmp_path / "mlflow.db"
     code = (
